@@ -1,0 +1,92 @@
+using System.CommandLine;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Silo.Database;
+
+namespace DeepSeekRL.Silo.CommandLine;
+
+/// <summary>Builds the <c>deepseekrl</c> command line (DESIGN.md §4).</summary>
+public static class SiloCommandLine
+{
+    /// <summary>The global <c>--db</c> option: a connection string or URI that overrides <c>DEEPSEEKRL_DB</c>.</summary>
+    public static Option<string?> DbOption { get; } = new("--db")
+    {
+        Description = "PostgreSQL connection string or postgresql:// URI (default: $DEEPSEEKRL_DB, else the embedded cluster under .data/pg)",
+        Recursive = true,
+    };
+
+    /// <summary>Creates the root command with every subcommand.</summary>
+    /// <returns>The root command.</returns>
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("DeepSeekRL: DeepSeek-R1-style reinforcement learning on a DeepSeek-V3-architecture model.");
+        root.Options.Add(DbOption);
+        root.Subcommands.Add(DbCommands.Create());
+        root.Subcommands.Add(DemoCommand.Create());
+        AddVersionEverywhere(root);
+        return root;
+    }
+
+    /// <summary>Wraps a command body: a <see cref="CliException"/> becomes a one-line error and its exit code.</summary>
+    /// <param name="command">The command.</param>
+    /// <param name="body">The body; returns the exit code.</param>
+    public static void SetHandler(this Command command, Func<ParseResult, CancellationToken, Task<int>> body)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(body);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            try
+            {
+                return await body(parseResult, cancellationToken);
+            }
+            catch (CliException ex)
+            {
+                await Console.Error.WriteLineAsync("deepseekrl: error: " + ex.Message);
+                return ex.ExitCode;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await Console.Error.WriteLineAsync("deepseekrl: cancelled");
+                return 130;
+            }
+        });
+    }
+
+    /// <summary>Returns the value of a successful outcome, or throws a <see cref="CliException"/> with its error.</summary>
+    /// <typeparam name="T">The value type.</typeparam>
+    /// <param name="outcome">The outcome.</param>
+    /// <returns>The value.</returns>
+    public static T OrExit<T>(this Outcome<T> outcome) =>
+        outcome.Succeeded ? outcome.Value : throw new CliException(outcome.Error!);
+
+    /// <summary>Connects to the database chosen by <c>--db</c>, <c>DEEPSEEKRL_DB</c> or the embedded cluster, and migrates it.</summary>
+    /// <param name="parseResult">The parse result holding <c>--db</c>.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>The connected database.</returns>
+    public static async Task<ConnectedDatabase> ConnectAsync(ParseResult parseResult, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(parseResult);
+        var target = ResolveTarget(parseResult);
+        var connected = await DatabaseConnector.ConnectAsync(target, SiloEnvironment.EmbeddedCluster(), Migration.Embedded(), cancellationToken);
+        return connected.OrExit();
+    }
+
+    /// <summary>The database target chosen by <c>--db</c>, then <c>DEEPSEEKRL_DB</c>, then the embedded cluster.</summary>
+    /// <param name="parseResult">The parse result.</param>
+    /// <returns>The target.</returns>
+    public static DatabaseTarget ResolveTarget(ParseResult parseResult)
+    {
+        ArgumentNullException.ThrowIfNull(parseResult);
+        return DatabaseTarget.Resolve(parseResult.GetValue(DbOption), Environment.GetEnvironmentVariable(DatabaseTarget.EnvironmentVariable)).OrExit();
+    }
+
+    private static void AddVersionEverywhere(Command command)
+    {
+        foreach (var sub in command.Subcommands)
+        {
+            sub.Options.Add(new VersionOption());
+            AddVersionEverywhere(sub);
+        }
+    }
+}

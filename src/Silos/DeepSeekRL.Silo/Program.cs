@@ -1,0 +1,3 @@
+using DeepSeekRL.Silo.CommandLine;
+
+return await SiloCommandLine.Create().Parse(args).InvokeAsync();
