@@ -1,0 +1,119 @@
+using System.Data;
+using System.Text.Json;
+using Npgsql;
+
+namespace DeepSeekRL.Grains.Stores;
+
+/// <summary>Which SFT samples to export.</summary>
+/// <param name="CampaignId">The campaign.</param>
+/// <param name="Since">Only samples created at or after this time, when given.</param>
+/// <param name="MinReward">Only samples with a reward at or above this, when given.</param>
+/// <param name="AfterId">Only samples with a larger id (for incremental exports), when given.</param>
+public sealed record SftExportFilter(long CampaignId, DateTimeOffset? Since = null, double? MinReward = null, long? AfterId = null);
+
+/// <summary>
+/// Streams SFT samples as JSONL in the chat <c>messages</c> format SFT trainers read (TRL, OpenRLHF): one line per
+/// sample, <c>{"messages": [user, assistant], "metadata": {...}}</c>, the assistant content being
+/// <c>&lt;think&gt;\n{reasoning}\n&lt;/think&gt;\n\n{answer}</c>. Rows are read with a streaming reader in id order, so memory
+/// stays constant whatever the number of samples.
+/// </summary>
+public static class SftExporter
+{
+    /// <summary>Writes the samples matching <paramref name="filter"/> to <paramref name="output"/>.</summary>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="filter">The filter.</param>
+    /// <param name="output">The destination stream (not closed).</param>
+    /// <param name="cancellationToken">Cancels the export.</param>
+    /// <returns>The number of samples written and the largest id written (0 when none).</returns>
+    public static async Task<(long Count, long LastId)> ExportAsync(
+        NpgsqlDataSource dataSource, SftExportFilter filter, Stream output, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(filter);
+        ArgumentNullException.ThrowIfNull(output);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // One consistent snapshot for the whole export.
+        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
+        await using var command = new NpgsqlCommand("""
+            SELECT id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores::text, verdicts::text, created_at
+              FROM sft_samples
+             WHERE campaign_id = $1
+               AND ($2::timestamptz IS NULL OR created_at >= $2)
+               AND ($3::float8 IS NULL OR reward >= $3)
+               AND ($4::bigint IS NULL OR id > $4)
+             ORDER BY id
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.AfterId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+
+        long count = 0, lastId = 0;
+        await using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = true });
+        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var id = reader.GetInt64(0);
+            var step = reader.GetInt32(1);
+            var policyVersion = reader.GetInt32(2);
+            long? completionId = reader.IsDBNull(3) ? null : reader.GetInt64(3);
+            var prompt = reader.GetString(4);
+            var reasoning = reader.GetString(5);
+            var answer = reader.GetString(6);
+            double? reward = reader.IsDBNull(7) ? null : reader.GetDouble(7);
+            var scores = reader.GetString(8);
+            var verdicts = reader.GetString(9);
+            var created = reader.GetFieldValue<DateTimeOffset>(10);
+
+            writer.Reset(output);
+            writer.WriteStartObject();
+            writer.WriteStartArray("messages");
+            writer.WriteStartObject();
+            writer.WriteString("role", "user");
+            writer.WriteString("content", prompt);
+            writer.WriteEndObject();
+            writer.WriteStartObject();
+            writer.WriteString("role", "assistant");
+            writer.WriteString("content", "<think>\n" + reasoning + "\n</think>\n\n" + answer);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+            writer.WriteStartObject("metadata");
+            writer.WriteNumber("sample_id", id);
+            writer.WriteNumber("campaign_id", filter.CampaignId);
+            writer.WriteNumber("step", step);
+            writer.WriteNumber("policy_version", policyVersion);
+            if (completionId is long c)
+            {
+                writer.WriteNumber("completion_id", c);
+            }
+            else
+            {
+                writer.WriteNull("completion_id");
+            }
+
+            if (reward is double r && double.IsFinite(r))
+            {
+                writer.WriteNumber("reward", r);
+            }
+            else
+            {
+                writer.WriteNull("reward");
+            }
+
+            writer.WritePropertyName("scores");
+            writer.WriteRawValue(scores, skipInputValidation: true);
+            writer.WritePropertyName("verdicts");
+            writer.WriteRawValue(verdicts, skipInputValidation: true);
+            writer.WriteString("created_at", created);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            await writer.FlushAsync(cancellationToken);
+            output.WriteByte((byte)'\n');
+            count++;
+            lastId = id;
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return (count, lastId);
+    }
+}
