@@ -27,6 +27,27 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
     /// <summary>The data source.</summary>
     public NpgsqlDataSource DataSource => dataSource;
 
+    /// <summary>
+    /// A data source for queue traffic whose sessions commit asynchronously (<c>synchronous_commit = off</c>): claims,
+    /// lease renewals and completions then cost no disk flush each.
+    /// </summary>
+    /// <remarks>
+    /// Safe for the queue because every transition is recoverable by the lease protocol: a server crash (not a clean
+    /// restart, which flushes) loses at most the last few hundred milliseconds of transitions, atomically with what
+    /// was written in the same transaction; lost claims and completions leave items leased, and they are released by
+    /// rescue or the dead-node sweep and done again, still with at most one accepted result. Do not use it for writes
+    /// that are not redone by the queue (SFT samples, policy versions, step metrics).
+    /// </remarks>
+    /// <param name="connectionString">The connection string.</param>
+    /// <returns>The data source.</returns>
+    public static NpgsqlDataSource CreateFastDataSource(string connectionString)
+    {
+        // Queue statements repeat all day: let Npgsql prepare them (parse and plan once per connection).
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 32, AutoPrepareMinUsages = 2 };
+        builder.Options = string.IsNullOrEmpty(builder.Options) ? "-c synchronous_commit=off" : builder.Options + " -c synchronous_commit=off";
+        return NpgsqlDataSource.Create(builder.ConnectionString);
+    }
+
     /// <summary>Enqueues items in one transaction; keys already present (hot or archived) are skipped. One NOTIFY per
     /// kind in the batch, sent at commit.</summary>
     /// <param name="items">The items.</param>
@@ -135,12 +156,13 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
         return await _pipeline.ExecuteAsync(async ct =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var command = new NpgsqlCommand("""
+            // Filters are spliced in only when given, so each shape gets its own plan (no "$n IS NULL OR ...").
+            var filters = (campaignId is null ? string.Empty : " AND campaign_id = $4")
+                + (maxPolicyVersion is null ? string.Empty : " AND (policy_version IS NULL OR policy_version <= $5)");
+            await using var command = new NpgsqlCommand($"""
                 WITH picked AS (
                     SELECT id FROM work_items
-                     WHERE state = 'pending' AND kind = ANY($1)
-                       AND ($4::bigint IS NULL OR campaign_id = $4)
-                       AND ($5::int IS NULL OR policy_version IS NULL OR policy_version <= $5)
+                     WHERE state = 'pending' AND kind = ANY($1){filters}
                      ORDER BY priority DESC, id
                      LIMIT $2
                        FOR UPDATE SKIP LOCKED
@@ -191,7 +213,8 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
         return await _pipeline.ExecuteAsync(async ct =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var transaction = await connection.BeginTransactionAsync(ct);
+            // Without further writes the completion is one atomic statement: no explicit transaction, one round trip.
+            await using var transaction = alsoWrite is null ? null : await connection.BeginTransactionAsync(ct);
             await using var command = new NpgsqlCommand(CompleteSql, connection, transaction);
             command.Parameters.Add(new NpgsqlParameter { Value = new[] { item.Id } });
             command.Parameters.Add(new NpgsqlParameter { Value = new[] { item.Attempt } });
@@ -201,16 +224,20 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
             var accepted = await command.ExecuteNonQueryAsync(ct);
             if (accepted == 0)
             {
-                await transaction.RollbackAsync(ct);
+                if (transaction is not null)
+                {
+                    await transaction.RollbackAsync(ct);
+                }
+
                 return await WasAcceptedAsync(connection, item, ct) ? CompletionStatus.AlreadyAccepted : CompletionStatus.Rejected;
             }
 
-            if (alsoWrite is not null)
+            if (transaction is not null)
             {
-                await alsoWrite(connection, transaction, ct);
+                await alsoWrite!(connection, transaction, ct);
+                await transaction.CommitAsync(ct);
             }
 
-            await transaction.CommitAsync(ct);
             return CompletionStatus.Accepted;
         }, cancellationToken);
     }
@@ -273,8 +300,8 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
                 },
             };
             var accepted = new List<long>(ids.Length);
+            // The INSERT returns no rows, so the reader starts on the SELECT's result.
             await using var reader = await batch.ExecuteReaderAsync(ct);
-            await reader.NextResultAsync(ct);
             while (await reader.ReadAsync(ct))
             {
                 accepted.Add(reader.GetInt64(0));

@@ -113,6 +113,7 @@ public static class SftExporter
             lastId = id;
         }
 
+        await reader.CloseAsync();
         await transaction.CommitAsync(cancellationToken);
         return (count, lastId);
     }

@@ -23,6 +23,8 @@ public static class SiloCommandLine
         root.Options.Add(DbOption);
         root.Subcommands.Add(DbCommands.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(Export.ExportCommand.Create());
+        root.Subcommands.Add(Benchmarks.BenchCommands.Create());
         AddVersionEverywhere(root);
         return root;
     }

@@ -1,0 +1,42 @@
+using System.CommandLine;
+
+namespace DeepSeekRL.Silo.Benchmarks;
+
+/// <summary><c>deepseekrl bench queue|ingest --json FILE</c>: benchmarks that measure and report (never assert speed).</summary>
+public static class BenchCommands
+{
+    /// <summary>Creates the <c>bench</c> command.</summary>
+    /// <returns>The command.</returns>
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks. Each writes one flat JSON object (metric name -> number) to --json and prints a table.");
+        bench.Subcommands.Add(Database("queue", "Work queue: single and batched claim/complete throughput, p99 claim latency, NOTIFY wake-up, dead-worker recovery, long-transaction drop.", 5, QueueBenchmark.RunAsync));
+        bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
+        bench.Subcommands.Add(QueueWorkerProcess.Create());
+        return bench;
+    }
+
+    private static Command Database(string name, string description, int defaultRuns, Func<BenchDatabase, int, BenchReport, CancellationToken, Task> run)
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
+        var runs = new Option<int>("--runs") { Description = $"Repetitions per scenario; medians are reported (default {defaultRuns}).", DefaultValueFactory = _ => defaultRuns };
+        var command = new Command(name, description);
+        command.Options.Add(json);
+        command.Options.Add(runs);
+        CommandLine.SiloCommandLine.SetHandler(command, async (parseResult, cancellationToken) =>
+        {
+            var n = parseResult.GetValue(runs);
+            if (n < 1)
+            {
+                throw new CommandLine.CliException($"--runs: {n} is not a positive number");
+            }
+
+            await using var db = await BenchDatabase.CreateAsync(parseResult, cancellationToken);
+            var report = new BenchReport();
+            await run(db, n, report, cancellationToken);
+            report.Write(parseResult.GetValue(json)?.FullName, $"bench {name} ({n} runs, medians; {Environment.ProcessorCount} cores)");
+            return 0;
+        });
+        return command;
+    }
+}
