@@ -48,8 +48,10 @@ CREATE TABLE work_items (
     CONSTRAINT work_items_idempotency UNIQUE (campaign_id, idempotency_key),
     CONSTRAINT work_items_lease_consistent CHECK ((state = 'running') = (lease_node IS NOT NULL))
 );
--- Claim order among pending items; a partial index stays small because finished rows leave it.
+-- Claim order among pending items, per kind (and per campaign and kind); partial indexes stay small because
+-- claimed rows leave them. Claims name one kind per statement so that these give rows already in order.
 CREATE INDEX work_items_claim ON work_items (kind, priority DESC, id) WHERE state = 'pending';
+CREATE INDEX work_items_claim_campaign ON work_items (campaign_id, kind, priority DESC, id) WHERE state = 'pending';
 CREATE INDEX work_items_running ON work_items (lease_node, lease_generation) WHERE state = 'running';
 CREATE INDEX work_items_expiry ON work_items (lease_expires_at) WHERE state = 'running';
 CREATE INDEX work_items_finished ON work_items (finished_at) WHERE state IN ('completed', 'failed', 'cancelled');

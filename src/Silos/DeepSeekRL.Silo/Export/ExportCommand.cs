@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using DeepSeekRL.Grains.Resilience;
 using DeepSeekRL.Grains.Stores;
 using DeepSeekRL.Silo.CommandLine;
 
@@ -52,11 +53,14 @@ public static class ExportCommand
             (long Count, long LastId) result;
             try
             {
-                await using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+                // A transient failure mid-stream (a server restart) starts the export again from an empty file.
+                result = await DatabaseResilience.Default.ExecuteAsync(async ct =>
                 {
-                    result = await SftExporter.ExportAsync(db.DataSource, filter, stream, cancellationToken);
-                    await stream.FlushAsync(cancellationToken);
-                }
+                    await using var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+                    var exported = await SftExporter.ExportAsync(db.DataSource, filter, stream, ct);
+                    await stream.FlushAsync(ct);
+                    return exported;
+                }, cancellationToken);
 
                 File.Move(temp, file.FullName, overwrite: true);
             }
