@@ -273,8 +273,9 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
                 },
             };
             var accepted = new List<long>(ids.Length);
+            // The completing statement returns no rows, so the reader starts on the SELECT's result set: Npgsql skips
+            // statements without one.
             await using var reader = await batch.ExecuteReaderAsync(ct);
-            await reader.NextResultAsync(ct);
             while (await reader.ReadAsync(ct))
             {
                 accepted.Add(reader.GetInt64(0));
