@@ -113,6 +113,8 @@ public static class SftExporter
             lastId = id;
         }
 
+        // The reader must be closed before the commit: the connection runs one command at a time.
+        await reader.CloseAsync();
         await transaction.CommitAsync(cancellationToken);
         return (count, lastId);
     }
