@@ -197,7 +197,7 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
                        lease_expires_at = now() + $7, claimed_at = now(), updated_at = now()
                   FROM picked
                  WHERE w.id = picked.id
-                RETURNING w.id, w.campaign_id, w.kind, w.idempotency_key, w.payload::text, w.attempt, w.policy_version, w.lease_expires_at
+                RETURNING w.id, w.campaign_id, w.kind, w.idempotency_key, w.payload::text, w.attempt, w.policy_version, w.lease_expires_at, w.priority
                 """, connection);
             command.Parameters.Add(new NpgsqlParameter { Value = kind });
             command.Parameters.Add(new NpgsqlParameter { Value = maxItems });
@@ -206,17 +206,18 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
             command.Parameters.Add(new NpgsqlParameter { Value = (object?)maxPolicyVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Integer });
             command.Parameters.Add(new NpgsqlParameter { Value = owner.Generation });
             command.Parameters.Add(new NpgsqlParameter { Value = leaseDuration });
-            var claimed = new List<ClaimedItem>(maxItems);
+            var claimed = new List<(int Priority, ClaimedItem Item)>(maxItems);
             await using var reader = await command.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
             {
-                claimed.Add(new ClaimedItem(
+                claimed.Add((reader.GetInt32(8), new ClaimedItem(
                     reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
-                    reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetInt32(6), owner, reader.GetFieldValue<DateTimeOffset>(7)));
+                    reader.GetInt32(5), reader.IsDBNull(6) ? null : reader.GetInt32(6), owner, reader.GetFieldValue<DateTimeOffset>(7))));
             }
 
-            claimed.Sort(static (a, b) => a.Id.CompareTo(b.Id));
-            return (IReadOnlyList<ClaimedItem>)claimed;
+            // UPDATE ... RETURNING does not keep the picking order: restore it (priority first, then oldest).
+            claimed.Sort(static (a, b) => a.Priority != b.Priority ? b.Priority.CompareTo(a.Priority) : a.Item.Id.CompareTo(b.Item.Id));
+            return (IReadOnlyList<ClaimedItem>)claimed.Select(c => c.Item).ToList();
         }, cancellationToken);
     }
 
