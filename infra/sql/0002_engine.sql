@@ -151,3 +151,11 @@ CREATE TABLE sft_samples (
 -- A completion becomes at most one SFT sample.
 CREATE UNIQUE INDEX sft_samples_completion ON sft_samples (completion_id) WHERE completion_id IS NOT NULL;
 CREATE INDEX sft_samples_campaign ON sft_samples (campaign_id, id);
+
+-- Keys of ingested batches: a batch written with a key is stored at most once (its rows commit with its key), so
+-- bulk COPY can go straight into sft_samples and still be retried safely.
+CREATE TABLE ingest_batches (
+    batch_key   text        PRIMARY KEY,
+    rows        integer     NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now()
+);

@@ -122,6 +122,35 @@ public sealed class SampleStoreTests
         Assert.True(await db.DataSource.ScalarAsync<bool>("SELECT (verdicts->>'kept')::bool FROM sft_samples WHERE completion_id = 100", Ct));
     }
 
+    [Fact]
+    public async Task IngestSftBatchAsync_SameKeyTwice_StoresTheBatchOnce()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var store = new SampleStore(db.DataSource);
+
+        var first = await store.IngestSftBatchAsync("step-1/item-7", [Sample(1, 200), Sample(1, 201), Sample(1, null)], Ct);
+        var retry = await store.IngestSftBatchAsync("step-1/item-7", [Sample(1, 200), Sample(1, 201), Sample(1, null)], Ct);
+
+        Assert.Equal(3, first);
+        Assert.Equal(0, retry);
+        Assert.Equal(3L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM sft_samples", Ct));
+        Assert.Equal(3, await db.DataSource.ScalarAsync<int>("SELECT rows FROM ingest_batches WHERE batch_key = 'step-1/item-7'", Ct));
+    }
+
+    [Fact]
+    public async Task IngestSftBatchAsync_CompletionAlreadySampledByAnotherBatch_FallsBackAndSkipsOnlyThatRow()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var store = new SampleStore(db.DataSource);
+        Assert.Equal(2, await store.IngestSftBatchAsync("a", [Sample(1, 300), Sample(1, 301)], Ct));
+
+        var overlapping = await store.IngestSftBatchAsync("b", [Sample(1, 301), Sample(1, 302), Sample(1, 303)], Ct);
+
+        Assert.Equal(2, overlapping);
+        Assert.Equal([300L, 301L, 302L, 303L], await db.DataSource.ColumnAsync<long>("SELECT completion_id FROM sft_samples ORDER BY completion_id", Ct));
+        Assert.Equal(2L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM ingest_batches", Ct));
+    }
+
     private static CompletionRecord Completion(long itemId, int sampleIndex) =>
         new(1, 3, itemId, sampleIndex, 2, "What is 2+2?", [itemId == 0 ? 1 : (int)itemId, sampleIndex, 42],
             $"<think>item {itemId} sample {sampleIndex}</think> 4", [-0.25f, -1.5f, -0.125f], "stop");

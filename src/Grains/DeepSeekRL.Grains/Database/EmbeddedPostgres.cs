@@ -250,6 +250,10 @@ public sealed class EmbeddedPostgres
             unix_socket_permissions = 0700
             max_connections = {_options.MaxConnections}
             shared_buffers = 256MB
+            # Bulk COPY of samples and checkpoint uploads write a lot of WAL: fewer checkpoints, larger WAL buffers.
+            max_wal_size = 4GB
+            wal_buffers = 64MB
+            wal_compression = lz4
             logging_collector = off
             log_min_messages = warning
             """;

@@ -165,6 +165,57 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
         }, cancellationToken);
     }
 
+    /// <summary>
+    /// Ingests a batch of SFT samples identified by <paramref name="batchKey"/>, with binary COPY straight into the
+    /// table: the key commits with the rows, so a retried or repeated batch is stored once. A batch that collides with
+    /// samples stored by other batches (same completion) falls back to the row-by-row de-duplicating path.
+    /// </summary>
+    /// <param name="batchKey">A key unique to this batch's content (e.g. <c>campaign-3/step-12/item-345</c>).</param>
+    /// <param name="samples">The samples.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many new samples were stored (0 when the batch was stored before).</returns>
+    public async Task<int> IngestSftBatchAsync(string batchKey, IReadOnlyList<SftSample> samples, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(batchKey);
+        ArgumentNullException.ThrowIfNull(samples);
+        return await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(ct);
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await using (var key = new NpgsqlCommand(
+                "INSERT INTO ingest_batches (batch_key, rows) VALUES ($1, $2) ON CONFLICT (batch_key) DO NOTHING", connection, transaction))
+            {
+                key.Parameters.Add(new NpgsqlParameter { Value = batchKey });
+                key.Parameters.Add(new NpgsqlParameter { Value = samples.Count });
+                if (await key.ExecuteNonQueryAsync(ct) == 0)
+                {
+                    await transaction.RollbackAsync(ct);
+                    return 0;
+                }
+            }
+
+            await using (var savepoint = new NpgsqlCommand("SAVEPOINT direct_copy", connection, transaction))
+            {
+                await savepoint.ExecuteNonQueryAsync(ct);
+            }
+
+            int stored;
+            try
+            {
+                stored = (int)await CopyAsync(connection, "sft_samples", samples, ct);
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                await using var rollback = new NpgsqlCommand("ROLLBACK TO SAVEPOINT direct_copy", connection, transaction);
+                await rollback.ExecuteNonQueryAsync(ct);
+                stored = await IngestSftSamplesAsync(connection, transaction, samples, ct);
+            }
+
+            await transaction.CommitAsync(ct);
+            return stored;
+        }, cancellationToken);
+    }
+
     /// <summary>Ingests SFT samples inside the caller's transaction.</summary>
     /// <param name="connection">The connection.</param>
     /// <param name="transaction">The transaction.</param>
@@ -180,44 +231,7 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
                 campaign_id bigint, step int, policy_version int, completion_id bigint, prompt text, reasoning text,
                 answer text, reward float8, scores jsonb, verdicts jsonb) ON COMMIT DELETE ROWS
             """, cancellationToken);
-        await using (var importer = await connection.BeginBinaryImportAsync(
-            "COPY sft_staging (campaign_id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores, verdicts) FROM STDIN (FORMAT BINARY)",
-            cancellationToken))
-        {
-            foreach (var s in samples)
-            {
-                await importer.StartRowAsync(cancellationToken);
-                await importer.WriteAsync(s.CampaignId, NpgsqlDbType.Bigint, cancellationToken);
-                await importer.WriteAsync(s.Step, NpgsqlDbType.Integer, cancellationToken);
-                await importer.WriteAsync(s.PolicyVersion, NpgsqlDbType.Integer, cancellationToken);
-                if (s.CompletionId is long id)
-                {
-                    await importer.WriteAsync(id, NpgsqlDbType.Bigint, cancellationToken);
-                }
-                else
-                {
-                    await importer.WriteNullAsync(cancellationToken);
-                }
-
-                await importer.WriteAsync(s.Prompt, NpgsqlDbType.Text, cancellationToken);
-                await importer.WriteAsync(s.Reasoning, NpgsqlDbType.Text, cancellationToken);
-                await importer.WriteAsync(s.Answer, NpgsqlDbType.Text, cancellationToken);
-                if (s.Reward is double r)
-                {
-                    await importer.WriteAsync(r, NpgsqlDbType.Double, cancellationToken);
-                }
-                else
-                {
-                    await importer.WriteNullAsync(cancellationToken);
-                }
-
-                await importer.WriteAsync(s.ScoresJson, NpgsqlDbType.Jsonb, cancellationToken);
-                await importer.WriteAsync(s.VerdictsJson, NpgsqlDbType.Jsonb, cancellationToken);
-            }
-
-            await importer.CompleteAsync(cancellationToken);
-        }
-
+        await CopyAsync(connection, "sft_staging", samples, cancellationToken);
         await using var insert = new NpgsqlCommand("""
             INSERT INTO sft_samples (campaign_id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores, verdicts)
             SELECT campaign_id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores, verdicts FROM sft_staging
@@ -226,6 +240,45 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
         var inserted = await insert.ExecuteNonQueryAsync(cancellationToken);
         await ExecuteAsync(connection, transaction, "TRUNCATE sft_staging", cancellationToken);
         return inserted;
+    }
+
+    private static async Task<ulong> CopyAsync(NpgsqlConnection connection, string table, IReadOnlyList<SftSample> samples, CancellationToken cancellationToken)
+    {
+        await using var importer = await connection.BeginBinaryImportAsync(
+            $"COPY {table} (campaign_id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores, verdicts) FROM STDIN (FORMAT BINARY)",
+            cancellationToken);
+        foreach (var s in samples)
+        {
+            await importer.StartRowAsync(cancellationToken);
+            await importer.WriteAsync(s.CampaignId, NpgsqlDbType.Bigint, cancellationToken);
+            await importer.WriteAsync(s.Step, NpgsqlDbType.Integer, cancellationToken);
+            await importer.WriteAsync(s.PolicyVersion, NpgsqlDbType.Integer, cancellationToken);
+            if (s.CompletionId is long id)
+            {
+                await importer.WriteAsync(id, NpgsqlDbType.Bigint, cancellationToken);
+            }
+            else
+            {
+                await importer.WriteNullAsync(cancellationToken);
+            }
+
+            await importer.WriteAsync(s.Prompt, NpgsqlDbType.Text, cancellationToken);
+            await importer.WriteAsync(s.Reasoning, NpgsqlDbType.Text, cancellationToken);
+            await importer.WriteAsync(s.Answer, NpgsqlDbType.Text, cancellationToken);
+            if (s.Reward is double r)
+            {
+                await importer.WriteAsync(r, NpgsqlDbType.Double, cancellationToken);
+            }
+            else
+            {
+                await importer.WriteNullAsync(cancellationToken);
+            }
+
+            await importer.WriteAsync(s.ScoresJson, NpgsqlDbType.Jsonb, cancellationToken);
+            await importer.WriteAsync(s.VerdictsJson, NpgsqlDbType.Jsonb, cancellationToken);
+        }
+
+        return await importer.CompleteAsync(cancellationToken);
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)

@@ -31,28 +31,56 @@ public static class SftExporter
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(filter);
         ArgumentNullException.ThrowIfNull(output);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        // One consistent snapshot for the whole export.
-        await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
-        await using var command = new NpgsqlCommand("""
-            SELECT id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores::text, verdicts::text, created_at
-              FROM sft_samples
-             WHERE campaign_id = $1
-               AND ($2::timestamptz IS NULL OR created_at >= $2)
-               AND ($3::float8 IS NULL OR reward >= $3)
-               AND ($4::bigint IS NULL OR id > $4)
-             ORDER BY id
-            """, connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.AfterId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-
         long count = 0, lastId = 0;
-        await using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = true });
-        await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+
+        // Keyset pages of short statements instead of one long transaction, which would hold back vacuum for the
+        // whole database while a large export runs. Samples are append-only, so paging by id up to the largest id
+        // present at the start gives exactly the rows of one consistent moment.
+        long upTo;
+        await using (var max = dataSource.CreateCommand("SELECT coalesce(max(id), 0) FROM sft_samples WHERE campaign_id = $1"))
         {
+            max.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
+            upTo = (long)(await max.ExecuteScalarAsync(cancellationToken))!;
+        }
+
+        await using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = true });
+        var after = filter.AfterId ?? 0;
+        const int PageSize = 2000;
+        int page;
+        do
+        {
+            page = 0;
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var command = new NpgsqlCommand("""
+                SELECT id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores::text, verdicts::text, created_at
+                  FROM sft_samples
+                 WHERE campaign_id = $1 AND id > $4 AND id <= $5
+                   AND ($2::timestamptz IS NULL OR created_at >= $2)
+                   AND ($3::float8 IS NULL OR reward >= $3)
+                 ORDER BY id
+                 LIMIT 2000
+                """, connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
+            command.Parameters.Add(new NpgsqlParameter { Value = after });
+            command.Parameters.Add(new NpgsqlParameter { Value = upTo });
+            await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                page++;
+                after = await WriteRowAsync(reader, filter.CampaignId, writer, output, cancellationToken);
+                count++;
+                lastId = after;
+            }
+        }
+        while (page == PageSize);
+
+        return (count, lastId);
+    }
+
+    private static async Task<long> WriteRowAsync(NpgsqlDataReader reader, long campaignId, Utf8JsonWriter writer, Stream output, CancellationToken cancellationToken)
+    {
             var id = reader.GetInt64(0);
             var step = reader.GetInt32(1);
             var policyVersion = reader.GetInt32(2);
@@ -79,7 +107,7 @@ public static class SftExporter
             writer.WriteEndArray();
             writer.WriteStartObject("metadata");
             writer.WriteNumber("sample_id", id);
-            writer.WriteNumber("campaign_id", filter.CampaignId);
+            writer.WriteNumber("campaign_id", campaignId);
             writer.WriteNumber("step", step);
             writer.WriteNumber("policy_version", policyVersion);
             if (completionId is long c)
@@ -109,12 +137,6 @@ public static class SftExporter
             writer.WriteEndObject();
             await writer.FlushAsync(cancellationToken);
             output.WriteByte((byte)'\n');
-            count++;
-            lastId = id;
-        }
-
-        await reader.CloseAsync();
-        await transaction.CommitAsync(cancellationToken);
-        return (count, lastId);
+            return id;
     }
 }

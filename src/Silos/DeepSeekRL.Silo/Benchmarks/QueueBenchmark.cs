@@ -31,6 +31,10 @@ public static class QueueBenchmark
         var nodes = new NodeRegistry(fast);
         var campaign = 0L;
 
+        // Warm-up (JIT tiers, prepared statements, pool), not counted.
+        await SingleCyclesAsync(queue, nodes, ++campaign, 1500, cancellationToken);
+        await BatchedAsync(queue, nodes, ++campaign, 5000, null, cancellationToken);
+
         var single = new List<double>();
         var singleDurable = new List<double>();
         for (var r = 0; r < runs; r++)
@@ -234,9 +238,12 @@ public static class QueueBenchmark
     }
 }
 
-/// <summary><c>bench ingest</c>: binary-COPY ingest of SFT samples of about 2 KB.</summary>
+/// <summary><c>bench ingest</c>: binary-COPY ingest of SFT samples of about 2 KB, one stream and one per core.</summary>
 public static class IngestBenchmark
 {
+    private const int Rows = 50_000;
+    private const int Batch = 5_000;
+
     /// <summary>Runs the scenario and fills <paramref name="report"/>.</summary>
     /// <param name="db">The scratch database.</param>
     /// <param name="runs">Repetitions (the median is reported).</param>
@@ -248,50 +255,85 @@ public static class IngestBenchmark
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(report);
         var store = new SampleStore(db.DataSource);
-        const int Rows = 50_000;
-        const int Batch = 5_000;
-        var reasoning = string.Concat(Enumerable.Repeat("First add the units: 7 + 5 = 12, write 2 carry 1. ", 34));
-        var rates = new List<double>();
-        var bytesPerRow = 0;
-        long completionId = 0;
+        var streams = Math.Max(2, Environment.ProcessorCount);
+        var single = new List<double>();
+        var parallel = new List<double>();
+        var bytesPerRow = 0.0;
         for (var r = 0; r < runs; r++)
         {
-            var batches = new List<SftSample[]>();
-            for (var start = 0; start < Rows; start += Batch)
-            {
-                var batch = new SftSample[Batch];
-                for (var i = 0; i < Batch; i++)
-                {
-                    var n = start + i;
-                    batch[i] = new SftSample(r + 1, n / 512, n / 512, ++completionId,
-                        $"What is {n} + {n * 7 % 1000}? Think step by step.", reasoning, $"The answer is \\boxed{{{n + (n * 7 % 1000)}}}.", 1.0,
-                        """{"accuracy":1,"format_r1":1,"language_consistency":0.98}""", """{"accuracy":true,"format_r1":true}""");
-                }
-
-                batches.Add(batch);
-            }
-
-            var s = batches[0][0];
-            bytesPerRow = s.Prompt.Length + s.Reasoning.Length + s.Answer.Length + s.ScoresJson.Length + s.VerdictsJson.Length + 40;
-            var stopwatch = Stopwatch.StartNew();
-            var stored = 0;
-            foreach (var batch in batches)
-            {
-                stored += await store.IngestSftSamplesAsync(batch, cancellationToken);
-            }
-
-            var seconds = stopwatch.Elapsed.TotalSeconds;
-            if (stored != Rows)
-            {
-                throw new CommandLine.CliException($"bench ingest: stored {stored} of {Rows} rows");
-            }
-
-            rates.Add(Rows / seconds);
+            var (batches, bytes) = MakeBatches(campaign: (2 * r) + 1, seed: r);
+            bytesPerRow = bytes;
+            single.Add(await IngestAsync(store, batches, 1, $"s{r}", cancellationToken));
+            (batches, _) = MakeBatches(campaign: (2 * r) + 2, seed: 1000 + r);
+            parallel.Add(await IngestAsync(store, batches, streams, $"p{r}", cancellationToken));
             Console.Error.Write('.');
         }
 
         Console.Error.WriteLine();
-        report.Add("ingest_rows_per_s", BenchReport.Median(rates), $"SFT samples of about {bytesPerRow} bytes, binary COPY in batches of {Batch}, idempotent (target >= 50,000)");
-        report.Add("ingest_mb_per_s", BenchReport.Median(rates) * bytesPerRow / 1e6, "the same in MB/s of row payload");
+        report.Add("ingest_rows_per_s", BenchReport.Median(parallel), $"SFT samples of about {bytesPerRow:0} bytes, binary COPY in keyed batches of {Batch}, {streams} streams (target >= 50,000)");
+        report.Add("ingest_rows_per_s_single_stream", BenchReport.Median(single), "the same through one connection");
+        report.Add("ingest_mb_per_s", BenchReport.Median(parallel) * bytesPerRow / 1e6, "MB/s of row payload, all streams");
+    }
+
+    private static async Task<double> IngestAsync(SampleStore store, List<SftSample[]> batches, int streams, string keyPrefix, CancellationToken cancellationToken)
+    {
+        var next = -1;
+        var stopwatch = Stopwatch.StartNew();
+        var stored = await Task.WhenAll(Enumerable.Range(0, streams).Select(_ => Task.Run(async () =>
+        {
+            var n = 0;
+            int b;
+            while ((b = Interlocked.Increment(ref next)) < batches.Count)
+            {
+                n += await store.IngestSftBatchAsync($"bench-{keyPrefix}-{b}", batches[b], cancellationToken);
+            }
+
+            return n;
+        }, cancellationToken)));
+        var seconds = stopwatch.Elapsed.TotalSeconds;
+        if (stored.Sum() != Rows)
+        {
+            throw new CommandLine.CliException($"bench ingest: stored {stored.Sum()} of {Rows} rows");
+        }
+
+        return Rows / seconds;
+    }
+
+    private static (List<SftSample[]> Batches, double BytesPerRow) MakeBatches(long campaign, int seed)
+    {
+        // Varied text (seeded words), so that compression and caches see something like real reasoning.
+        string[] words =
+        [
+            "the", "of", "and", "to", "a", "in", "is", "we", "add", "carry", "digit", "sum", "units", "tens", "hundreds",
+            "so", "next", "then", "first", "check", "multiply", "result", "equals", "number", "write", "down", "answer",
+            "step", "compute", "thus", "therefore", "because", "plus", "minus", "times", "divide", "remainder", "7", "12", "45",
+        ];
+        var random = new Random(seed);
+        var batches = new List<SftSample[]>();
+        long bytes = 0;
+        var text = new System.Text.StringBuilder();
+        for (var start = 0; start < Rows; start += Batch)
+        {
+            var batch = new SftSample[Batch];
+            for (var i = 0; i < Batch; i++)
+            {
+                var n = start + i;
+                text.Clear();
+                while (text.Length < 1700)
+                {
+                    text.Append(words[random.Next(words.Length)]).Append(' ');
+                }
+
+                var sample = new SftSample(campaign, n / 512, n / 512, (campaign * 10_000_000) + n,
+                    $"What is {n} + {n * 7 % 1000}? Think step by step.", text.ToString(), $"The answer is \\boxed{{{n + (n * 7 % 1000)}}}.", 1.0,
+                    """{"accuracy":1,"format_r1":1,"language_consistency":0.98}""", """{"accuracy":true,"format_r1":true}""");
+                bytes += sample.Prompt.Length + sample.Reasoning.Length + sample.Answer.Length + sample.ScoresJson.Length + sample.VerdictsJson.Length + 40;
+                batch[i] = sample;
+            }
+
+            batches.Add(batch);
+        }
+
+        return (batches, bytes / (double)Rows);
     }
 }
