@@ -7,8 +7,9 @@ cd "$home"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# Debian packages: PostgreSQL (the embedded cluster), OpenBLAS (SGEMM for the model engine).
-packages=(postgresql libopenblas0-pthread)
+# Debian packages: PostgreSQL (the embedded cluster), OpenBLAS (SGEMM for the model engine), bubblewrap and
+# Python (the sandbox and interpreter of the code_exec reward).
+packages=(postgresql libopenblas0-pthread bubblewrap python3-minimal)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -178,7 +178,7 @@ public static class RulesFile
                 return (null, createError);
             }
 
-            builder.AddRule(name, rule, weight, timeout);
+            builder.AddRule(name, rule, weight, timeout ?? (rule as IRuleTimeout)?.DefaultTimeout);
         }
 
         if (builder.Rules.Count == 0)

@@ -32,7 +32,7 @@ public sealed class PluginLoader : IDisposable
         var files = Directory.GetFiles(directory, "*.dll").Order(StringComparer.Ordinal).ToArray();
         foreach (var file in files)
         {
-            if (Path.GetFileName(file).StartsWith("DeepSeekRL.Rewards", StringComparison.Ordinal))
+            if (Path.GetFileName(file) is "DeepSeekRL.Rewards.Abstractions.dll" or "DeepSeekRL.Rewards.dll")
             {
                 continue; // the SDK (and the host) ship with the host
             }
