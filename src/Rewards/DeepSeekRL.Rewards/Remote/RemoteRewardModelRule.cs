@@ -41,15 +41,20 @@ internal sealed class RemoteRewardModelRule : IBatchRewardRule, IRuleTimeout, ID
             .Handle<HttpRequestException>()
             .Handle<TimeoutRejectedException>()
             .HandleResult(r => r.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || (int)r.StatusCode >= 500);
-        _pipeline = new ResiliencePipelineBuilder<HttpResponseMessage> { Name = "deepseekrl-remote-reward" }
-            .AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage> { Name = "deepseekrl-remote-reward" };
+        if (options.MaxRetries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
             {
                 ShouldHandle = transient,
                 MaxRetryAttempts = options.MaxRetries,
                 Delay = TimeSpan.FromMilliseconds(options.RetryDelayMs),
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
-            })
+            });
+        }
+
+        _pipeline = builder
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
             {
                 ShouldHandle = transient,
@@ -88,6 +93,7 @@ internal sealed class RemoteRewardModelRule : IBatchRewardRule, IRuleTimeout, ID
                 {
                     BrokenCircuitException => $"circuit open after repeated failures of {_options.Url}",
                     TimeoutRejectedException => $"{_options.Url} did not answer within {_options.TimeoutMs} ms",
+                    JsonException => $"{_options.Url}: malformed answer, not JSON ({ex.Message.Split(" LineNumber", 2)[0]})",
                     _ => $"{_options.Url}: {ex.Message}",
                 };
                 for (var i = 0; i < count; i++)
@@ -156,12 +162,13 @@ internal sealed class RemoteRewardModelRule : IBatchRewardRule, IRuleTimeout, ID
         var k = 0;
         foreach (var value in rewards.EnumerateArray())
         {
-            values[k++] = value.ValueKind switch
+            values[k] = value.ValueKind switch
             {
                 JsonValueKind.Number when value.TryGetDouble(out var d) && double.IsFinite(d) => d,
                 JsonValueKind.Null => null,
                 _ => throw new RemoteRewardModelException($"malformed answer: rewards[{k}] is {value.GetRawText()}, expected a number or null"),
             };
+            k++;
         }
 
         return values;
