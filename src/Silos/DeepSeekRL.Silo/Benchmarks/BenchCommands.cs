@@ -12,8 +12,32 @@ public static class BenchCommands
         var bench = new Command("bench", "Benchmarks. Each writes one flat JSON object (metric name -> number) to --json and prints a table.");
         bench.Subcommands.Add(Database("queue", "Work queue: single and batched claim/complete throughput, p99 claim latency, NOTIFY wake-up, dead-worker recovery, long-transaction drop.", 5, QueueBenchmark.RunAsync));
         bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
+        bench.Subcommands.Add(Plain("rewards", "Reward pipeline: accuracy + format_r1 + language_consistency on ~1 KB GSM8K-like completions.", 5, RewardsBenchmark.RunAsync));
         bench.Subcommands.Add(QueueWorkerProcess.Create());
         return bench;
+    }
+
+    private static Command Plain(string name, string description, int defaultRuns, Func<int, BenchReport, CancellationToken, Task> run)
+    {
+        var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
+        var runs = new Option<int>("--runs") { Description = $"Repetitions; medians are reported (default {defaultRuns}).", DefaultValueFactory = _ => defaultRuns };
+        var command = new Command(name, description);
+        command.Options.Add(json);
+        command.Options.Add(runs);
+        CommandLine.SiloCommandLine.SetHandler(command, async (parseResult, cancellationToken) =>
+        {
+            var n = parseResult.GetValue(runs);
+            if (n < 1)
+            {
+                throw new CommandLine.CliException($"--runs: {n} is not a positive number");
+            }
+
+            var report = new BenchReport();
+            await run(n, report, cancellationToken);
+            report.Write(parseResult.GetValue(json)?.FullName, $"bench {name} ({n} runs, medians; {Environment.ProcessorCount} cores)");
+            return 0;
+        });
+        return command;
     }
 
     private static Command Database(string name, string description, int defaultRuns, Func<BenchDatabase, int, BenchReport, CancellationToken, Task> run)

@@ -24,6 +24,7 @@ public static class SiloCommandLine
         root.Subcommands.Add(DbCommands.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Export.ExportCommand.Create());
+        root.Subcommands.Add(Rewards.RewardsCommands.Create());
         root.Subcommands.Add(Benchmarks.BenchCommands.Create());
         AddVersionEverywhere(root);
         return root;
