@@ -10,13 +10,13 @@ namespace DeepSeekRL.Rewards.Accuracy;
 /// <summary>Answer extraction and LaTeX normalisation for <see cref="MathVerifier"/>.</summary>
 internal static partial class AnswerExtractor
 {
-    [GeneratedRegex(@"(?<![A-Za-z0-9.,])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:,\d{1,2}(?!\d))?(?:\.\d+)?|\.\d+)")]
+    [GeneratedRegex(@"(?<![A-Za-z0-9.,/])-?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+/\d+(?![\d.])|\d+(?:,\d{1,2}(?!\d))?(?:\.\d+)?|\.\d+)")]
     private static partial Regex NumberRegex();
 
     [GeneratedRegex(@"^-?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?|\.\d+)$")]
     private static partial Regex WholeNumberRegex();
 
-    [GeneratedRegex(@"\\(?:text|textbf|mathrm|mbox|textnormal|textit)\s*\{\s*(?:and|or)\s*\}|(?<=[\s}$\d])(?:and|or)(?=[\s\\$\d{])")]
+    [GeneratedRegex(@"\\(?:text|textbf|mathrm|mbox|textnormal|textit)\s*\{\s*(?:and|or)\s*\}|(?<=[\s}$\d)])(?:and|or)(?=[\s\\$\d{(])")]
     private static partial Regex AndOrRegex();
 
     [GeneratedRegex(@"\\(?:text|textbf|mathrm|mbox|textnormal|textit)\s*\{([^{}]*)\}(?:\s*\^\s*\{?\d\}?)?")]
@@ -31,7 +31,7 @@ internal static partial class AnswerExtractor
     [GeneratedRegex(@"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![A-Za-z])\.?")]
     private static partial Regex SizingRegex();
 
-    [GeneratedRegex(@"\\(?:!|,|;|:| |quad|qquad|displaystyle|textstyle|limits)(?![A-Za-z])|~")]
+    [GeneratedRegex(@"(?<!\\)\\(?:[!,;: ]|(?:quad|qquad|displaystyle|textstyle|limits)(?![A-Za-z]))|~")]
     private static partial Regex SpacingRegex();
 
     [GeneratedRegex(@"(?<!\\)\\\\(?=[a-zA-Z{])")]
@@ -40,7 +40,7 @@ internal static partial class AnswerExtractor
     [GeneratedRegex(@"^([^A-Za-z\\]*\d)\s+[A-Za-z]{2,}(?:[\s^]+[A-Za-z0-9]+)*\.?$")]
     private static partial Regex TrailingUnitRegex();
 
-    [GeneratedRegex(@"\\[A-Za-z]+|\{|\}")]
+    [GeneratedRegex(@"\\(?:begin|end)\s*\{[A-Za-z*]+\}|\\[A-Za-z]+|\{|\}")]
     private static partial Regex CommandOrBraceRegex();
 
     [GeneratedRegex(@"[A-Za-z]{3,}")]
@@ -123,11 +123,16 @@ internal static partial class AnswerExtractor
             return whole;
         }
 
-        if ((extraction & AnswerExtraction.Expression) == 0 && !latex)
+        if ((extraction & AnswerExtraction.Expression) == 0)
         {
             return null;
         }
 
+        return LastNumber(s);
+    }
+
+    private static string? LastNumber(string s)
+    {
         int lastIndex = -1, lastLength = 0;
         foreach (var m in NumberRegex().EnumerateMatches(s))
         {
@@ -176,7 +181,12 @@ internal static partial class AnswerExtractor
         }
 
         var answer = rest.Trim().ToString();
-        return answer.Length == 0 ? null : answer;
+        if (answer.Length == 0)
+        {
+            return null;
+        }
+
+        return IsBareExpression(answer) ? answer : LastNumber(answer);
     }
 
     /// <summary>Content of the last \boxed{...}/\fbox{...}, joined with boxes just before it (few words apart).</summary>
@@ -428,7 +438,7 @@ internal static partial class AnswerExtractor
     }
 
     /// <summary>Normalises an extracted answer's LaTeX; returns the text to parse.</summary>
-    public static string Normalize(string answer, out string? plainText)
+    public static string Normalize(string answer, AnswerExtraction extraction, out string? plainText)
     {
         plainText = null;
         var s = answer.Trim();
@@ -489,14 +499,14 @@ internal static partial class AnswerExtractor
         s = s.Trim().TrimEnd('.', ',', ';').Trim();
         if (WholeNumberRegex().IsMatch(s))
         {
-            s = NormalizeNumber(s);
+            s = NormalizeNumber(s, decimalComma: (extraction & AnswerExtraction.Latex) == 0);
         }
 
         return s;
     }
 
     /// <summary>Plain numbers with separators: 7,425,000 / 1 000 / 1,000.99 / 1,22 (decimal comma) / 0,111.</summary>
-    public static string NormalizeNumber(string s)
+    public static string NormalizeNumber(string s, bool decimalComma)
     {
         if (s.Contains(' ', StringComparison.Ordinal))
         {
@@ -518,6 +528,11 @@ internal static partial class AnswerExtractor
         var head = s.AsSpan(0, comma).TrimStart('-');
         var tail = s.AsSpan(comma + 1);
         var thousands = tail.Length == 3 && head is not "0";
+        if (!thousands && !decimalComma)
+        {
+            return s;
+        }
+
         return thousands ? s.Replace(",", string.Empty, StringComparison.Ordinal) : s.Replace(',', '.');
     }
 }

@@ -125,20 +125,20 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
 
     private bool Unordered(MathNode[] a, MathNode[] b)
     {
-        if (a.Length != b.Length)
-        {
-            return false;
-        }
+        return Covers(a, b) && Covers(b, a);
+    }
 
-        var used = new bool[b.Length];
+    /// <summary>Every element of <paramref name="a"/> equals some element of <paramref name="b"/> (set semantics:
+    /// duplicates do not count twice).</summary>
+    private bool Covers(MathNode[] a, MathNode[] b)
+    {
         foreach (var x in a)
         {
             var found = false;
-            for (var j = 0; j < b.Length; j++)
+            foreach (var y in b)
             {
-                if (!used[j] && Equal(x, b[j]))
+                if (Equal(x, y))
                 {
-                    used[j] = true;
                     found = true;
                     break;
                 }
@@ -190,6 +190,7 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
         MathKind.Symbol => true,
         MathKind.Mul or MathKind.Ratio or MathKind.Tuple => Array.TrueForAll(n.Children, IsSimpleLhs),
         MathKind.Func => n.Name == "abs" && IsSimpleLhs(n.Children[0]),
+        MathKind.Pow => n.Children[1] == MathNode.MinusOne && IsSimpleLhs(n.Children[0]),
         _ => false,
     };
 
@@ -234,7 +235,7 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
             return true;
         }
 
-        if (gs.Length == 2 && ps.Length == 2)
+        if (gs.Length == 2 && ps.Length == 2 && Array.TrueForAll(gs, IsScalar) && Array.TrueForAll(ps, IsScalar))
         {
             var (gd, gKind) = Difference(gs, go[0]);
             var (pd, pKind) = Difference(ps, po[0]);
@@ -288,6 +289,7 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
         }
 
         double? ratio = null;
+        var valid = 0;
         var points = symbols.Count == 0 ? 1 : Points;
         for (var k = 0; k < points; k++)
         {
@@ -316,6 +318,7 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
                 continue;
             }
 
+            valid++;
             var r = x / y;
             if (ratio is null)
             {
@@ -332,7 +335,7 @@ internal sealed class MathEquivalence(MathVerifyOptions options, VerifyBudget bu
             }
         }
 
-        return true;
+        return valid > 0 || symbols.Count == 0;
     }
 
     private bool ScalarEqual(MathNode g, MathNode p)

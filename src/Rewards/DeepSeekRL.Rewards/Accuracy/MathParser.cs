@@ -526,7 +526,7 @@ internal sealed class MathParser
                 groups++;
             }
 
-            if (groups > 0)
+            if (groups > 1)
             {
                 _p = q;
             }

@@ -105,8 +105,8 @@ public static class MathVerifier
         var budget = new VerifyBudget(options.TimeProvider, options.TimeLimit, cancellationToken);
         try
         {
-            var goldText = AnswerExtractor.Normalize(goldAnswer, out var goldPlain);
-            var predText = AnswerExtractor.Normalize(predictedAnswer, out var predPlain);
+            var goldText = AnswerExtractor.Normalize(goldAnswer, options.Extraction, out var goldPlain);
+            var predText = AnswerExtractor.Normalize(predictedAnswer, options.Extraction, out var predPlain);
             budget.Check();
             var goldNode = goldPlain is not null ? MathNode.Text(goldPlain) : MathParser.TryParse(goldText, budget);
             var predNode = predPlain is not null ? MathNode.Text(predPlain) : MathParser.TryParse(predText, budget);
