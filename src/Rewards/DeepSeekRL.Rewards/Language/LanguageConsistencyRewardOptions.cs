@@ -1,3 +1,5 @@
+using DeepSeekRL.Rewards.Text;
+
 namespace DeepSeekRL.Rewards.Language;
 
 /// <summary>Options of <c>language_consistency</c> (DeepSeek-R1's language-consistency reward).</summary>

@@ -1,3 +1,5 @@
+using DeepSeekRL.Rewards.Text;
+
 namespace DeepSeekRL.Rewards.Language;
 
 /// <summary>Options of <c>mixed_language</c> (R1's "mixed languages" readability filter).</summary>

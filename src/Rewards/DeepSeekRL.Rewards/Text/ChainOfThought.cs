@@ -37,4 +37,26 @@ internal static class ChainOfThought
     /// <param name="text">The text.</param>
     /// <returns><see langword="true"/> when some character is not white space.</returns>
     public static bool HasContent(ReadOnlySpan<char> text) => !text.IsWhiteSpace();
+
+    /// <summary>The text a rule reads: the chain of thought or the whole completion.</summary>
+    /// <param name="completion">The completion.</param>
+    /// <param name="scope">Which part.</param>
+    /// <returns>The span.</returns>
+    public static ReadOnlySpan<char> Select(string completion, ReasoningScope scope) =>
+        scope == ReasoningScope.Reasoning ? Of(completion) : completion.AsSpan();
+
+    /// <summary>Whether a line opens or closes a fenced code block: up to three spaces, then ``` or ~~~.</summary>
+    /// <param name="line">The line, without its line break.</param>
+    /// <returns><see langword="true"/> for a fence line.</returns>
+    public static bool IsFence(ReadOnlySpan<char> line)
+    {
+        var indent = 0;
+        while (indent < line.Length && indent < 4 && line[indent] == ' ')
+        {
+            indent++;
+        }
+
+        var rest = line[indent..];
+        return indent < 4 && (rest.StartsWith("```", StringComparison.Ordinal) || rest.StartsWith("~~~", StringComparison.Ordinal));
+    }
 }

@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Rewards.Language;
+namespace DeepSeekRL.Rewards.Text;
 
 /// <summary>Which part of a completion a rule reads.</summary>
 public enum ReasoningScope
