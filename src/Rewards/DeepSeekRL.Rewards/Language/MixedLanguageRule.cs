@@ -76,6 +76,6 @@ internal sealed class MixedLanguageRule : IRewardRule
             }
         }
 
-        return 1.0 - ((double)inLanguage / total);
+        return (double)(total - inLanguage) / total;
     }
 }
