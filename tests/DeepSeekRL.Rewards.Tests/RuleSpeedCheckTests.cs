@@ -35,16 +35,19 @@ public sealed class RuleSpeedCheckTests
         Assert.Equal(1.0, format.Run(Completion));
         Assert.Equal(1.0, language.Run(Completion));
 
-        var formatUs = Measure(format);
-        var languageUs = Measure(language);
+        var formatUs = Measure(format, Completion);
+        var languageUs = Measure(language, Completion);
+
+        var chinese = "<think>\n" + string.Concat(Enumerable.Repeat("我们需要从集合中选出两个元素，所以计算 $\\binom{n}{2}$，当 n = 12 时得到 66。", 20)) + "\n</think>\n答案是 66。";
+        var chineseUs = Measure(new LanguageConsistencyRule(new() { Language = "zh" }), chinese);
 
         TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{Completion.Length} chars: format_r1 {formatUs:F2} us/call, language_consistency {languageUs:F2} us/call"));
+            $"{Completion.Length} chars: format_r1 {formatUs:F2} us/call, language_consistency {languageUs:F2} us/call; {chinese.Length} chars of Chinese: language_consistency(zh) {chineseUs:F2} us/call"));
     }
 
-    private static double Measure(IRewardRule rule)
+    private static double Measure(IRewardRule rule, string completion)
     {
-        var args = new RewardArguments(string.Empty, Completion, null);
+        var args = new RewardArguments(string.Empty, completion, null);
         var token = TestContext.Current.CancellationToken;
         const int Calls = 200_000;
         for (var i = 0; i < 10_000; i++)
