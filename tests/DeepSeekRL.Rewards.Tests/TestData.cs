@@ -5,9 +5,14 @@ namespace DeepSeekRL.Rewards.Tests;
 /// <summary>Reads the JSONL case files under Data/.</summary>
 internal static class TestData
 {
+    public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, "Data", name);
+
+    public static string? Str(this JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
     public static IReadOnlyList<JsonElement> ReadJsonLines(string file)
     {
-        var path = Path.Combine(AppContext.BaseDirectory, "Data", file);
+        var path = PathOf(file);
         var rows = new List<JsonElement>();
         foreach (var line in File.ReadLines(path))
         {

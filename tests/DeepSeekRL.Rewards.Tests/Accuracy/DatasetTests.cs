@@ -7,7 +7,7 @@ public sealed class DatasetTests(ITestOutputHelper output)
     [Fact]
     public void Verify_AllGsm8kRows_BoxedAndAnswerIsGoldScoreOneAndGoldPlusOneScoresZero()
     {
-        var rows = TestData.ReadJsonl("gsm8k-test.jsonl");
+        var rows = TestData.ReadJsonLines("gsm8k-test.jsonl");
         Assert.Equal(1319, rows.Count);
         var ct = TestContext.Current.CancellationToken;
         var failures = new List<string>();
@@ -38,7 +38,7 @@ public sealed class DatasetTests(ITestOutputHelper output)
     [Fact]
     public void Verify_AllMath500Rows_OwnGoldScoresOneAndNeighbourGoldScoresZeroUnlessEquivalent()
     {
-        var rows = TestData.ReadJsonl("math500-test.jsonl");
+        var rows = TestData.ReadJsonLines("math500-test.jsonl");
         Assert.Equal(500, rows.Count);
         var ct = TestContext.Current.CancellationToken;
         var own = new List<string>();

@@ -33,7 +33,7 @@ public sealed class MathVerifierTests(ITestOutputHelper output)
     [Fact]
     public void Verify_MathVerifyCases_AgreesOnAtLeast95PercentAndDisagreementsAreTheDocumentedSet()
     {
-        var rows = TestData.ReadJsonl("math-verify-cases.jsonl");
+        var rows = TestData.ReadJsonLines("math-verify-cases.jsonl");
         var perCategory = new SortedDictionary<string, (int Agree, int Total)>(StringComparer.Ordinal);
         var disagreements = new List<(int Row, string Category, bool Expected, string Reason)>();
         for (var i = 0; i < rows.Count; i++)
@@ -81,7 +81,7 @@ public sealed class MathVerifierTests(ITestOutputHelper output)
         }
 
         Assert.True(agreeAll >= 0.95 * total, $"agreement {agreeAll}/{total} is below 95%");
-        var documented = TestData.ReadJsonl("math-verify-disagreements.jsonl").Select(r => r.GetProperty("row").GetInt32()).Order().ToArray();
+        var documented = TestData.ReadJsonLines("math-verify-disagreements.jsonl").Select(r => r.GetProperty("row").GetInt32()).Order().ToArray();
         Assert.Equal(documented, disagreements.Select(d => d.Row).Order().ToArray());
     }
 

@@ -1,14 +1,13 @@
 using System.Text.Json;
 using DeepSeekRL.Rewards.Accuracy;
 using DeepSeekRL.Rewards.Length;
-using DeepSeekRL.Rewards.Tests.Accuracy;
 
 namespace DeepSeekRL.Rewards.Tests.Length;
 
 public sealed class LengthRuleTests
 {
     private static List<JsonElement> Cases(string function) =>
-        TestData.ReadJsonl("open-r1-reward-cases.jsonl").Where(r => r.Str("function") == function).ToList();
+        TestData.ReadJsonLines("open-r1-reward-cases.jsonl").Where(r => r.Str("function") == function).ToList();
 
     [Fact]
     public async Task AccuracyRule_OpenR1Cases_AllPass()
