@@ -260,10 +260,16 @@ public static class ModelCheckpoint
             throw new SafetensorsException($"{indexPath}: {new FileInfo(indexPath).Length} bytes is too large for an index");
         }
 
+        var bytes = File.ReadAllBytes(indexPath);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            throw new SafetensorsException($"{indexPath}: not valid UTF-8");
+        }
+
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(indexPath), new JsonDocumentOptions { MaxDepth = 8 });
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 8 });
         }
         catch (JsonException ex)
         {

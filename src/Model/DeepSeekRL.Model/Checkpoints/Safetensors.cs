@@ -82,6 +82,11 @@ public static class Safetensors
 
         var header = new byte[headerLength];
         file.ReadExactly(header);
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new SafetensorsException($"{path}: the header is not valid UTF-8");
+        }
+
         var dataStart = 8 + (long)headerLength;
         var bufferLength = length - dataStart;
         var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
@@ -133,6 +138,7 @@ public static class Safetensors
 
         // The tensors must tile the buffer exactly: sorted by offset, no holes, no overlaps, ending at its end.
         long cursor = 0;
+        SafetensorsEntry? last = null;
         foreach (var entry in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
             if (entry.Begin != cursor)
@@ -143,11 +149,14 @@ public static class Safetensors
             }
 
             cursor = entry.End;
+            last = entry;
         }
 
         if (cursor != bufferLength)
         {
-            throw new SafetensorsException($"{path}: the tensors cover {cursor} bytes but the data buffer holds {bufferLength} (truncated or padded file)");
+            throw new SafetensorsException(last is null
+                ? $"{path}: the header lists no tensor but the data buffer holds {bufferLength} bytes (padded file)"
+                : $"{path}: the last tensor '{last.Name}' ends at byte {cursor} but the data buffer holds {bufferLength} (truncated or padded file)");
         }
 
         metadata = meta;
