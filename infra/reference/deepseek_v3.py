@@ -7,6 +7,7 @@ sharded index) with its own safetensors reader (no extra packages) and writes lo
 Usage:
   /usr/bin/python3 infra/reference/deepseek_v3.py --model DIR --tokens 1,2,3 --out FILE.safetensors \
       [--decode naive|absorb] [--fp64] [--check]
+  /usr/bin/python3 infra/reference/deepseek_v3.py --self-test
 
 Output tensors (F32): "logits" [T, V] (row i predicts token i+1) and, when the config has an MTP module,
 "mtp_logits" [T-1, V] (row i predicts token i+2 from the main model's final-norm output at i and the embedding of
@@ -440,7 +441,41 @@ class Model:
         return logits, self.mtp_output(torch.cat(out))
 
 
+def self_test():
+    """Checks the reference against the numbers the reference document states (§4.3-4.5, §14.2, §17)."""
+    from types import SimpleNamespace
+    v3 = SimpleNamespace(d_r=64, d_qk=192, theta=10000.0, interleave=True,
+                         yarn={"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096,
+                               "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 1.0})
+    f, factor, tau = rope_frequencies(v3)
+    base = 10000.0 ** (-2.0 * np.arange(32) / 64)
+    ratio = base / f
+    assert abs(tau - 0.1352338) < 1e-6, tau
+    assert factor == 1.0
+    assert np.allclose(ratio[:11], 1.0) and np.allclose(ratio[23:], 40.0), ratio
+    assert abs(ratio[16] - 1.818) < 1e-3 and abs(ratio[22] - 10.0) < 1e-9, ratio
+    # Interleaved RoPE equals HF rotate-half after the evens-then-odds permutation (§4.3).
+    torch.manual_seed(0)
+    d_r = 16
+    cfg = SimpleNamespace(d_r=d_r, d_qk=48, theta=10000.0, interleave=True, yarn=None)
+    cache = rope_frequencies(cfg)
+    x = torch.randn(5, d_r, dtype=torch.float64)
+    perm = list(range(0, d_r, 2)) + list(range(1, d_r, 2))
+    inter = apply_rope(x, range(5), cfg, cache)
+    cfg.interleave = False
+    half = apply_rope(x[:, perm], range(5), cfg, cache)
+    assert torch.allclose(inter[:, perm], half, atol=1e-14)
+    assert not torch.allclose(apply_rope(x, range(5), cfg, cache), inter, atol=1e-3)
+    # float8 e4m3fn (§14.2).
+    assert _FP8[0x7E] == 448 and _FP8[0x01] == 2.0 ** -9 and _FP8[0x38] == 1.0 and np.isnan(_FP8[0xFF])
+    assert np.nanmax(_FP8) == 448 and np.isnan(_FP8).sum() == 2
+    print("self-test passed: YaRN V3 numbers (low 10, high 23, tau 0.1352338), interleaved == permuted rotate-half, fp8 table")
+
+
 def main():
+    if "--self-test" in sys.argv:
+        self_test()
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model directory (config.json + safetensors)")
     parser.add_argument("--tokens", required=True, help="comma-separated token ids")

@@ -40,6 +40,7 @@ cases=(
 )
 
 cd "$root"
+"$py" infra/reference/deepseek_v3.py --self-test
 for case in "${cases[@]}"; do
   read -r name seed std bias sequences <<<"$case"
   model="$work/model-$name"
