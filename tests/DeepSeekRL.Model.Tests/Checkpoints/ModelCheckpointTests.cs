@@ -361,6 +361,24 @@ public sealed class ModelCheckpointTests
     }
 
     [Fact]
+    public void Load_TinyCheckpoint_DecodesFromTheMappedFileWithoutReadingItWhole()
+    {
+        using var dir = new TempDirectory();
+        var config = DeepSeekV3Config.Load(Path.Combine(TestModels.RepositoryRoot(), "examples", "models", "tiny.json")).Config!;
+        var store = ModelInit.Create(config, 4);
+        ModelCheckpoint.Save(store, dir.Path);
+        var fileBytes = new FileInfo(dir.File(ModelCheckpoint.WeightsFileName)).Length;
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var loaded = ModelCheckpoint.Load(dir.Path);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(store.Data, loaded.Data);
+        // The store itself (11 MB) plus the header and bookkeeping; a whole-file read would double it.
+        Assert.InRange(allocated, store.Data.Length * 4L, (store.Data.Length * 4L) + (fileBytes / 10));
+    }
+
+    [Fact]
     public void Store_IndexerAndOffsets_SliceTheBlockInLayoutOrder()
     {
         var store = MicroStore();
