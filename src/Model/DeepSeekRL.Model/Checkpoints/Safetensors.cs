@@ -82,6 +82,11 @@ public static class Safetensors
 
         var header = new byte[headerLength];
         file.ReadExactly(header);
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new SafetensorsException($"{path}: the header is not valid UTF-8");
+        }
+
         var dataStart = 8 + (long)headerLength;
         var bufferLength = length - dataStart;
         var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
@@ -133,6 +138,7 @@ public static class Safetensors
 
         // The tensors must tile the buffer exactly: sorted by offset, no holes, no overlaps, ending at its end.
         long cursor = 0;
+        SafetensorsEntry? last = null;
         foreach (var entry in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
             if (entry.Begin != cursor)
@@ -143,11 +149,14 @@ public static class Safetensors
             }
 
             cursor = entry.End;
+            last = entry;
         }
 
         if (cursor != bufferLength)
         {
-            throw new SafetensorsException($"{path}: the tensors cover {cursor} bytes but the data buffer holds {bufferLength} (truncated or padded file)");
+            throw new SafetensorsException(last is null
+                ? $"{path}: the header lists no tensor but the data buffer holds {bufferLength} bytes (padded file)"
+                : $"{path}: the last tensor '{last.Name}' ends at byte {cursor} but the data buffer holds {bufferLength} (truncated or padded file)");
         }
 
         metadata = meta;
@@ -183,72 +192,102 @@ public static class Safetensors
         var bytes = new byte[entry.End - entry.Begin];
         file.Seek(dataStart + entry.Begin, SeekOrigin.Begin);
         file.ReadExactly(bytes);
-        var n = checked((int)entry.ElementCount);
-        var values = new float[n];
-        switch (entry.Dtype)
+        var values = new float[checked((int)entry.ElementCount)];
+        Decode(bytes, entry.Dtype, values);
+        return values;
+    }
+
+    /// <summary>Decodes little-endian elements of <paramref name="dtype"/> into float32 (no FP8 block scaling here).</summary>
+    /// <param name="source">The raw bytes: <c>destination.Length</c> elements of <paramref name="dtype"/>.</param>
+    /// <param name="dtype">The element type.</param>
+    /// <param name="destination">The values.</param>
+    /// <exception cref="ArgumentException">The lengths disagree.</exception>
+    public static void Decode(ReadOnlySpan<byte> source, SafetensorsDtype dtype, Span<float> destination)
+    {
+        var n = destination.Length;
+        if ((long)n * ElementSize(dtype) != source.Length)
         {
+            throw new ArgumentException($"{source.Length} bytes of {dtype} do not hold {n} elements", nameof(source));
+        }
+
+        switch (dtype)
+        {
+            case SafetensorsDtype.F32 when BitConverter.IsLittleEndian:
+                System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(source).CopyTo(destination);
+                break;
             case SafetensorsDtype.F32:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4));
+                    destination[i] = BinaryPrimitives.ReadSingleLittleEndian(source[(i * 4)..]);
                 }
 
                 break;
             case SafetensorsDtype.BF16:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(i * 2)) << 16);
+                    destination[i] = BitConverter.Int32BitsToSingle(BinaryPrimitives.ReadUInt16LittleEndian(source[(i * 2)..]) << 16);
                 }
 
                 break;
             case SafetensorsDtype.F16:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(i * 2)));
+                    destination[i] = (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(source[(i * 2)..]));
                 }
 
                 break;
             case SafetensorsDtype.F8_E4M3:
+                var table = Fp8Table;
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = Fp8E4M3ToSingle(bytes[i]);
+                    destination[i] = table[source[i]];
                 }
 
                 break;
             case SafetensorsDtype.F64:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(bytes.AsSpan(i * 8));
+                    destination[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(source[(i * 8)..]);
                 }
 
                 break;
             case SafetensorsDtype.I64:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i * 8));
+                    destination[i] = BinaryPrimitives.ReadInt64LittleEndian(source[(i * 8)..]);
                 }
 
                 break;
             case SafetensorsDtype.I32:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(i * 4));
+                    destination[i] = BinaryPrimitives.ReadInt32LittleEndian(source[(i * 4)..]);
                 }
 
                 break;
             case SafetensorsDtype.U8:
                 for (var i = 0; i < n; i++)
                 {
-                    values[i] = bytes[i];
+                    destination[i] = source[i];
                 }
 
                 break;
             default:
-                throw new SafetensorsException($"tensor '{entry.Name}': dtype {entry.Dtype} cannot be read as float32");
+                throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a known dtype");
         }
-
-        return values;
     }
+
+    /// <summary>The size in bytes of one element of <paramref name="dtype"/>.</summary>
+    /// <param name="dtype">The element type.</param>
+    /// <returns>1, 2, 4 or 8.</returns>
+    public static int ElementSize(SafetensorsDtype dtype) => dtype switch
+    {
+        SafetensorsDtype.F32 or SafetensorsDtype.I32 => 4,
+        SafetensorsDtype.BF16 or SafetensorsDtype.F16 => 2,
+        SafetensorsDtype.F64 or SafetensorsDtype.I64 => 8,
+        SafetensorsDtype.F8_E4M3 or SafetensorsDtype.U8 => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a known dtype"),
+    };
 
     /// <summary>Writes tensors as F32 or BF16 (round to nearest even), sorted by name, header padded to 8 bytes.</summary>
     /// <param name="path">The file (written to a temporary name, then renamed).</param>
@@ -369,6 +408,8 @@ public static class Safetensors
         return (ushort)((bits + rounding) >> 16);
     }
 
+    private static readonly float[] Fp8Table = BuildFp8Table();
+
     /// <summary>Decodes float8 e4m3fn (bias 7, no infinities, S.1111.111 is NaN, max 448).</summary>
     /// <param name="b">The byte.</param>
     /// <returns>The value.</returns>
@@ -385,6 +426,17 @@ public static class Safetensors
         return exponent == 0
             ? sign * (mantissa / 8f) * MathF.Pow(2, -6)
             : sign * (1 + (mantissa / 8f)) * MathF.Pow(2, exponent - 7);
+    }
+
+    private static float[] BuildFp8Table()
+    {
+        var table = new float[256];
+        for (var b = 0; b < 256; b++)
+        {
+            table[b] = Fp8E4M3ToSingle((byte)b);
+        }
+
+        return table;
     }
 
     private static SafetensorsEntry ParseEntry(string path, string name, JsonElement value, long bufferLength)
@@ -425,6 +477,7 @@ public static class Safetensors
         }
 
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2
+            || offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
             || !offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
         {
             throw new SafetensorsException(Where("data_offsets must be [begin, end]"));
@@ -435,13 +488,7 @@ public static class Safetensors
             throw new SafetensorsException(Where($"data_offsets [{begin}, {end}] lie outside the {bufferLength}-byte data buffer"));
         }
 
-        var size = dtype switch
-        {
-            SafetensorsDtype.F32 or SafetensorsDtype.I32 => 4,
-            SafetensorsDtype.BF16 or SafetensorsDtype.F16 => 2,
-            SafetensorsDtype.F64 or SafetensorsDtype.I64 => 8,
-            _ => 1,
-        };
+        var size = ElementSize(dtype);
         if (count > (end - begin) || count * size != end - begin)
         {
             throw new SafetensorsException(Where($"shape [{string.Join(',', shape)}] of {dtype} needs {(count > long.MaxValue / size ? "too many" : (count * size).ToString(CultureInfo.InvariantCulture))} bytes but data_offsets span {end - begin}"));

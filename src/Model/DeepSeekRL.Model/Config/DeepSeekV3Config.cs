@@ -134,9 +134,15 @@ public sealed record DeepSeekV3Config
             return (null, $"{path}: too large for a config.json ({new FileInfo(path).Length} bytes)");
         }
 
+        var bytes = File.ReadAllBytes(path);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            return (null, $"{path}: not valid UTF-8");
+        }
+
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 16, AllowTrailingCommas = true });
+            using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16, AllowTrailingCommas = true });
             var (config, error) = Parse(document.RootElement);
             return (config, error is null ? null : $"{path}: {error}");
         }

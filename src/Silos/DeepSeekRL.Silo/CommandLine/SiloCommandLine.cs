@@ -26,6 +26,7 @@ public static class SiloCommandLine
         root.Subcommands.Add(Export.ExportCommand.Create());
         root.Subcommands.Add(Rewards.RewardsCommands.Create());
         root.Subcommands.Add(Benchmarks.BenchCommands.Create());
+        root.Subcommands.Add(Model.ModelCommands.Create());
         AddVersionEverywhere(root);
         return root;
     }
