@@ -153,6 +153,10 @@ public static class TokenizerJson
         w.WriteEndObject();
     }
 
+    /// <summary>Reads a pre-tokenizer JSON object (as in tokenizer.json's <c>pre_tokenizer</c>).</summary>
+    internal static PreTokenizer ReadPreTokenizer(JsonElement element) =>
+        new Reader("(pre-tokenizer)").ReadPreTokenizer(element, "$.pre_tokenizer", top: false)!;
+
     private sealed class Reader(string source)
     {
         public BpeTokenizer Read(JsonElement root)
@@ -432,7 +436,7 @@ public static class TokenizerJson
             }
         }
 
-        private PreTokenizer? ReadPreTokenizer(JsonElement element, string path, bool top)
+        public PreTokenizer? ReadPreTokenizer(JsonElement element, string path, bool top)
         {
             if (element.ValueKind == JsonValueKind.Null && top)
             {
