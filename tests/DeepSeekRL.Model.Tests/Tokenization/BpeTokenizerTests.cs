@@ -1,4 +1,5 @@
 using System.Text;
+using DeepSeekRL.Model.Tokenization;
 
 namespace DeepSeekRL.Model.Tests.Tokenization;
 
@@ -68,6 +69,71 @@ public sealed class BpeTokenizerTests
         var tok = TestData.DeepSeekV3;
         foreach (var text in TestData.CorpusTexts())
         {
+            Assert.Equal(text, tok.Decode(tok.Encode(text)));
+        }
+    }
+
+    [Fact]
+    public void Encode_SpecialTokenStrings_BecomeTheirIdsWithoutBos()
+    {
+        var tok = TestData.DeepSeekV3;
+        var ids = tok.Encode("<｜User｜>hi<｜Assistant｜>");
+        Assert.Equal(128803, ids[0]);
+        Assert.Equal(128804, ids[^1]);
+        Assert.DoesNotContain(0, ids);
+    }
+
+    [Fact]
+    public void Encode_LoneSurrogates_BecomeReplacementCharacter()
+    {
+        var tok = TestData.DeepSeekV3;
+        Assert.Equal(tok.Encode("a\uFFFDb"), tok.Encode("a\uD800b"));
+        Assert.Equal(tok.Encode("\uFFFD\uFFFD"), tok.Encode("\uDC00\uD83D"));
+        Assert.Equal("x\uFFFDy", tok.Decode(tok.Encode("x\uDFFFy")));
+        Assert.Equal("😀", tok.Decode(tok.Encode("😀")));
+    }
+
+    [Fact]
+    public void ReplaceLoneSurrogates_ValidText_ReturnsSameInstance()
+    {
+        const string text = "valid 😀 text";
+        Assert.Same(text, BpeTokenizer.ReplaceLoneSurrogates(text));
+    }
+
+    [Fact]
+    public void Decode_SkipSpecialTokens_LeavesThemOut()
+    {
+        var tok = TestData.DeepSeekV3;
+        Assert.Equal("hi", tok.Decode(tok.Encode("<｜begin▁of▁sentence｜>hi<｜end▁of▁sentence｜>"), skipSpecialTokens: true));
+    }
+
+    [Fact]
+    public void Decode_UnknownId_Throws()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => TestData.DeepSeekV3.Decode([5, 999_999]));
+    }
+
+    [Fact]
+    public void Decode_RandomStrings_RoundTrip()
+    {
+        var tok = TestData.DeepSeekV3;
+        var random = new Random(99);
+        for (var i = 0; i < 300; i++)
+        {
+            var chars = new System.Text.StringBuilder();
+            for (var k = random.Next(1, 60); k > 0; k--)
+            {
+                var cp = random.Next(4) switch
+                {
+                    0 => random.Next(0x20, 0x7F),
+                    1 => random.Next(0x0, 0x3000),
+                    2 => random.Next(0x1F300, 0x1FAFF),
+                    _ => random.Next(0xAC00, 0xD7A3),
+                };
+                chars.Append(char.ConvertFromUtf32(cp is >= 0xD800 and <= 0xDFFF ? 0x41 : cp));
+            }
+
+            var text = chars.ToString();
             Assert.Equal(text, tok.Decode(tok.Encode(text)));
         }
     }

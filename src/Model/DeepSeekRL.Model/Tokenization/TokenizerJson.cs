@@ -7,7 +7,8 @@ namespace DeepSeekRL.Model.Tokenization;
 /// <summary>
 /// Reads and writes Hugging Face tokenizer.json files for byte-level BPE. Supported: model <c>BPE</c> (merges as
 /// <c>"a b"</c> strings or <c>["a", "b"]</c> pairs, <c>ignore_merges</c>), added tokens, normalizers <c>null</c>,
-/// <c>Sequence</c>, <c>NFC</c>, <c>NFD</c>, <c>NFKC</c>, <c>NFKD</c>, pre-tokenizers <c>ByteLevel</c>, <c>Split</c>
+/// <c>Sequence</c> (DeepSeek-V3's is empty), and the Unicode normal forms where ICU is loaded (not in this
+/// InvariantGlobalization build, so they are refused), pre-tokenizers <c>ByteLevel</c>, <c>Split</c>
 /// (all behaviours, <c>invert</c>) and <c>Sequence</c>, decoder <c>ByteLevel</c>. Anything else is a
 /// <see cref="TokenizerFormatException"/> naming the file and the JSON path, never a silent fallback.
 /// </summary>
@@ -419,17 +420,16 @@ public static class TokenizerJson
                     }
 
                     break;
-                case "NFC":
-                    forms.Add(NormalizationForm.FormC);
-                    break;
-                case "NFD":
-                    forms.Add(NormalizationForm.FormD);
-                    break;
-                case "NFKC":
-                    forms.Add(NormalizationForm.FormKC);
-                    break;
-                case "NFKD":
-                    forms.Add(NormalizationForm.FormKD);
+                case "NFC" or "NFD" or "NFKC" or "NFKD":
+                    // Unicode normalization needs ICU, which this InvariantGlobalization build does not load:
+                    // string.Normalize would silently change nothing, so refuse rather than encode differently.
+                    var form = type switch { "NFC" => NormalizationForm.FormC, "NFD" => NormalizationForm.FormD, "NFKC" => NormalizationForm.FormKC, _ => NormalizationForm.FormKD };
+                    if (!NormalizationWorks(form))
+                    {
+                        throw Fail(path + ".type", $"normalizer \"{type}\" needs ICU, which this process does not load (InvariantGlobalization)");
+                    }
+
+                    forms.Add(form);
                     break;
                 default:
                     throw Fail(path + ".type", $"normalizer \"{type}\" is not supported (Sequence, NFC, NFD, NFKC, NFKD are)");
@@ -554,6 +554,22 @@ public static class TokenizerJson
 
         private TokenizerFormatException Fail(string path, string problem, Exception? inner = null) =>
             inner is null ? new TokenizerFormatException(source, path, problem) : new TokenizerFormatException(source, path, problem, inner);
+    }
+
+    private static bool NormalizationWorks(NormalizationForm form)
+    {
+        try
+        {
+            return form switch
+            {
+                NormalizationForm.FormC or NormalizationForm.FormKC => "e\u0301".Normalize(form) == "\u00e9",
+                _ => "\u00e9".Normalize(form) == "e\u0301",
+            };
+        }
+        catch (PlatformNotSupportedException)
+        {
+            return false;
+        }
     }
 
     private static string Quote(string s)
