@@ -88,14 +88,7 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
     public async Task<int> WriteScoresAsync(IReadOnlyList<RewardScore> scores, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scores);
-        return await _pipeline.ExecuteAsync(async ct =>
-        {
-            await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            var n = await WriteScoresAsync(connection, transaction, scores, ct);
-            await transaction.CommitAsync(ct);
-            return n;
-        }, cancellationToken);
+        return await InTransactionAsync((connection, transaction, ct) => WriteScoresAsync(connection, transaction, scores, ct), cancellationToken);
     }
 
     /// <summary>Stores reward scores inside the caller's transaction.</summary>
@@ -155,14 +148,7 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
     public async Task<int> IngestSftSamplesAsync(IReadOnlyList<SftSample> samples, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(samples);
-        return await _pipeline.ExecuteAsync(async ct =>
-        {
-            await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            var n = await IngestSftSamplesAsync(connection, transaction, samples, ct);
-            await transaction.CommitAsync(ct);
-            return n;
-        }, cancellationToken);
+        return await InTransactionAsync((connection, transaction, ct) => IngestSftSamplesAsync(connection, transaction, samples, ct), cancellationToken);
     }
 
     /// <summary>
@@ -241,6 +227,17 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
         await ExecuteAsync(connection, transaction, "TRUNCATE sft_staging", cancellationToken);
         return inserted;
     }
+
+    /// <summary>Runs <paramref name="work"/> in a transaction of its own, through the retry pipeline (all of it is redone on a transient failure).</summary>
+    private async Task<T> InTransactionAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work, CancellationToken cancellationToken) =>
+        await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(ct);
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            var result = await work(connection, transaction, ct);
+            await transaction.CommitAsync(ct);
+            return result;
+        }, cancellationToken);
 
     private static async Task<ulong> CopyAsync(NpgsqlConnection connection, string table, IReadOnlyList<SftSample> samples, CancellationToken cancellationToken)
     {

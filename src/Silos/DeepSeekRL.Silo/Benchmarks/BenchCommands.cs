@@ -18,30 +18,17 @@ public static class BenchCommands
         return bench;
     }
 
-    private static Command Plain(string name, string description, int defaultRuns, Func<int, BenchReport, CancellationToken, Task> run)
-    {
-        var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
-        var runs = new Option<int>("--runs") { Description = $"Repetitions; medians are reported (default {defaultRuns}).", DefaultValueFactory = _ => defaultRuns };
-        var command = new Command(name, description);
-        command.Options.Add(json);
-        command.Options.Add(runs);
-        CommandLine.SiloCommandLine.SetHandler(command, async (parseResult, cancellationToken) =>
+    private static Command Plain(string name, string description, int defaultRuns, Func<int, BenchReport, CancellationToken, Task> run) =>
+        Create(name, description, defaultRuns, (_, runs, report, cancellationToken) => run(runs, report, cancellationToken));
+
+    private static Command Database(string name, string description, int defaultRuns, Func<BenchDatabase, int, BenchReport, CancellationToken, Task> run) =>
+        Create(name, description, defaultRuns, async (parseResult, runs, report, cancellationToken) =>
         {
-            var n = parseResult.GetValue(runs);
-            if (n < 1)
-            {
-                throw new CommandLine.CliException($"--runs: {n} is not a positive number");
-            }
-
-            var report = new BenchReport();
-            await run(n, report, cancellationToken);
-            report.Write(parseResult.GetValue(json)?.FullName, $"bench {name} ({n} runs, medians; {Environment.ProcessorCount} cores)");
-            return 0;
+            await using var db = await BenchDatabase.CreateAsync(parseResult, cancellationToken);
+            await run(db, runs, report, cancellationToken);
         });
-        return command;
-    }
 
-    private static Command Database(string name, string description, int defaultRuns, Func<BenchDatabase, int, BenchReport, CancellationToken, Task> run)
+    private static Command Create(string name, string description, int defaultRuns, Func<ParseResult, int, BenchReport, CancellationToken, Task> run)
     {
         var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
         var runs = new Option<int>("--runs") { Description = $"Repetitions per scenario; medians are reported (default {defaultRuns}).", DefaultValueFactory = _ => defaultRuns };
@@ -56,9 +43,8 @@ public static class BenchCommands
                 throw new CommandLine.CliException($"--runs: {n} is not a positive number");
             }
 
-            await using var db = await BenchDatabase.CreateAsync(parseResult, cancellationToken);
             var report = new BenchReport();
-            await run(db, n, report, cancellationToken);
+            await run(parseResult, n, report, cancellationToken);
             report.Write(parseResult.GetValue(json)?.FullName, $"bench {name} ({n} runs, medians; {Environment.ProcessorCount} cores)");
             return 0;
         });
