@@ -240,12 +240,43 @@ public sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> steps) : Pr
             return;
         }
 
+        // Intermediate steps write to this thread's pooled lists (a stack, so nested sequences are fine).
         var current = input;
         for (var i = 0; i < Steps.Count; i++)
         {
-            var target = i == Steps.Count - 1 ? output : new List<Piece>(current.Count * 2);
+            var target = i == Steps.Count - 1 ? output : PieceListPool.Rent();
             Steps[i].Split(text, current, target);
+            if (!ReferenceEquals(current, input))
+            {
+                PieceListPool.Return(current);
+            }
+
             current = target;
         }
+    }
+}
+
+/// <summary>Per-thread reusable piece lists, so pre-tokenizing allocates nothing in steady state.</summary>
+internal static class PieceListPool
+{
+    // Lists that grew beyond this many pieces are dropped rather than kept (one huge text should not pin memory).
+    private const int MaxKeptCapacity = 1 << 16;
+
+    [ThreadStatic]
+    private static Stack<List<Piece>>? t_free;
+
+    /// <summary>An empty list; give it back with <see cref="Return"/>.</summary>
+    public static List<Piece> Rent() => t_free is { Count: > 0 } free ? free.Pop() : new List<Piece>(64);
+
+    /// <summary>Clears the list and keeps it for the next <see cref="Rent"/> on this thread.</summary>
+    public static void Return(List<Piece> list)
+    {
+        if (list.Capacity > MaxKeptCapacity)
+        {
+            return;
+        }
+
+        list.Clear();
+        (t_free ??= new Stack<List<Piece>>()).Push(list);
     }
 }
