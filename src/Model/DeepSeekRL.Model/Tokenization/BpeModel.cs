@@ -34,6 +34,7 @@ public sealed class BpeModel
     private readonly int[] _mergeResult;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private int _cacheCount;
 
     /// <summary>Creates the model; the inputs are validated by the loader (<see cref="TokenizerJson"/>).</summary>
     /// <param name="vocab">Token string to id.</param>
@@ -139,19 +140,28 @@ public sealed class BpeModel
         var result = symbols[..count];
         if (cacheable)
         {
-            if (_cache.Count >= MaxCacheEntries)
+            // ConcurrentDictionary.Count takes every lock (microseconds), so the size is counted here; racing
+            // threads may overshoot the bound by a few entries, which is harmless.
+            if (Volatile.Read(ref _cacheCount) >= MaxCacheEntries)
             {
-                _cache.Clear();
+                ClearCache();
             }
 
-            _cacheLookup.TryAdd(piece, result.ToArray());
+            if (_cacheLookup.TryAdd(piece, result.ToArray()))
+            {
+                Interlocked.Increment(ref _cacheCount);
+            }
         }
 
         Append(ids, result);
     }
 
     /// <summary>Clears the piece cache (for benchmarks).</summary>
-    public void ClearCache() => _cache.Clear();
+    public void ClearCache()
+    {
+        _cache.Clear();
+        Volatile.Write(ref _cacheCount, 0);
+    }
 
     /// <summary>BPE on the bytes; writes the ids to <paramref name="symbols"/> and returns their count.</summary>
     internal int Merge(ReadOnlySpan<byte> bytes, Span<int> symbols) => Merge(bytes, symbols, Scratch.For(bytes.Length));
