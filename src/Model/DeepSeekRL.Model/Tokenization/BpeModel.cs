@@ -118,6 +118,13 @@ public sealed class BpeModel
     public void EncodePiece(ReadOnlySpan<char> piece, bool prefixSpace, List<int> ids)
     {
         ArgumentNullException.ThrowIfNull(ids);
+        if (!prefixSpace && piece.Length == 1 && piece[0] < 0x80 && _byteToId[piece[0]] >= 0)
+        {
+            // One byte has no pair to merge: its id, without a cache lookup (a fifth of DeepSeek's pieces).
+            ids.Add(_byteToId[piece[0]]);
+            return;
+        }
+
         var cacheable = !prefixSpace && piece.Length <= MaxCachedPieceLength;
         if (cacheable && _cacheLookup.TryGetValue(piece, out var cached))
         {
