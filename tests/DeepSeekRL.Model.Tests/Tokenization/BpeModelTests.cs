@@ -7,8 +7,8 @@ public sealed class BpeModelTests
     [Fact]
     public void Merge_HeapAndScan_AgreeOnLongWords()
     {
-        // Words of 48+ bytes take the heap path; re-encoding each 8-byte window (scan path) and the whole word
-        // must agree with a naive reference merge.
+        // Words of 48+ bytes take the heap path, their prefixes the scan path; both must agree with a naive
+        // reference merge.
         var model = TestData.DeepSeekV3.Model;
         var random = new Random(1234);
         string[] parts = ["the", "ing", "tion", "a", "e", "中文", "ü", "zz", "xy"];
@@ -19,6 +19,11 @@ public sealed class BpeModelTests
             var fast = new int[bytes.Length];
             var n = model.Merge(bytes, fast);
             Assert.Equal(Naive(model, bytes), fast.Take(n).ToArray());
+
+            // A prefix of under 48 bytes takes the scan path (cut anywhere, even inside a character).
+            var prefix = bytes.AsSpan(0, Math.Min(bytes.Length, random.Next(2, 48))).ToArray();
+            n = model.Merge(prefix, fast);
+            Assert.Equal(Naive(model, prefix), fast.Take(n).ToArray());
         }
     }
 

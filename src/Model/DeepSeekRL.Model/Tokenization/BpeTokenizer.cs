@@ -118,10 +118,24 @@ public sealed class BpeTokenizer
         }
 
         text = ReplaceLoneSurrogates(text);
+        var pieces = PieceListPool.Rent();
+        var scratch = PieceListPool.Rent();
+        try
+        {
+            EncodeSections(text, pieces, scratch, ids);
+        }
+        finally
+        {
+            PieceListPool.Return(pieces);
+            PieceListPool.Return(scratch);
+        }
+    }
+
+    // Added tokens become their ids; the text between them goes through normalizer, pre-tokenizer and BPE.
+    private void EncodeSections(string text, List<Piece> pieces, List<Piece> scratch, List<int> ids)
+    {
         var span = text.AsSpan();
         var pos = 0;
-        var pieces = new List<Piece>(16);
-        var scratch = new List<Piece>(1);
         while (pos < span.Length)
         {
             var found = _addedMatcher.Count > 0 && _addedMatcher.FindNext(span, pos, out var start, out var end, out var token)

@@ -41,6 +41,12 @@ public enum SplitBehavior
 /// <summary>Hugging Face's <c>Split</c> pre-tokenizer: a regex or string pattern, a behaviour and <c>invert</c>.</summary>
 public sealed class SplitPreTokenizer : PreTokenizer
 {
+    [ThreadStatic]
+    private static List<(int Start, int End, bool IsMatch)>? t_segments;
+
+    [ThreadStatic]
+    private static List<(int Start, int End)>? t_folded;
+
     private readonly PatternMatcher _matcher;
 
     /// <summary>Creates the pre-tokenizer.</summary>
@@ -122,7 +128,11 @@ public sealed class SplitPreTokenizer : PreTokenizer
     // Mirrors tokenizers' NormalizedString::split: the (range, is_match) segments folded by the behaviour.
     private void FoldSegments(ReadOnlySpan<char> s, int offset, List<Piece> output)
     {
-        var segments = new List<(int Start, int End, bool IsMatch)>();
+        // This thread's lists, reused: folding runs once per piece and never re-enters itself.
+        var segments = t_segments ??= [];
+        var acc = t_folded ??= [];
+        segments.Clear();
+        acc.Clear();
         var prev = 0;
         while (prev < s.Length && _matcher.FindNext(s, prev, out var start, out var length))
         {
@@ -140,7 +150,6 @@ public sealed class SplitPreTokenizer : PreTokenizer
             segments.Add((prev, s.Length, Invert));
         }
 
-        var acc = new List<(int Start, int End)>(segments.Count);
         var previousMatch = false;
         if (Behavior == SplitBehavior.MergedWithNext)
         {
@@ -240,12 +249,44 @@ public sealed class SequencePreTokenizer(IReadOnlyList<PreTokenizer> steps) : Pr
             return;
         }
 
+        // Intermediate steps write to this thread's pooled lists (a stack, so nested sequences are fine).
         var current = input;
         for (var i = 0; i < Steps.Count; i++)
         {
-            var target = i == Steps.Count - 1 ? output : new List<Piece>(current.Count * 2);
+            var target = i == Steps.Count - 1 ? output : PieceListPool.Rent();
             Steps[i].Split(text, current, target);
+            if (!ReferenceEquals(current, input))
+            {
+                PieceListPool.Return(current);
+            }
+
             current = target;
         }
+    }
+}
+
+/// <summary>Per-thread reusable piece lists, so pre-tokenizing allocates nothing in steady state.</summary>
+internal static class PieceListPool
+{
+    // Lists that grew beyond this many pieces (3 MB; about 1 MB of text in one section) are dropped rather than
+    // kept, so one huge text does not pin memory for the thread's lifetime.
+    private const int MaxKeptCapacity = 1 << 18;
+
+    [ThreadStatic]
+    private static Stack<List<Piece>>? t_free;
+
+    /// <summary>An empty list; give it back with <see cref="Return"/>.</summary>
+    public static List<Piece> Rent() => t_free is { Count: > 0 } free ? free.Pop() : new List<Piece>(64);
+
+    /// <summary>Clears the list and keeps it for the next <see cref="Rent"/> on this thread.</summary>
+    public static void Return(List<Piece> list)
+    {
+        if (list.Capacity > MaxKeptCapacity)
+        {
+            return;
+        }
+
+        list.Clear();
+        (t_free ??= new Stack<List<Piece>>()).Push(list);
     }
 }
