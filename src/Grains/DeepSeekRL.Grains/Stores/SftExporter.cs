@@ -43,7 +43,7 @@ public static class SftExporter
             upTo = (long)(await max.ExecuteScalarAsync(cancellationToken))!;
         }
 
-        await using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = true });
+        await using var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = false, SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
         var after = filter.AfterId ?? 0;
         const int PageSize = 2000;
         int page;

@@ -189,7 +189,7 @@ public static class RewardsCommands
 
     private static void WriteResult(Stream output, JsonElement row, RewardResult result)
     {
-        using (var writer = new Utf8JsonWriter(output))
+        using (var writer = new Utf8JsonWriter(output, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartObject();
             foreach (var property in row.EnumerateObject())

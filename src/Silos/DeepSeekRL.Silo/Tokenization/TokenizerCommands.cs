@@ -78,7 +78,7 @@ public static class TokenizerCommands
                             continue;
                         }
 
-                        using var writer = new Utf8JsonWriter(stream);
+                        using var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
                         writer.WriteStartObject();
                         if (name == "encode")
                         {
