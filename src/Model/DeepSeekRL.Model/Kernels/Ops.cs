@@ -1,0 +1,99 @@
+using System.Numerics.Tensors;
+
+namespace DeepSeekRL.Model.Kernels;
+
+// Elementwise and row kernels of the forward pass (RMSNorm, SwiGLU, interleaved RoPE, masked softmax), as static
+// methods over spans that allocate nothing. Matrix products are not here (see Blas); backward kernels come later.
+
+/// <summary>Row kernels over spans: RMSNorm, SiLU-gated products, interleaved RoPE, softmax.</summary>
+public static class Ops
+{
+    /// <summary>y = w ⊙ x · (mean(x²) + eps)^(-1/2) (reference §3).</summary>
+    /// <param name="x">The input row (n).</param>
+    /// <param name="w">The weight (n).</param>
+    /// <param name="eps">The epsilon.</param>
+    /// <param name="y">The output row (n); may alias <paramref name="x"/>.</param>
+    public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> w, float eps, Span<float> y)
+    {
+        var ms = TensorPrimitives.SumOfSquares(x) / x.Length;
+        var r = 1f / MathF.Sqrt(ms + eps);
+        TensorPrimitives.Multiply(x, r, y);
+        TensorPrimitives.Multiply(y[..x.Length], w, y);
+    }
+
+    /// <summary>RMSNorm applied to each of <paramref name="rows"/> rows of width n, with row strides.</summary>
+    /// <param name="x">Input rows.</param>
+    /// <param name="ldx">Stride of the input rows.</param>
+    /// <param name="w">The weight (n).</param>
+    /// <param name="eps">The epsilon.</param>
+    /// <param name="y">Output rows.</param>
+    /// <param name="ldy">Stride of the output rows.</param>
+    /// <param name="rows">The number of rows.</param>
+    public static void RmsNormRows(ReadOnlySpan<float> x, int ldx, ReadOnlySpan<float> w, float eps, Span<float> y, int ldy, int rows)
+    {
+        var n = w.Length;
+        for (var i = 0; i < rows; i++)
+        {
+            RmsNorm(x.Slice(i * ldx, n), w, eps, y.Slice(i * ldy, n));
+        }
+    }
+
+    /// <summary>h = silu(g) ⊙ u with silu(a) = a·σ(a) (reference §6).</summary>
+    /// <param name="g">The gate projection (n).</param>
+    /// <param name="u">The up projection (n).</param>
+    /// <param name="h">The output (n); must not alias <paramref name="g"/>.</param>
+    public static void SiluMul(ReadOnlySpan<float> g, ReadOnlySpan<float> u, Span<float> h)
+    {
+        TensorPrimitives.Sigmoid(g, h);
+        TensorPrimitives.Multiply(h[..g.Length], g, h);
+        TensorPrimitives.Multiply(h[..g.Length], u, h);
+    }
+
+    /// <summary>
+    /// Interleaved-pair RoPE in place (reference §4.2): (x[2i], x[2i+1]) rotated by the angle whose cosine and sine
+    /// are <paramref name="cos"/>[i] and <paramref name="sin"/>[i].
+    /// </summary>
+    /// <param name="x">The rope slice (d_r), rotated in place.</param>
+    /// <param name="cos">cos φ_i (d_r/2).</param>
+    /// <param name="sin">sin φ_i (d_r/2).</param>
+    public static void RopeInterleaved(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        var half = cos.Length;
+        for (var i = 0; i < half; i++)
+        {
+            float a = x[2 * i], b = x[2 * i + 1], c = cos[i], s = sin[i];
+            x[2 * i] = a * c - b * s;
+            x[2 * i + 1] = a * s + b * c;
+        }
+    }
+
+    /// <summary>Softmax over the first <paramref name="valid"/> entries of a row; the rest (masked, −∞) become 0.</summary>
+    /// <param name="row">The scores, replaced by probabilities.</param>
+    /// <param name="valid">How many leading entries are unmasked (at least 1).</param>
+    public static void MaskedSoftmax(Span<float> row, int valid)
+    {
+        var live = row[..valid];
+        var max = TensorPrimitives.Max(live);
+        TensorPrimitives.Subtract(live, max, live);
+        TensorPrimitives.Exp(live, live);
+        var sum = TensorPrimitives.Sum(live);
+        TensorPrimitives.Multiply(live, 1f / sum, live);
+        row[valid..].Clear();
+    }
+
+    /// <summary>log_softmax(logits)[index], computed stably in double.</summary>
+    /// <param name="logits">The logits.</param>
+    /// <param name="index">The index.</param>
+    /// <returns>The log-probability.</returns>
+    public static double LogSoftmaxAt(ReadOnlySpan<float> logits, int index)
+    {
+        var max = TensorPrimitives.Max(logits);
+        double sum = 0;
+        for (var i = 0; i < logits.Length; i++)
+        {
+            sum += Math.Exp(logits[i] - max);
+        }
+
+        return logits[index] - max - Math.Log(sum);
+    }
+}
