@@ -13,6 +13,7 @@ public static class BenchCommands
         bench.Subcommands.Add(Database("queue", "Work queue: single and batched claim/complete throughput, p99 claim latency, NOTIFY wake-up, dead-worker recovery, long-transaction drop.", 5, QueueBenchmark.RunAsync));
         bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("rewards", "Reward pipeline: accuracy + format_r1 + language_consistency on ~1 KB GSM8K-like completions.", 5, RewardsBenchmark.RunAsync));
+        bench.Subcommands.Add(ModelBenchmark.Create());
         bench.Subcommands.Add(QueueWorkerProcess.Create());
         return bench;
     }

@@ -25,6 +25,7 @@ public static class SiloCommandLine
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Export.ExportCommand.Create());
         root.Subcommands.Add(Rewards.RewardsCommands.Create());
+        root.Subcommands.Add(Model.ModelEngineCommands.CreateModelCommand());
         root.Subcommands.Add(Benchmarks.BenchCommands.Create());
         AddVersionEverywhere(root);
         return root;
