@@ -19,6 +19,14 @@ public static unsafe partial class Blas
     private const int NoTrans = 111;
     private const int Trans = 112;
     private static int _initialised;
+    private static int _maxThreads = 1;
+    private static int _currentThreads = -1;
+
+    /// <summary>
+    /// Products with fewer multiply-adds than this run on one OpenBLAS thread: waking a second thread costs more than
+    /// it saves on decode-sized products, and far more when the cores are shared (measured: 7x slower decode at load 9).
+    /// </summary>
+    public const long ParallelThreshold = 1L << 22;
 
     /// <summary>The core type forced when <c>OPENBLAS_CORETYPE</c> is not set.</summary>
     public const string DefaultCoreType = "SkylakeX";
@@ -28,8 +36,13 @@ public static unsafe partial class Blas
     public static void SetThreads(int threads)
     {
         EnsureLoaded();
-        openblas_set_num_threads(Math.Max(1, threads));
+        _maxThreads = Math.Max(1, threads);
+        _currentThreads = _maxThreads;
+        openblas_set_num_threads(_maxThreads);
     }
+
+    /// <summary>The OpenBLAS thread count set by <see cref="SetThreads"/> (used for large products).</summary>
+    public static int MaxThreads => _maxThreads;
 
     /// <summary>The OpenBLAS thread count.</summary>
     /// <returns>The count.</returns>
@@ -82,6 +95,7 @@ public static unsafe partial class Blas
             return;
         }
 
+        UseThreads((long)m * n * k);
         if (m == 1)
         {
             // y = B x: one row is a matrix-vector product (sgemv avoids sgemm's packing).
@@ -111,6 +125,7 @@ public static unsafe partial class Blas
             return;
         }
 
+        UseThreads((long)m * n * k);
         if (m == 1)
         {
             // y = Bᵀ x.
@@ -119,6 +134,17 @@ public static unsafe partial class Blas
         }
 
         cblas_sgemm(RowMajor, NoTrans, NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    private static void UseThreads(long work)
+    {
+        var wanted = work < ParallelThreshold ? 1 : _maxThreads;
+        if (wanted != _currentThreads)
+        {
+            EnsureLoaded();
+            openblas_set_num_threads(wanted);
+            _currentThreads = wanted;
+        }
     }
 
     [LibraryImport(Library)]
