@@ -162,13 +162,16 @@ internal sealed class ReferenceForward(ModelWeights w)
 
     private double[] Rotate(double[] x, int position)
     {
+        // Interleaved pairs (2i, 2i+1) (§4.2), or halves (i, i + d_r/2) when rope_interleave is false (§4.3).
         var y = (double[])x.Clone();
-        for (var i = 0; i < x.Length / 2; i++)
+        var half = x.Length / 2;
+        for (var i = 0; i < half; i++)
         {
             var phi = position * _rope.Frequencies[i];
             double c = Math.Cos(phi), s = Math.Sin(phi);
-            y[2 * i] = x[2 * i] * c - x[2 * i + 1] * s;
-            y[2 * i + 1] = x[2 * i] * s + x[2 * i + 1] * c;
+            var (a, b) = _c.RopeInterleave ? (2 * i, 2 * i + 1) : (i, i + half);
+            y[a] = x[a] * c - x[b] * s;
+            y[b] = x[a] * s + x[b] * c;
         }
 
         return y;

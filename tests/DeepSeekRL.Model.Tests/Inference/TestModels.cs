@@ -6,7 +6,7 @@ namespace DeepSeekRL.Model.Tests.Inference;
 /// <summary>Small configs (reference §15) with weights large enough that logits span several units.</summary>
 internal static class TestModels
 {
-    public static DeepSeekV3Config Micro(bool yarn = false, bool qLora = true) => new()
+    public static DeepSeekV3Config Micro(bool yarn = false, bool qLora = true, bool interleave = true, int shared = 1) => new()
     {
         VocabSize = 64,
         HiddenSize = 32,
@@ -14,7 +14,7 @@ internal static class TestModels
         MoeIntermediateSize = 16,
         NumHiddenLayers = 3,
         NumAttentionHeads = 2,
-        NSharedExperts = 1,
+        NSharedExperts = shared,
         NRoutedExperts = 8,
         RoutedScalingFactor = 2.5,
         KvLoraRank = 16,
@@ -29,6 +29,7 @@ internal static class TestModels
         MaxPositionEmbeddings = 64,
         NumNextnPredictLayers = 1,
         RopeScaling = yarn ? new YarnScaling(4, 16, 32, 1, 1, 1) : null,
+        RopeInterleave = interleave,
         EosTokenId = 1,
     };
 

@@ -5,12 +5,12 @@ namespace DeepSeekRL.Model.Tests.Inference;
 public sealed class TransformerTests
 {
     [Theory]
-    [InlineData(false, true)]
-    [InlineData(true, true)]
-    [InlineData(false, false)]
-    public void ForwardSequence_MicroModel_MatchesNaiveReference(bool yarn, bool qLora)
+    [InlineData(false, true, true, 1)]
+    [InlineData(true, true, true, 1)]
+    [InlineData(false, false, false, 0)]
+    public void ForwardSequence_MicroModel_MatchesNaiveReference(bool yarn, bool qLora, bool interleave, int shared)
     {
-        var w = TestModels.Weights(TestModels.Micro(yarn, qLora));
+        var w = TestModels.Weights(TestModels.Micro(yarn, qLora, interleave, shared));
         var tokens = TestModels.Tokens(20, 64, seed: 5);
         var expected = new ReferenceForward(w).Main(tokens).Logits.SelectMany(r => r).Select(x => (float)x).ToArray();
         var model = new Transformer(w);
@@ -20,13 +20,14 @@ public sealed class TransformerTests
     }
 
     [Theory]
-    [InlineData(KvCacheKind.Absorbed, false)]
-    [InlineData(KvCacheKind.Naive, false)]
-    [InlineData(KvCacheKind.Absorbed, true)]
-    [InlineData(KvCacheKind.Naive, true)]
-    public void DecodeSequence_TokenByToken_MatchesFullForward(KvCacheKind kind, bool yarn)
+    [InlineData(KvCacheKind.Absorbed, false, true)]
+    [InlineData(KvCacheKind.Naive, false, true)]
+    [InlineData(KvCacheKind.Absorbed, true, true)]
+    [InlineData(KvCacheKind.Naive, true, true)]
+    [InlineData(KvCacheKind.Absorbed, false, false)]
+    public void DecodeSequence_TokenByToken_MatchesFullForward(KvCacheKind kind, bool yarn, bool interleave)
     {
-        var w = TestModels.Weights(TestModels.Micro(yarn));
+        var w = TestModels.Weights(TestModels.Micro(yarn, interleave: interleave));
         var model = new Transformer(w);
         var tokens = TestModels.Tokens(40, 64, seed: 6);
         TestModels.AssertClose(model.ForwardSequence(tokens), model.DecodeSequence(tokens, kind), 1e-4, $"{kind} decode");

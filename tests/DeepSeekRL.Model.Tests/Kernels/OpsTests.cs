@@ -96,6 +96,32 @@ public sealed class OpsTests
     }
 
     [Fact]
+    public void RopeHalf_AllPairCounts_EqualsInterleavedUnderEvensThenOddsPermutation()
+    {
+        var rng = new Random(6);
+        for (var half = 1; half <= 128; half++)
+        {
+            var x = BlasTests.Fill(rng, 2 * half);
+            var angles = BlasTests.Fill(rng, half);
+            var cos = Array.ConvertAll(angles, MathF.Cos);
+            var sin = Array.ConvertAll(angles, MathF.Sin);
+            var permuted = new float[2 * half]; // new[j] = old[2j], new[j + half] = old[2j + 1]
+            for (var j = 0; j < half; j++)
+            {
+                (permuted[j], permuted[j + half]) = (x[2 * j], x[2 * j + 1]);
+            }
+
+            Ops.RopeInterleaved(x, cos, sin);
+            Ops.RopeHalf(permuted, cos, sin);
+            for (var j = 0; j < half; j++)
+            {
+                Assert.Equal(x[2 * j], permuted[j], 6);
+                Assert.Equal(x[2 * j + 1], permuted[j + half], 6);
+            }
+        }
+    }
+
+    [Fact]
     public void LogSoftmaxAt_RandomLogits_MatchesDefinition()
     {
         var rng = new Random(5);

@@ -47,4 +47,32 @@ public sealed partial class Transformer
 
         return logits;
     }
+
+    /// <summary>
+    /// MTP logits of one sequence (reference §10): row i (i &lt; T−1) predicts token i+2 from the main model's
+    /// final-norm hidden state at i and the embedding of token i+1.
+    /// </summary>
+    /// <param name="tokens">The tokens (T ≥ 2).</param>
+    /// <returns>(T−1, V) logits.</returns>
+    public float[] MtpSequence(ReadOnlySpan<int> tokens)
+    {
+        var t = tokens.Length;
+        if (t < 2)
+        {
+            return [];
+        }
+
+        var positions = new int[t];
+        for (var i = 0; i < t; i++)
+        {
+            positions[i] = i;
+        }
+
+        var hidden = new float[(long)t * Config.HiddenSize];
+        Forward(tokens, positions, new int[t], CreateCache(KvCacheKind.Absorbed, 1, t), [], [], hidden);
+        var logits = new float[(long)(t - 1) * Config.VocabSize];
+        var rows = positions.AsSpan(0, t - 1);
+        ForwardMtp(tokens[1..], hidden.AsSpan(0, (t - 1) * Config.HiddenSize), rows, new int[t - 1], CreateMtpCache(KvCacheKind.Absorbed, 1, t - 1), rows, logits);
+        return logits;
+    }
 }

@@ -67,6 +67,24 @@ public static class Ops
         }
     }
 
+    /// <summary>
+    /// Rotate-half RoPE in place (HF layout with <c>rope_interleave</c> = false, reference §4.3): the pairs
+    /// (x[i], x[i + d_r/2]) rotated by φ_i.
+    /// </summary>
+    /// <param name="x">The rope slice (d_r), rotated in place.</param>
+    /// <param name="cos">cos φ_i (d_r/2).</param>
+    /// <param name="sin">sin φ_i (d_r/2).</param>
+    public static void RopeHalf(Span<float> x, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin)
+    {
+        var half = cos.Length;
+        for (var i = 0; i < half; i++)
+        {
+            float a = x[i], b = x[i + half], c = cos[i], s = sin[i];
+            x[i] = a * c - b * s;
+            x[i + half] = a * s + b * c;
+        }
+    }
+
     /// <summary>Softmax over the first <paramref name="valid"/> entries of a row; the rest (masked, −∞) become 0.</summary>
     /// <param name="row">The scores, replaced by probabilities.</param>
     /// <param name="valid">How many leading entries are unmasked (at least 1).</param>

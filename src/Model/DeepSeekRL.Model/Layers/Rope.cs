@@ -3,7 +3,8 @@ using DeepSeekRL.Model.Config;
 namespace DeepSeekRL.Model.Layers;
 
 // RoPE frequencies with the YaRN correction (reference §4.1, §4.4), the cos/sin table for every position, and the
-// softmax scale with the YaRN mscale (§4.5). The rotation itself is Ops.RopeInterleaved; this file holds no weights.
+// softmax scale with the YaRN mscale (§4.5). The rotation itself is Ops.RopeInterleaved (or Ops.RopeHalf for
+// rope_interleave = false checkpoints, §4.3); this file holds no weights.
 
 /// <summary>RoPE tables for the decoupled rope channels (d_r of them), with YaRN when <c>rope_scaling</c> is set.</summary>
 /// <remarks>
@@ -21,6 +22,7 @@ public sealed class Rope
     {
         ArgumentNullException.ThrowIfNull(config);
         Half = config.QkRopeHeadDim / 2;
+        Interleaved = config.RopeInterleave;
         MaxPositions = maxPositions;
         Frequencies = ComputeFrequencies(config);
         var attentionFactor = 1.0;
@@ -56,6 +58,12 @@ public sealed class Rope
     /// <summary>d_r / 2, the number of rotated pairs.</summary>
     public int Half { get; }
 
+    /// <summary>
+    /// Whether the stored rope channels are interleaved pairs (<c>rope_interleave</c> = true, the DeepSeek layout) or
+    /// halves (false: HF rotate-half on the stored weights). q·k is the same model either way for matching weights.
+    /// </summary>
+    public bool Interleaved { get; }
+
     /// <summary>The number of positions in the tables.</summary>
     public int MaxPositions { get; }
 
@@ -74,8 +82,17 @@ public sealed class Rope
     /// <summary>Rotates one rope slice (d_r) at position <paramref name="p"/> in place.</summary>
     /// <param name="x">The slice.</param>
     /// <param name="p">The absolute position.</param>
-    public void Apply(Span<float> x, int p) =>
-        Kernels.Ops.RopeInterleaved(x, Cos.AsSpan(p * Half, Half), Sin.AsSpan(p * Half, Half));
+    public void Apply(Span<float> x, int p)
+    {
+        if (Interleaved)
+        {
+            Kernels.Ops.RopeInterleaved(x, Cos.AsSpan(p * Half, Half), Sin.AsSpan(p * Half, Half));
+        }
+        else
+        {
+            Kernels.Ops.RopeHalf(x, Cos.AsSpan(p * Half, Half), Sin.AsSpan(p * Half, Half));
+        }
+    }
 
     /// <summary>YaRN's m = 0.1·mscale·ln(s) + 1 (1 when s ≤ 1).</summary>
     /// <param name="factor">s.</param>

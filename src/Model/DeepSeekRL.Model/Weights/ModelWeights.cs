@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 
@@ -15,6 +16,7 @@ namespace DeepSeekRL.Model.Weights;
 public sealed class ModelWeights
 {
     private readonly Dictionary<string, (long Offset, ParameterSpec Spec)> _index = new(StringComparer.Ordinal);
+    private GCHandle _pin;
 
     /// <summary>Creates zero-filled weights for <paramref name="config"/> (norm weights at 1).</summary>
     /// <param name="config">The config.</param>
@@ -42,6 +44,43 @@ public sealed class ModelWeights
             {
                 Get(spec.Name).Fill(1f);
             }
+        }
+    }
+
+    /// <summary>
+    /// Wraps an existing parameter block in <see cref="ParameterLayout"/> order (for example a checkpoint loader's
+    /// store) without copying; the array is pinned for the lifetime of this object, and edits to it are seen.
+    /// </summary>
+    /// <param name="config">The config the block was laid out for.</param>
+    /// <param name="data">The block; its length must be the layout's parameter count.</param>
+    public ModelWeights(DeepSeekV3Config config, float[] data)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(data);
+        Config = config;
+        Specs = ParameterLayout.Parameters(config);
+        long offset = 0;
+        foreach (var spec in Specs)
+        {
+            _index.Add(spec.Name, (offset, spec));
+            offset += spec.Count;
+        }
+
+        if (data.Length != offset)
+        {
+            throw new ArgumentException($"the block has {data.Length} floats, the layout of this config needs {offset}", nameof(data));
+        }
+
+        Data = data;
+        _pin = GCHandle.Alloc(data, GCHandleType.Pinned);
+    }
+
+    /// <summary>Releases the pin of a wrapped block.</summary>
+    ~ModelWeights()
+    {
+        if (_pin.IsAllocated)
+        {
+            _pin.Free();
         }
     }
 

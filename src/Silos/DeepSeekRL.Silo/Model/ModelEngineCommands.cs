@@ -47,7 +47,7 @@ public static class ModelEngineCommands
         var tokens = new Option<string>("--tokens") { Description = "Comma-separated token ids.", Required = true };
         var decode = new Option<bool>("--decode") { Description = "Run token by token through the KV cache instead of one prefill." };
         var cache = CacheOption();
-        var output = new Option<FileInfo>("--out") { Description = "Output safetensors file: tensor 'logits' [T, vocab] float32.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "Output safetensors file: 'logits' [T, vocab] float32 (and 'mtp_logits' [T-1, vocab] with an MTP module).", Required = true };
         var threads = ThreadsOption();
         var command = new Command("forward", "Logits at every position of a token sequence (prefill, or token-by-token decode with --decode).");
         foreach (var option in new Option[] { dir, tokens, decode, cache, output, threads })
@@ -67,7 +67,13 @@ public static class ModelEngineCommands
             var kind = ParseCache(parseResult.GetValue(cache)!);
             var logits = parseResult.GetValue(decode) ? transformer.DecodeSequence(ids, kind) : transformer.ForwardSequence(ids, kind);
             var file = parseResult.GetValue(output)!.FullName;
-            Safetensors.Write(file, [("logits", [ids.Length, weights.Config.VocabSize], logits)]);
+            var tensors = new List<(string, long[], ReadOnlyMemory<float>)> { ("logits", [ids.Length, weights.Config.VocabSize], logits) };
+            if (weights.Config.NumNextnPredictLayers > 0 && ids.Length > 1)
+            {
+                tensors.Add(("mtp_logits", [ids.Length - 1, weights.Config.VocabSize], transformer.MtpSequence(ids)));
+            }
+
+            Safetensors.Write(file, tensors);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {file}: logits [{ids.Length}, {weights.Config.VocabSize}] ({(parseResult.GetValue(decode) ? "decode" : "prefill")}, {kind} cache)"));
             return Task.FromResult(0);
         });
