@@ -117,6 +117,38 @@ public sealed class TransformerTests
         TestModels.AssertClose(full.AsSpan(6 * v, 4 * v), logits, 1e-4, "chunked prefill");
     }
 
+    [Theory]
+    [InlineData(KvCacheKind.Absorbed)]
+    [InlineData(KvCacheKind.Naive)]
+    public void Forward_DecodeSteps_AllocateNothing(KvCacheKind kind)
+    {
+        var w = TestModels.Weights(TestModels.Tiny(), std: 0.05);
+        var model = new Transformer(w);
+        const int b = 4;
+        var cache = model.CreateCache(kind, b, 40);
+        var tokens = new int[b];
+        var positions = new int[b];
+        int[] slots = [0, 1, 2, 3];
+        var logits = new float[b * w.Config.VocabSize];
+        var before = 0L;
+        for (var p = 0; p < 40; p++)
+        {
+            if (p == 8)
+            {
+                before = GC.GetAllocatedBytesForCurrentThread(); // after warm-up steps (JIT, first-call stubs)
+            }
+
+            for (var i = 0; i < b; i++)
+            {
+                (tokens[i], positions[i]) = ((p * 7 + i) % 2048, p);
+            }
+
+            model.Forward(tokens, positions, slots, cache, slots, logits);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
     [Fact]
     public void KvCache_FullV3Config_576Vs40960ValuesPerTokenPerLayer()
     {

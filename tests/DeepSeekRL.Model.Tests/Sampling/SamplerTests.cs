@@ -187,6 +187,19 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Generate_SpeculativeMtpWithAgreeingDraft_AcceptsEveryDraftAndTakesTwoTokensPerStep()
+    {
+        // Zero final norms make every logit 0 for the main head and the MTP head alike: both predict token 0.
+        var w = TestModels.Weights(TestModels.Micro());
+        w.Get("model.norm.weight").Clear();
+        w.Get($"model.layers.{w.Config.NumHiddenLayers}.shared_head.norm.weight").Clear();
+        var result = Gen(new Generator(new Transformer(w)), [TestModels.Tokens(4, 64, 5)], new SamplingOptions { Temperature = 0, MaxTokens = 21, SpeculativeMtp = true });
+        Assert.Equal(new int[21], result.Sequences[0].Tokens);
+        Assert.Equal(10, result.DraftsProposed); // 1 token from the prefill, then 10 steps of 2
+        Assert.Equal(1.0, result.AcceptanceRate);
+    }
+
+    [Fact]
     public void Generate_SpeculativeMtpSampling_ProducesMaxTokensWithinSupport()
     {
         var model = new Transformer(TestModels.Weights(TestModels.Micro()));
