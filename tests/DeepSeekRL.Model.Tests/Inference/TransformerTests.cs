@@ -20,6 +20,21 @@ public sealed class TransformerTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ForwardSequence_EachLatentAttentionForm_MatchesNaiveReference(bool expanded)
+    {
+        var form = expanded ? LatentAttentionForm.Expanded : LatentAttentionForm.Absorbed;
+        var w = TestModels.Weights(TestModels.Micro(yarn: true));
+        var tokens = TestModels.Tokens(150, 64, seed: 15); // > QueryChunk rows: several query chunks per slot
+        var expected = new ReferenceForward(w).Main(tokens).Logits.SelectMany(r => r).Select(x => (float)x).ToArray();
+        var model = new Transformer(w, new TransformerOptions { MaxPositions = 160 }) { LatentForm = form };
+        TestModels.AssertClose(expected, model.ForwardSequence(tokens, KvCacheKind.Absorbed), 1e-4, form.ToString());
+        model.LatentForm = form == LatentAttentionForm.Absorbed ? LatentAttentionForm.Expanded : LatentAttentionForm.Absorbed;
+        TestModels.AssertClose(expected, model.DecodeSequence(tokens, KvCacheKind.Absorbed), 1e-4, "decode in the other form");
+    }
+
+    [Theory]
     [InlineData(KvCacheKind.Absorbed, false, true)]
     [InlineData(KvCacheKind.Naive, false, true)]
     [InlineData(KvCacheKind.Absorbed, true, true)]

@@ -77,8 +77,10 @@ public sealed unsafe class BlasTests
     [Fact]
     public void SetThreads_Two_IsReported()
     {
+        // Process-wide: other tests' small products may drop OpenBLAS to one thread meanwhile.
         Blas.SetThreads(2);
-        Assert.Equal(2, Blas.GetThreads());
+        Assert.Equal(2, Blas.MaxThreads);
+        Assert.InRange(Blas.GetThreads(), 1, 2);
         Assert.False(string.IsNullOrEmpty(Blas.CoreName()));
     }
 

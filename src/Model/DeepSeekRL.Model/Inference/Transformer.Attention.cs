@@ -41,7 +41,11 @@ public sealed unsafe partial class Transformer
             }
         }
 
-        if (cache.Kind == KvCacheKind.Absorbed)
+        if (cache.Kind == KvCacheKind.Absorbed && PreferExpanded(n, positions, slots))
+        {
+            ExpandedLatentAttention(lp, n, positions, slots, cache.LayerData[cacheLayer], cache.MaxLength);
+        }
+        else if (cache.Kind == KvCacheKind.Absorbed)
         {
             AbsorbedAttention(lp, n, positions, slots, cache.LayerData[cacheLayer], cache.MaxLength);
         }
@@ -112,6 +116,80 @@ public sealed unsafe partial class Transformer
         for (var h = 0; h < _h; h++)
         {
             Blas.GemmNT(n, _dv, _rkv, oabs + h * _rkv, _h * _rkv, lp.Wkvb + ((long)h * dnv + _dn) * _rkv, _rkv, Ptr(_o) + h * _dv, hv);
+        }
+    }
+
+    /// <summary>
+    /// Whether this call is cheaper with the latent cache expanded to per-head K and V (prefill: many queries per
+    /// slot) than in absorbed form (decode), by the multiply-add counts of reference §15.1 summed over the slots.
+    /// </summary>
+    private bool PreferExpanded(int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots)
+    {
+        if (LatentForm is { } forced)
+        {
+            return forced == LatentAttentionForm.Expanded;
+        }
+
+        long absorbed = 0, expanded = 0;
+        int dnv = _dn + _dv;
+        for (var start = 0; start < n;)
+        {
+            var end = GroupEnd(slots, start, n);
+            long tq = end - start, tk = positions[end - 1] + 1, meanCtx = tk - tq / 2;
+            absorbed += tq * _h * meanCtx * (2L * _rkv + _dr) + 2L * tq * _h * dnv * _rkv;
+            expanded += tk * _rkv * _h * dnv + tq * meanCtx * _h * (_dqk + _dv);
+            start = end;
+        }
+
+        return expanded < absorbed;
+    }
+
+    /// <summary>
+    /// Prefill on the latent cache: writes [ĉ | k_pe] like absorb, then expands the slot's context once,
+    /// [k_nope_h | v_h] = (W_kvb ĉ_j)[h], and attends per head as naive does (reference §5.3: the same numbers).
+    /// </summary>
+    private void ExpandedLatentAttention(LayerPointers lp, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, float[] layerCache, int maxLen)
+    {
+        int wa = _rkv + _dr, hq = _h * _dqk, hv = _h * _dv, dnv = _dn + _dv, hx = _h * dnv;
+        for (var i = 0; i < n; i++)
+        {
+            _kva.AsSpan(i * wa, wa).CopyTo(layerCache.AsSpan((slots[i] * maxLen + positions[i]) * wa, wa));
+        }
+
+        var tau = Rope.SoftmaxScale;
+        var scores = Scores(QueryChunk * _h * maxLen);
+        var s = Ptr(scores);
+        var kx = Ptr(Expanded(maxLen * hx));
+        var q = Ptr(_q);
+        var o = Ptr(_o);
+        var cacheBase = Ptr(layerCache);
+        for (var start = 0; start < n;)
+        {
+            var end = GroupEnd(slots, start, n);
+            var slotCache = cacheBase + (long)slots[start] * maxLen * wa;
+            var context = positions[end - 1] + 1;
+
+            // (tk, H, d_n + d_v) = ĉ (tk, r_kv) · W_kvbᵀ.
+            Blas.GemmNT(context, hx, _rkv, slotCache, wa, lp.Wkvb, _rkv, kx, hx);
+            for (var c0 = start; c0 < end; c0 += QueryChunk)
+            {
+                var tq = Math.Min(QueryChunk, end - c0);
+                var tk = positions[c0 + tq - 1] + 1;
+                for (var h = 0; h < _h; h++)
+                {
+                    // S = τ (q_nope_h k_nope_hᵀ + q_pe_h k_peᵀ); O_h = P V_h.
+                    Blas.GemmNT(tq, tk, _dn, q + (long)c0 * hq + h * _dqk, hq, kx + h * dnv, hx, s, tk, alpha: tau);
+                    Blas.GemmNT(tq, tk, _dr, q + (long)c0 * hq + h * _dqk + _dn, hq, slotCache + _rkv, wa, s, tk, alpha: tau, beta: 1f);
+                    for (var i = 0; i < tq; i++)
+                    {
+                        Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), positions[c0 + i] + 1);
+                    }
+
+                    Blas.GemmNN(tq, _dv, tk, s, tk, kx + h * dnv + _dn, hx, o + (long)c0 * hv + h * _dv, hv);
+                }
+            }
+
+            start = end;
         }
     }
 

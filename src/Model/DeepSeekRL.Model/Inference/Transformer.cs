@@ -12,6 +12,16 @@ namespace DeepSeekRL.Model.Inference;
 // the KV cache (reference §2-§8, §10): prefill, decode, batched decode of different lengths and multi-token
 // verification are the same call. It is inference only: it keeps no activations for a backward pass.
 
+/// <summary>How attention reads the latent cache.</summary>
+internal enum LatentAttentionForm
+{
+    /// <summary>W_kvb folded into the query and output (decode).</summary>
+    Absorbed,
+
+    /// <summary>The context expanded to per-head K and V once per call (prefill).</summary>
+    Expanded,
+}
+
 /// <summary>Sizes of the <see cref="Transformer"/> workspace.</summary>
 public sealed class TransformerOptions
 {
@@ -67,6 +77,7 @@ public sealed unsafe partial class Transformer
     private readonly float[] _ye;       // (N, D) that expert's output
     private readonly float[] _gather;   // (N, D) rows gathered for the head
     private float[] _scoresGrown;       // (QueryChunk·H, maxLen) scores, then probabilities
+    private float[] _expanded;          // (maxLen, H, d_n + d_v) a slot's latent context expanded (prefill)
 
     /// <summary>Builds the forward pass over <paramref name="weights"/>.</summary>
     /// <param name="weights">The weights (kept by reference; later edits are seen).</param>
@@ -104,6 +115,7 @@ public sealed unsafe partial class Transformer
         _oabs = Pinned(n * _h * _rkv);
         _o = Pinned(n * _h * _dv);
         _scoresGrown = Pinned(QueryChunk * _h * 256);
+        _expanded = Pinned(1);
         _gu = Pinned(n * 2 * ffn);
         _hid = Pinned(n * ffn);
         _router = Pinned(n * _e);
@@ -125,6 +137,9 @@ public sealed unsafe partial class Transformer
 
     /// <summary>The RoPE tables and softmax scale.</summary>
     public Rope Rope { get; }
+
+    /// <summary>Forces one attention form on the latent cache (tests); <see langword="null"/> = the cheaper one.</summary>
+    internal LatentAttentionForm? LatentForm { get; set; }
 
     /// <summary>Rows per internal chunk.</summary>
     public int MaxRows => _maxRows;
@@ -411,6 +426,16 @@ public sealed unsafe partial class Transformer
                 TensorPrimitives.MultiplyAdd(Span(ye + (long)j * _d, _d), _selW[a], Span(x + (long)row * _d, _d), Span(x + (long)row * _d, _d));
             }
         }
+    }
+
+    private float[] Expanded(int needed)
+    {
+        if (_expanded.Length < needed)
+        {
+            _expanded = Pinned(Math.Max(needed, _expanded.Length * 2));
+        }
+
+        return _expanded;
     }
 
     private float[] Scores(int needed)

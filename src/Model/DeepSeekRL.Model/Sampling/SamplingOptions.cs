@@ -1,5 +1,8 @@
 namespace DeepSeekRL.Model.Sampling;
 
+// The knobs of generation: how a token is drawn (temperature, top-k, top-p, seed) and when a sequence ends (max tokens,
+// stop ids, stop strings). A plain options object; the drawing is in Sampler, the loop in Inference.Generator.
+
 /// <summary>How tokens are drawn and when generation stops.</summary>
 public sealed class SamplingOptions
 {

@@ -25,7 +25,7 @@ public static class ModelBenchmark
     public static Command Create()
     {
         var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
-        var config = new Option<FileInfo?>("--config") { Description = "An HF config.json (default: the tiny config of the reference document §15.1)." };
+        var config = new Option<FileInfo?>("--config") { Description = "An HF config.json (default: examples/models/tiny.json, else the same tiny config of reference §15.1 built in code)." };
         var threads = new Option<int>("--threads") { Description = "Threads for both engines (default 2).", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "Repetitions; medians are reported (default 3).", DefaultValueFactory = _ => 3 };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch baseline." };
@@ -93,6 +93,9 @@ public static class ModelBenchmark
         ArgumentNullException.ThrowIfNull(report);
         var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken)).Split(' ')[0] : "?";
         var config = Tiny();
+        var home = Environment.GetEnvironmentVariable("DEEPSEEKRL_HOME") ?? Directory.GetCurrentDirectory();
+        var example = Path.Combine(home, "examples", "models", "tiny.json");
+        configPath ??= File.Exists(example) ? example : null;
         if (configPath is not null)
         {
             var (parsed, error) = DeepSeekV3Config.Load(configPath);
