@@ -115,6 +115,19 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Generate_MaxTokens_LimitsEveryCompletion()
+    {
+        var generator = new Generator(new Transformer(TestModels.Weights(TestModels.Micro())));
+        int[][] prompts = [TestModels.Tokens(4, 64, 1), TestModels.Tokens(2, 64, 2)];
+        Assert.All(Gen(generator, prompts, new SamplingOptions { MaxTokens = 0 }).Sequences, s => Assert.Empty(s.Tokens));
+        Assert.All(Gen(generator, prompts, new SamplingOptions { MaxTokens = 7, Seed = 4 }).Sequences, s =>
+        {
+            Assert.Equal(7, s.Tokens.Length);
+            Assert.Equal(FinishReason.Length, s.Finish);
+        });
+    }
+
+    [Fact]
     public void Generate_StopTokenId_EndsSequenceAtThatToken()
     {
         var model = new Transformer(TestModels.Weights(TestModels.Micro()));

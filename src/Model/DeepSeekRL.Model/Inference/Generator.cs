@@ -75,7 +75,7 @@ public sealed class Generator(Transformer model)
         }
 
         var state = new State(b, options.MaxTokens);
-        if (b == 0)
+        if (b == 0 || options.MaxTokens == 0)
         {
             return state.Result(0, 0);
         }
@@ -121,11 +121,6 @@ public sealed class Generator(Transformer model)
         {
             var row = logits.AsSpan(i * v, v);
             Commit(state, i, _sampler.Sample(row, options, ref state.Rng[i]), row, options, maxLen);
-        }
-
-        if (options.MaxTokens == 0)
-        {
-            return state.Result(0, 0);
         }
 
         return speculative
