@@ -76,6 +76,32 @@ public sealed class OpsTests
     }
 
     [Fact]
+    public void ExpSubtractSum_Lengths1To256AndWideRange_MatchesMathExp()
+    {
+        var rng = new Random(7);
+        for (var n = 1; n <= 256; n++)
+        {
+            var x = new float[n];
+            for (var i = 0; i < n; i++)
+            {
+                x[i] = (float)(-100 * rng.NextDouble() + 2); // includes values below shift − 87.3
+            }
+
+            var y = (float[])x.Clone();
+            var sum = Ops.ExpSubtractSum(y, 2f);
+            double expected = 0;
+            for (var i = 0; i < n; i++)
+            {
+                var e = Math.Exp(x[i] - 2f); // the float-rounded argument, as the kernel sees it
+                expected += e;
+                Assert.True(Math.Abs(y[i] - e) <= 3e-7 * e + 2e-38, $"n={n} i={i}: exp({x[i] - 2}) = {e}, got {y[i]}");
+            }
+
+            Assert.Equal(expected, sum, expected * 1e-6);
+        }
+    }
+
+    [Fact]
     public void RopeInterleaved_AllPairCounts_MatchesComplexRotation()
     {
         var rng = new Random(4);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DeepSeekRL.Model.Kernels;
 
 namespace DeepSeekRL.Model.Inference;
@@ -9,6 +10,7 @@ namespace DeepSeekRL.Model.Inference;
 /// <content>The attention part of the forward pass and the resolution of weight pointers.</content>
 public sealed unsafe partial class Transformer
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Attention(LayerPointers lp, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, KvCache cache, int cacheLayer)
     {
         var xn = Ptr(_xn);
@@ -58,6 +60,7 @@ public sealed unsafe partial class Transformer
     /// <summary>
     /// Absorb (reference §5.3): q̃_h = U_hᵀ q_nope_h; S = τ([q̃_h | q_pe_h] · [ĉ_j | k_pe_j]); õ_h = Σ_j P ĉ_j; o_h = W_h õ_h.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AbsorbedAttention(LayerPointers lp, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, float[] layerCache, int maxLen)
     {
         int wa = _rkv + _dr, hq = _h * _dqk, hv = _h * _dv, dnv = _dn + _dv, qw = _h * wa;
@@ -145,23 +148,22 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>
-    /// Prefill on the latent cache: writes [ĉ | k_pe] like absorb, then expands the slot's context once,
-    /// [k_nope_h | v_h] = (W_kvb ĉ_j)[h], and attends per head as naive does (reference §5.3: the same numbers).
+    /// Prefill on the latent cache: writes [ĉ | k_pe] like absorb, then expands the slot's context once into the naive
+    /// layout, K_h = [(W_kvb ĉ_j)[h, :d_n] | k_pe_j] and V_h = (W_kvb ĉ_j)[h, d_n:], and attends per head as naive
+    /// does (reference §5.3: the same numbers, fewer multiply-adds when many queries share the context).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ExpandedLatentAttention(LayerPointers lp, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, float[] layerCache, int maxLen)
     {
-        int wa = _rkv + _dr, hq = _h * _dqk, hv = _h * _dv, dnv = _dn + _dv, hx = _h * dnv;
+        int wa = _rkv + _dr, hq = _h * _dqk, dnv = _dn + _dv, hx = _h * dnv, width = hq + _h * _dv;
         for (var i = 0; i < n; i++)
         {
             _kva.AsSpan(i * wa, wa).CopyTo(layerCache.AsSpan((slots[i] * maxLen + positions[i]) * wa, wa));
         }
 
-        var tau = Rope.SoftmaxScale;
-        var scores = Scores(QueryChunk * _h * maxLen);
-        var s = Ptr(scores);
-        var kx = Ptr(Expanded(maxLen * hx));
-        var q = Ptr(_q);
-        var o = Ptr(_o);
+        var kvb = Expanded(maxLen * (hx + width));
+        var kvbPtr = Ptr(kvb);
+        var naive = kvb.AsSpan(maxLen * hx);
         var cacheBase = Ptr(layerCache);
         for (var start = 0; start < n;)
         {
@@ -169,31 +171,27 @@ public sealed unsafe partial class Transformer
             var slotCache = cacheBase + (long)slots[start] * maxLen * wa;
             var context = positions[end - 1] + 1;
 
-            // (tk, H, d_n + d_v) = ĉ (tk, r_kv) · W_kvbᵀ.
-            Blas.GemmNT(context, hx, _rkv, slotCache, wa, lp.Wkvb, _rkv, kx, hx);
-            for (var c0 = start; c0 < end; c0 += QueryChunk)
+            // (tk, H, d_n + d_v) = ĉ (tk, r_kv) · W_kvbᵀ, then rearranged to naive entries [K (H, d_qk) | V (H, d_v)].
+            Blas.GemmNT(context, hx, _rkv, slotCache, wa, lp.Wkvb, _rkv, kvbPtr, hx);
+            for (var j = 0; j < context; j++)
             {
-                var tq = Math.Min(QueryChunk, end - c0);
-                var tk = positions[c0 + tq - 1] + 1;
+                var entry = naive.Slice(j * width, width);
+                var kpe = layerCache.AsSpan((slots[start] * maxLen + j) * wa + _rkv, _dr);
                 for (var h = 0; h < _h; h++)
                 {
-                    // S = τ (q_nope_h k_nope_hᵀ + q_pe_h k_peᵀ); O_h = P V_h.
-                    Blas.GemmNT(tq, tk, _dn, q + (long)c0 * hq + h * _dqk, hq, kx + h * dnv, hx, s, tk, alpha: tau);
-                    Blas.GemmNT(tq, tk, _dr, q + (long)c0 * hq + h * _dqk + _dn, hq, slotCache + _rkv, wa, s, tk, alpha: tau, beta: 1f);
-                    for (var i = 0; i < tq; i++)
-                    {
-                        Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), positions[c0 + i] + 1);
-                    }
-
-                    Blas.GemmNN(tq, _dv, tk, s, tk, kx + h * dnv + _dn, hx, o + (long)c0 * hv + h * _dv, hv);
+                    kvb.AsSpan(j * hx + h * dnv, _dn).CopyTo(entry.Slice(h * _dqk, _dn));
+                    kpe.CopyTo(entry.Slice(h * _dqk + _dn, _dr));
+                    kvb.AsSpan(j * hx + h * dnv + _dn, _dv).CopyTo(entry.Slice(hq + h * _dv, _dv));
                 }
             }
 
+            AttendNaive(start, end, positions, kvbPtr + (long)maxLen * hx);
             start = end;
         }
     }
 
     /// <summary>Naive (reference §5.3): K_h = [k_nope_h | k_pe], V_h from W_kvb ĉ, cached per head; S = τ Q_h K_hᵀ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void NaiveAttention(LayerPointers lp, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, float[] layerCache, int maxLen)
     {
         int wa = _rkv + _dr, hq = _h * _dqk, hv = _h * _dv, dnv = _dn + _dv, width = hq + hv;
@@ -213,33 +211,42 @@ public sealed unsafe partial class Transformer
             }
         }
 
-        var tau = Rope.SoftmaxScale;
-        var scores = Scores(QueryChunk * _h * maxLen);
-        var s = Ptr(scores);
-        var q = Ptr(_q);
-        var o = Ptr(_o);
         for (var start = 0; start < n;)
         {
             var end = GroupEnd(slots, start, n);
-            var slotCache = cacheBase + (long)slots[start] * maxLen * width;
-            for (var c0 = start; c0 < end; c0 += QueryChunk)
-            {
-                var tq = Math.Min(QueryChunk, end - c0);
-                var tk = positions[c0 + tq - 1] + 1;
-                for (var h = 0; h < _h; h++)
-                {
-                    // (tq, tk) = τ Q_h (tq, d_qk) · K_h (tk, d_qk)ᵀ; then O_h (tq, d_v) = P · V_h (tk, d_v).
-                    Blas.GemmNT(tq, tk, _dqk, q + (long)c0 * hq + h * _dqk, hq, slotCache + h * _dqk, width, s, tk, alpha: tau);
-                    for (var i = 0; i < tq; i++)
-                    {
-                        Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), positions[c0 + i] + 1);
-                    }
-
-                    Blas.GemmNN(tq, _dv, tk, s, tk, slotCache + hq + h * _dv, width, o + (long)c0 * hv + h * _dv, hv);
-                }
-            }
-
+            AttendNaive(start, end, positions, cacheBase + (long)slots[start] * maxLen * width);
             start = end;
+        }
+    }
+
+    /// <summary>
+    /// Rows [start, end) of one slot attend to its naive entries [K (H, d_qk) | V (H, d_v)] at positions 0 … p:
+    /// per head S = τ Q_h K_hᵀ (masked softmax), O_h = P V_h.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void AttendNaive(int start, int end, ReadOnlySpan<int> positions, float* entries)
+    {
+        int hq = _h * _dqk, hv = _h * _dv, width = hq + hv;
+        var tau = Rope.SoftmaxScale;
+        var scores = _scoresGrown;
+        var s = Ptr(scores);
+        var q = Ptr(_q);
+        var o = Ptr(_o);
+        for (var c0 = start; c0 < end; c0 += QueryChunk)
+        {
+            var tq = Math.Min(QueryChunk, end - c0);
+            var tk = positions[c0 + tq - 1] + 1;
+            for (var h = 0; h < _h; h++)
+            {
+                // (tq, tk) = τ Q_h (tq, d_qk) · K_h (tk, d_qk)ᵀ; then O_h (tq, d_v) = P · V_h (tk, d_v).
+                Blas.GemmNT(tq, tk, _dqk, q + (long)c0 * hq + h * _dqk, hq, entries + h * _dqk, width, s, tk, alpha: tau);
+                for (var i = 0; i < tq; i++)
+                {
+                    Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), positions[c0 + i] + 1);
+                }
+
+                Blas.GemmNN(tq, _dv, tk, s, tk, entries + hq + h * _dv, width, o + (long)c0 * hv + h * _dv, hv);
+            }
         }
     }
 

@@ -46,7 +46,7 @@ public sealed class TransformerOptions
 /// </remarks>
 public sealed unsafe partial class Transformer
 {
-    private const int QueryChunk = 64;
+    private const int QueryChunk = 128;
     private readonly DeepSeekV3Config _c;
     private readonly ModelWeights _weights;
     private readonly float* _w;
@@ -285,6 +285,7 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>h⁰ = E_tok[token] (reference §2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Embed(ReadOnlySpan<int> tokens, float[] destination)
     {
         var table = _w + _weights.Offset("model.embed_tokens.weight");
@@ -300,6 +301,7 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>z = RMSNorm(h); logits = W_head z for the requested rows of this chunk. Returns how many it wrote.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private int FinalNormAndHead(int n, int chunkStart, float* norm, ReadOnlySpan<int> logitRows, int logitDone, Span<float> logits, Span<float> hidden)
     {
         Ops.RmsNormRows(_x, _d, Span(norm, _d), _eps, _x, _d, n); // (N, D) in place
@@ -329,6 +331,7 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>One block (reference §8): h += MLA(attn_norm(h)); h += FFN(ffn_norm(h)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Block(int layer, int n, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, KvCache cache, int cacheLayer)
     {
         var lp = _layers[layer];
@@ -347,6 +350,7 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>y (+)= W_2(silu(W_1 x) ⊙ W_3 x) for n rows, with [W_1; W_3] stored contiguously (reference §6).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void SwiGlu(int n, float* xIn, int ldx, float* gateUp, float* down, int inter, float* y, float beta)
     {
         var gu = Ptr(_gu);
@@ -365,6 +369,7 @@ public sealed unsafe partial class Transformer
     /// DeepSeekMoE (reference §7): route each row, then run each expert once on the rows routed to it (gathered), and
     /// scatter-add w_e·Expert_e(x) into the residual; the shared experts run on all rows.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Moe(LayerPointers lp, int n)
     {
         var xn = Ptr(_xn);

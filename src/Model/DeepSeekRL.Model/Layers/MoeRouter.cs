@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace DeepSeekRL.Model.Layers;
@@ -17,6 +18,7 @@ public static class MoeRouter
     /// <param name="normalise"><c>norm_topk_prob</c>: divide by the sum of the selected scores.</param>
     /// <param name="experts">The selected experts (K), in selection order (best first; ties to the lower index).</param>
     /// <param name="weights">Their combine weights (K), from the unbiased scores.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Route(ReadOnlySpan<float> logits, ReadOnlySpan<float> bias, int groups, int keptGroups, float routeScale, bool normalise, Span<int> experts, Span<float> weights)
     {
         var e = logits.Length;
