@@ -221,33 +221,61 @@ public sealed unsafe partial class Transformer
 
     /// <summary>
     /// Rows [start, end) of one slot attend to its naive entries [K (H, d_qk) | V (H, d_v)] at positions 0 … p:
-    /// per head S = τ Q_h K_hᵀ (masked softmax), O_h = P V_h.
+    /// per head S = τ Q_h K_hᵀ (masked softmax), O_h = P V_h. Large chunks (prefill) run the heads on parallel .NET
+    /// threads with single-threaded BLAS; decode-sized ones stay on the calling thread and allocate nothing.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AttendNaive(int start, int end, ReadOnlySpan<int> positions, float* entries)
     {
-        int hq = _h * _dqk, hv = _h * _dv, width = hq + hv;
-        var tau = Rope.SoftmaxScale;
-        var scores = _scoresGrown;
-        var s = Ptr(scores);
-        var q = Ptr(_q);
-        var o = Ptr(_o);
         for (var c0 = start; c0 < end; c0 += QueryChunk)
         {
             var tq = Math.Min(QueryChunk, end - c0);
             var tk = positions[c0 + tq - 1] + 1;
-            for (var h = 0; h < _h; h++)
+            positions.Slice(c0, tq).CopyTo(_rowPositions);
+            if (_threads > 1 && _h > 1 && (long)tq * tk >= 64 * 64)
             {
-                // (tq, tk) = τ Q_h (tq, d_qk) · K_h (tk, d_qk)ᵀ; then O_h (tq, d_v) = P · V_h (tk, d_v).
-                Blas.GemmNT(tq, tk, _dqk, q + (long)c0 * hq + h * _dqk, hq, entries + h * _dqk, width, s, tk, alpha: tau);
-                for (var i = 0; i < tq; i++)
+                AttendHeadsInParallel(c0, tq, tk, (nint)entries);
+            }
+            else
+            {
+                for (var h = 0; h < _h; h++)
                 {
-                    Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), positions[c0 + i] + 1);
+                    AttendHead(h, c0, tq, tk, entries, _scoresGrown);
                 }
-
-                Blas.GemmNN(tq, _dv, tk, s, tk, entries + hq + h * _dv, width, o + (long)c0 * hv + h * _dv, hv);
             }
         }
+    }
+
+    /// <summary>The heads of one query chunk on parallel .NET threads (the closure is allocated here only).</summary>
+    private void AttendHeadsInParallel(int c0, int tq, int tk, nint entries)
+    {
+        var buffers = HeadScores(QueryChunk * Math.Max(tk, 256));
+        Blas.BeginManagedParallel();
+        try
+        {
+            Parallel.For(0, _h, new ParallelOptions { MaxDegreeOfParallelism = _threads }, h => AttendHead(h, c0, tq, tk, (float*)entries, buffers[h]));
+        }
+        finally
+        {
+            Blas.EndManagedParallel();
+        }
+    }
+
+    /// <summary>One head of <see cref="AttendNaive"/> for query rows [c0, c0 + tq) over keys 0 … tk − 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void AttendHead(int h, int c0, int tq, int tk, float* entries, float[] scores)
+    {
+        int hq = _h * _dqk, hv = _h * _dv, width = hq + hv;
+        var s = Ptr(scores);
+
+        // (tq, tk) = τ Q_h (tq, d_qk) · K_h (tk, d_qk)ᵀ; then O_h (tq, d_v) = P · V_h (tk, d_v).
+        Blas.GemmNT(tq, tk, _dqk, Ptr(_q) + (long)c0 * hq + h * _dqk, hq, entries + h * _dqk, width, s, tk, alpha: Rope.SoftmaxScale);
+        for (var i = 0; i < tq; i++)
+        {
+            Ops.MaskedSoftmax(scores.AsSpan(i * tk, tk), _rowPositions[i] + 1);
+        }
+
+        Blas.GemmNN(tq, _dv, tk, s, tk, entries + hq + h * _dv, width, Ptr(_o) + (long)c0 * hv + h * _dv, hv);
     }
 
     private static int GroupEnd(ReadOnlySpan<int> slots, int start, int n)

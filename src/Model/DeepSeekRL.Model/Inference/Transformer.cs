@@ -78,6 +78,9 @@ public sealed unsafe partial class Transformer
     private readonly float[] _gather;   // (N, D) rows gathered for the head
     private float[] _scoresGrown;       // (QueryChunk·H, maxLen) scores, then probabilities
     private float[] _expanded;          // (maxLen, H, d_n + d_v) a slot's latent context expanded (prefill)
+    private float[][] _headScores;      // per head (QueryChunk, maxLen): scores when heads run in parallel (prefill)
+    private readonly int[] _rowPositions;  // (N) positions of the current chunk, for parallel workers
+    private readonly int _threads;
 
     /// <summary>Builds the forward pass over <paramref name="weights"/>.</summary>
     /// <param name="weights">The weights (kept by reference; later edits are seen).</param>
@@ -116,6 +119,9 @@ public sealed unsafe partial class Transformer
         _o = Pinned(n * _h * _dv);
         _scoresGrown = Pinned(QueryChunk * _h * 256);
         _expanded = Pinned(1);
+        _headScores = [];
+        _rowPositions = new int[n];
+        _threads = Math.Max(1, options.Threads);
         _gu = Pinned(n * 2 * ffn);
         _hid = Pinned(n * ffn);
         _router = Pinned(n * _e);
@@ -441,6 +447,22 @@ public sealed unsafe partial class Transformer
         }
 
         return _expanded;
+    }
+
+    private float[][] HeadScores(int needed)
+    {
+        if (_headScores.Length == 0 || _headScores[0].Length < needed)
+        {
+            var grown = new float[_h][];
+            for (var h = 0; h < _h; h++)
+            {
+                grown[h] = Pinned(needed);
+            }
+
+            _headScores = grown;
+        }
+
+        return _headScores;
     }
 
     private float[] Scores(int needed)

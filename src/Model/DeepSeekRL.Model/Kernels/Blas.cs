@@ -21,6 +21,7 @@ public static unsafe partial class Blas
     private static int _initialised;
     private static int _maxThreads = 1;
     private static int _currentThreads = -1;
+    private static volatile bool _capped;
 
     /// <summary>
     /// Products with fewer multiply-adds than this run on one OpenBLAS thread: waking a second thread costs more than
@@ -40,6 +41,21 @@ public static unsafe partial class Blas
         _currentThreads = _maxThreads;
         openblas_set_num_threads(_maxThreads);
     }
+
+    /// <summary>
+    /// Runs every product on one OpenBLAS thread until <see cref="EndManagedParallel"/>: while .NET threads call BLAS
+    /// concurrently, OpenBLAS's own pool would oversubscribe the cores.
+    /// </summary>
+    public static void BeginManagedParallel()
+    {
+        EnsureLoaded();
+        _capped = true;
+        openblas_set_num_threads(1);
+        _currentThreads = 1;
+    }
+
+    /// <summary>Ends <see cref="BeginManagedParallel"/>.</summary>
+    public static void EndManagedParallel() => _capped = false;
 
     /// <summary>The OpenBLAS thread count set by <see cref="SetThreads"/> (used for large products).</summary>
     public static int MaxThreads => _maxThreads;
@@ -138,7 +154,7 @@ public static unsafe partial class Blas
 
     private static void UseThreads(long work)
     {
-        var wanted = work < ParallelThreshold ? 1 : _maxThreads;
+        var wanted = _capped || work < ParallelThreshold ? 1 : _maxThreads;
         if (wanted != _currentThreads)
         {
             EnsureLoaded();
