@@ -53,7 +53,7 @@ public sealed class TransformerTests
     {
         var w = TestModels.Weights(TestModels.Tiny(), std: 0.05);
         var model = new Transformer(w);
-        var tokens = TestModels.Tokens(70, 2048, seed: 7);
+        var tokens = TestModels.Tokens(140, 2048, seed: 7); // prefill: 560 expert assignments, parallel heads and experts
         var full = model.ForwardSequence(tokens);
         TestModels.AssertClose(full, model.DecodeSequence(tokens, KvCacheKind.Absorbed), 1e-4, "absorbed");
         TestModels.AssertClose(full, model.DecodeSequence(tokens, KvCacheKind.Naive), 1e-4, "naive");

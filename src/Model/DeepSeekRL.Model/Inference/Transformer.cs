@@ -65,16 +65,14 @@ public sealed unsafe partial class Transformer
     private readonly float[] _qabs;     // (N, H, r_kv + d_r) absorb: [U_hᵀ q_nope_h | q_pe_h]
     private readonly float[] _oabs;     // (N, H, r_kv) absorb: Σ_j P ĉ_j
     private readonly float[] _o;        // (N, H·d_v) attention output before W_o
-    private readonly float[] _gu;       // (N, 2·max(I, N_s·I_m)) [gate | up]
-    private readonly float[] _hid;      // (N, max(I, N_s·I_m)) silu(gate)·up
     private readonly float[] _router;   // (N, E) router logits
     private readonly int[] _sel;        // (N, K) selected experts
     private readonly float[] _selW;     // (N, K) their weights
     private readonly int[] _expertCount;  // (E)
     private readonly int[] _expertStart;  // (E + 1)
     private readonly int[] _expertRows;   // (N·K) row·K + slot, grouped by expert
-    private readonly float[] _xe;       // (N, D) rows gathered for one expert
-    private readonly float[] _ye;       // (N, D) that expert's output
+    private readonly float[] _yAssign;  // (N·K, D) expert outputs, in the experts' sorted assignment order
+    private readonly WorkerBuffers[] _workers; // per thread: gathered rows and the SwiGLU intermediates
     private readonly float[] _gather;   // (N, D) rows gathered for the head
     private float[] _scoresGrown;       // (QueryChunk·H, maxLen) scores, then probabilities
     private float[] _expanded;          // (maxLen, H, d_n + d_v) a slot's latent context expanded (prefill)
@@ -122,16 +120,19 @@ public sealed unsafe partial class Transformer
         _headScores = [];
         _rowPositions = new int[n];
         _threads = Math.Max(1, options.Threads);
-        _gu = Pinned(n * 2 * ffn);
-        _hid = Pinned(n * ffn);
+        _workers = new WorkerBuffers[_threads];
+        for (var w = 0; w < _threads; w++)
+        {
+            // Worker 0 also serves the dense FFN, the shared experts and the MTP concat (2D wide).
+            _workers[w] = new WorkerBuffers(Pinned(n * _d), Pinned(n * 2 * (w == 0 ? Math.Max(ffn, _d) : _im)), Pinned(n * (w == 0 ? ffn : _im)));
+        }
         _router = Pinned(n * _e);
         _sel = new int[n * _k];
         _selW = Pinned(n * _k);
         _expertCount = new int[_e];
         _expertStart = new int[_e + 1];
         _expertRows = new int[n * _k];
-        _xe = Pinned(n * _d);
-        _ye = Pinned(n * _d);
+        _yAssign = Pinned(n * _k * _d);
         _gather = Pinned(n * _d);
     }
 
@@ -236,16 +237,16 @@ public sealed unsafe partial class Transformer
         {
             var n = Math.Min(_maxRows, nextTokens.Length - done);
 
-            // h' = M [enorm(Emb(t)); hnorm(h⁰)] — embedding first (reference §10.3). _gu holds the (N, 2D) concat.
+            // h' = M [enorm(Emb(t)); hnorm(h⁰)] — embedding first (reference §10.3). worker 0's GateUp holds the (N, 2D) concat.
             Embed(nextTokens.Slice(done, n), _xn);
-            var cat = _gu.AsSpan(0, n * 2 * _d); // (N, 2D)
+            var cat = _workers[0].GateUp.AsSpan(0, n * 2 * _d); // (N, 2D)
             for (var i = 0; i < n; i++)
             {
                 Ops.RmsNorm(_xn.AsSpan(i * _d, _d), Span(lp.ENorm, _d), _eps, cat.Slice(i * 2 * _d, _d));
                 Ops.RmsNorm(mainHidden.Slice((done + i) * _d, _d), Span(lp.HNorm, _d), _eps, cat.Slice(i * 2 * _d + _d, _d));
             }
 
-            Blas.GemmNT(n, _d, 2 * _d, Ptr(_gu), 2 * _d, lp.EhProj, 2 * _d, Ptr(_x), _d);
+            Blas.GemmNT(n, _d, 2 * _d, Ptr(_workers[0].GateUp), 2 * _d, lp.EhProj, 2 * _d, Ptr(_x), _d);
 
             Block(_c.NumHiddenLayers, n, positions.Slice(done, n), slots.Slice(done, n), mtpCache, 0);
             logitDone += FinalNormAndHead(n, done, lp.SharedHeadNorm, logitRows, logitDone, logits, default);
@@ -357,10 +358,10 @@ public sealed unsafe partial class Transformer
 
     /// <summary>y (+)= W_2(silu(W_1 x) ⊙ W_3 x) for n rows, with [W_1; W_3] stored contiguously (reference §6).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void SwiGlu(int n, float* xIn, int ldx, float* gateUp, float* down, int inter, float* y, float beta)
+    private void SwiGlu(int n, float* xIn, int ldx, float* gateUp, float* down, int inter, float* y, float beta, int worker = 0)
     {
-        var gu = Ptr(_gu);
-        var hid = Ptr(_hid);
+        var gu = Ptr(_workers[worker].GateUp);
+        var hid = Ptr(_workers[worker].Hidden);
         Blas.GemmNT(n, 2 * inter, _d, xIn, ldx, gateUp, _d, gu, 2 * inter); // (n, 2I) [gate | up]
         for (var i = 0; i < n; i++)
         {
@@ -372,19 +373,24 @@ public sealed unsafe partial class Transformer
     }
 
     /// <summary>
-    /// DeepSeekMoE (reference §7): route each row, then run each expert once on the rows routed to it (gathered), and
-    /// scatter-add w_e·Expert_e(x) into the residual; the shared experts run on all rows.
+    /// DeepSeekMoE (reference §7): route each row, then run each expert once on the rows routed to it (gathered),
+    /// and add w_e·Expert_e(x) into the residual; the shared experts run on all rows. Large batches (prefill) split
+    /// the experts between parallel .NET threads; decode-sized ones run on the calling thread and allocate nothing.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Moe(LayerPointers lp, int n)
     {
         var xn = Ptr(_xn);
         var x = Ptr(_x);
+        var parallel = _threads > 1 && n * _k >= 512;
         Blas.GemmNT(n, _e, _d, xn, _d, lp.Gate, _d, Ptr(_router), _e); // (N, E) router logits
-        var bias = Span(lp.GateBias, _e);
-        for (var i = 0; i < n; i++)
+        if (parallel)
         {
-            MoeRouter.Route(_router.AsSpan(i * _e, _e), bias, _c.NGroup, _c.TopkGroup, (float)_c.RoutedScalingFactor, _c.NormTopkProb, _sel.AsSpan(i * _k, _k), _selW.AsSpan(i * _k, _k));
+            RouteInParallel(lp, n);
+        }
+        else
+        {
+            RouteRows(lp, 0, n);
         }
 
         if (_c.NSharedExperts > 0)
@@ -392,7 +398,7 @@ public sealed unsafe partial class Transformer
             SwiGlu(n, xn, _d, lp.SharedGateUp, lp.SharedDown, _c.NSharedExperts * _im, x, 1f);
         }
 
-        // Counting sort of (row, k) assignments by expert.
+        // Counting sort of the (row, k) assignments by expert: _expertRows[start_e ..) lists expert e's.
         Array.Clear(_expertCount);
         for (var a = 0; a < n * _k; a++)
         {
@@ -411,10 +417,49 @@ public sealed unsafe partial class Transformer
             _expertRows[_expertCount[_sel[a]]++] = a;
         }
 
-        var xe = Ptr(_xe);
-        var ye = Ptr(_ye);
+        // Expert outputs land in (N·K, D) in sorted order; then h += w_e · y_e, sequentially (rows repeat).
+        if (parallel)
+        {
+            ExpertsInParallel(lp);
+        }
+        else
+        {
+            RunExperts(lp, 0, _e, 0);
+        }
+
+        var y = Ptr(_yAssign);
+        for (var pos = 0; pos < n * _k; pos++)
+        {
+            var a = _expertRows[pos];
+            var row = Span(x + (long)(a / _k) * _d, _d);
+            TensorPrimitives.MultiplyAdd(Span(y + (long)pos * _d, _d), _selW[a], row, row);
+        }
+    }
+
+    private void RouteRows(LayerPointers lp, int from, int to)
+    {
+        var bias = Span(lp.GateBias, _e);
+        for (var i = from; i < to; i++)
+        {
+            MoeRouter.Route(_router.AsSpan(i * _e, _e), bias, _c.NGroup, _c.TopkGroup, (float)_c.RoutedScalingFactor, _c.NormTopkProb, _sel.AsSpan(i * _k, _k), _selW.AsSpan(i * _k, _k));
+        }
+    }
+
+    private void RouteInParallel(LayerPointers lp, int n)
+    {
+        var block = (n + _threads - 1) / _threads;
+        Parallel.For(0, _threads, new ParallelOptions { MaxDegreeOfParallelism = _threads }, w => RouteRows(lp, w * block, Math.Min(n, (w + 1) * block)));
+    }
+
+    /// <summary>Experts [from, to) on worker <paramref name="worker"/>'s buffers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void RunExperts(LayerPointers lp, int from, int to, int worker)
+    {
+        var xn = Ptr(_xn);
+        var xe = Ptr(_workers[worker].Gathered);
+        var y = Ptr(_yAssign);
         var expertSize = 3L * _im * _d;
-        for (var e = 0; e < _e; e++)
+        for (var e = from; e < to; e++)
         {
             int start = _expertStart[e], count = _expertStart[e + 1] - start;
             if (count == 0)
@@ -429,13 +474,35 @@ public sealed unsafe partial class Transformer
             }
 
             var w = lp.Experts + e * expertSize; // gate_proj, up_proj, down_proj of expert e, contiguous
-            SwiGlu(count, xe, _d, w, w + 2L * _im * _d, _im, ye, 0f);
-            for (var j = 0; j < count; j++)
+            SwiGlu(count, xe, _d, w, w + 2L * _im * _d, _im, y + (long)start * _d, 0f, worker);
+        }
+    }
+
+    /// <summary>Splits the experts into contiguous blocks of about equal row counts, one per thread.</summary>
+    private void ExpertsInParallel(LayerPointers lp)
+    {
+        var bounds = new int[_threads + 1];
+        var total = _expertStart[_e];
+        var e = 0;
+        for (var w = 1; w < _threads; w++)
+        {
+            while (e < _e && _expertStart[e] < total * w / _threads)
             {
-                var a = _expertRows[start + j];
-                var row = a / _k;
-                TensorPrimitives.MultiplyAdd(Span(ye + (long)j * _d, _d), _selW[a], Span(x + (long)row * _d, _d), Span(x + (long)row * _d, _d));
+                e++;
             }
+
+            bounds[w] = e;
+        }
+
+        bounds[_threads] = _e;
+        Blas.BeginManagedParallel();
+        try
+        {
+            Parallel.For(0, _threads, new ParallelOptions { MaxDegreeOfParallelism = _threads }, w => RunExperts(lp, bounds[w], bounds[w + 1], w));
+        }
+        finally
+        {
+            Blas.EndManagedParallel();
         }
     }
 
@@ -448,6 +515,9 @@ public sealed unsafe partial class Transformer
 
         return _expanded;
     }
+
+    /// <summary>One thread's scratch: rows gathered for an expert (N, D), [gate | up] (N, 2I), silu(gate)·up (N, I).</summary>
+    private sealed record WorkerBuffers(float[] Gathered, float[] GateUp, float[] Hidden);
 
     private float[][] HeadScores(int needed)
     {
