@@ -14,6 +14,7 @@ public static class BenchCommands
         bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("rewards", "Reward pipeline: accuracy + format_r1 + language_consistency on ~1 KB GSM8K-like completions.", 5, RewardsBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("tokenizer", "Tokenizer: single-thread encode and decode MB/s of DeepSeek-V3's tokenizer on the golden corpus, and the JS reference's encode MB/s in the same run.", 5, TokenizerBenchmark.RunAsync));
+        bench.Subcommands.Add(ModelBenchmark.Create());
         bench.Subcommands.Add(QueueWorkerProcess.Create());
         return bench;
     }
