@@ -126,6 +126,7 @@ public sealed unsafe partial class Transformer
             // Worker 0 also serves the dense FFN, the shared experts and the MTP concat (2D wide).
             _workers[w] = new WorkerBuffers(Pinned(n * _d), Pinned(n * 2 * (w == 0 ? Math.Max(ffn, _d) : _im)), Pinned(n * (w == 0 ? ffn : _im)));
         }
+
         _router = Pinned(n * _e);
         _sel = new int[n * _k];
         _selW = Pinned(n * _k);
