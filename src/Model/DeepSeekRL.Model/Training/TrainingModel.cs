@@ -421,8 +421,9 @@ public sealed unsafe partial class TrainingModel
 
         for (var a = 0; a < n * _k; a++)
         {
-            var r = a / _k;
-            TensorPrimitives.MultiplyAdd(c.EY.AsSpan(a * _d, _d), c.W[a], y.AsSpan(r * _d, _d), y.AsSpan(r * _d, _d));
+            var src = c.Rows[a];
+            var r = src / _k;
+            TensorPrimitives.MultiplyAdd(c.EY.AsSpan(a * _d, _d), c.W[src], y.AsSpan(r * _d, _d), y.AsSpan(r * _d, _d));
         }
     }
 
