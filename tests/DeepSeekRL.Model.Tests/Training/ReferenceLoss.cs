@@ -17,9 +17,13 @@ internal sealed class ReferenceLoss(ModelWeights w)
     /// <summary>The experts chosen in the last call, in call order (one entry per MoE token).</summary>
     public List<int> Selections { get; } = [];
 
+    /// <summary>The experts chosen in the last call per layer, sequences in batch order (TrainingModel's row order).</summary>
+    public SortedDictionary<int, List<int>> ByLayer { get; } = [];
+
     public double Loss(int[] tokens, int batch, float[]? mask, double mtpWeight)
     {
         Selections.Clear();
+        ByLayer.Clear();
         var t = tokens.Length / batch;
         mask ??= Enumerable.Repeat(1f, tokens.Length).ToArray();
         double main = 0, mainCount = 0, mtp = 0, mtpCount = 0;
@@ -94,7 +98,7 @@ internal sealed class ReferenceLoss(ModelWeights w)
         var h2 = new double[t][];
         for (var i = 0; i < t; i++)
         {
-            h2[i] = Add(h1[i], _c.IsMoeLayer(l) ? Moe(p, xf[i]) : Mlp(p + "mlp.", xf[i]));
+            h2[i] = Add(h1[i], _c.IsMoeLayer(l) ? Moe(l, p, xf[i]) : Mlp(p + "mlp.", xf[i]));
         }
 
         return h2;
@@ -161,7 +165,7 @@ internal sealed class ReferenceLoss(ModelWeights w)
         return o;
     }
 
-    private double[] Moe(string p, double[] x)
+    private double[] Moe(int layer, string p, double[] x)
     {
         var k = _c.NumExpertsPerTok;
         var logits = Linear(p + "mlp.gate.weight", x);
@@ -169,6 +173,12 @@ internal sealed class ReferenceLoss(ModelWeights w)
         var unused = new float[k];
         MoeRouter.Route(logits.Select(z => (float)z).ToArray(), W(p + "mlp.gate.e_score_correction_bias"), _c.NGroup, _c.TopkGroup, (float)_c.RoutedScalingFactor, _c.NormTopkProb, experts, unused);
         Selections.AddRange(experts);
+        if (!ByLayer.TryGetValue(layer, out var list))
+        {
+            ByLayer[layer] = list = [];
+        }
+
+        list.AddRange(experts);
 
         // w_e = R s_e / Σ_S s (§7.4) in double.
         var s = experts.Select(e => 1 / (1 + Math.Exp(-logits[e]))).ToArray();
