@@ -120,6 +120,46 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BackwardFromLogits_CrossEntropyGradient_EqualsBackward()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        int batch = 2, t = 6, v = config.VocabSize;
+        var tokens = TestModels.Tokens(batch * t, v, 9);
+        var model = new TrainingModel(weights);
+        model.Forward(tokens, batch);
+        var expected = new Gradients(config);
+        model.Backward(expected);
+
+        // dCE/dlogits by hand: (softmax − onehot) / count on rows with a target; -mean(TokenLogProbs) is the loss.
+        var logProbs = model.TokenLogProbs();
+        Assert.Equal(model.MainLoss, -logProbs.Average(), 6);
+        var dLogits = model.Logits.ToArray();
+        for (var r = 0; r < batch * t; r++)
+        {
+            var row = dLogits.AsSpan(r * v, v);
+            if (r % t == t - 1)
+            {
+                row.Clear();
+                continue;
+            }
+
+            Ops.MaskedSoftmax(row, v);
+            row[tokens[r + 1]] -= 1;
+            foreach (ref var x in row)
+            {
+                x /= batch * (t - 1);
+            }
+        }
+
+        var actual = new Gradients(config);
+        model.BackwardFromLogits(actual, dLogits);
+        TestModels.AssertClose(expected.Data, actual.Data, 1e-6, "BackwardFromLogits");
+        Assert.Equal(batch * t * config.NumExpertsPerTok, model.ExpertLoad(1).Sum());
+        Assert.Empty(model.ExpertLoad(0));
+    }
+
+    [Fact]
     public void Forward_MainLoss_MatchesInferenceEngineLogits()
     {
         var config = TestModels.Micro();

@@ -20,15 +20,40 @@ public sealed unsafe partial class TrainingModel
             throw new InvalidOperationException("Backward needs a Forward first");
         }
 
+        BackwardFrom(grads, CrossEntropyBackward(_logits, _b * _t, _t, 1, _mainCount, 1f), includeMtp: true);
+    }
+
+    /// <summary>
+    /// Back-propagates a gradient given on the main logits of the last <see cref="Forward"/> (for example of a policy
+    /// loss built from <see cref="Logits"/>), accumulating into <paramref name="grads"/>. The forward's own loss is
+    /// ignored; with <paramref name="includeMtp"/> the MTP loss (weight W of the forward) is added.
+    /// </summary>
+    /// <param name="grads">The gradients; not cleared here.</param>
+    /// <param name="dLogits">(B·T, V) dLoss/dlogits.</param>
+    /// <param name="includeMtp">Whether to add W × the MTP loss's gradient.</param>
+    public void BackwardFromLogits(Gradients grads, ReadOnlySpan<float> dLogits, bool includeMtp = false)
+    {
+        ArgumentNullException.ThrowIfNull(grads);
+        if (dLogits.Length != _logits.Length || _tokens.Length == 0)
+        {
+            throw new ArgumentException($"dLogits must be (B·T, V) = {_logits.Length} values of the last Forward", nameof(dLogits));
+        }
+
+        var copy = Alloc(dLogits.Length);
+        dLogits.CopyTo(copy);
+        BackwardFrom(grads, copy, includeMtp);
+    }
+
+    private void BackwardFrom(Gradients grads, float[] dlogits, bool includeMtp)
+    {
         int b = _b, t = _t, n = b * t;
         fixed (float* g = grads.Data)
         {
             // dz (N, D) from the head; the MTP module adds its share through hnorm.
             var dz = Alloc(n * _d);
-            var dlogits = CrossEntropyBackward(_logits, n, t, 1, _mainCount, 1f);
             LinearBackward(dz, dlogits, _z, _head, g, n, _d, _v);
 
-            if (_mtp is { } m && _mtpWeight != 0)
+            if (includeMtp && _mtp is { } m && _mtpWeight != 0)
             {
                 MtpBackward(m, g, dz);
             }

@@ -173,6 +173,45 @@ public sealed unsafe partial class TrainingModel
         return Loss;
     }
 
+    /// <summary>The main logits of the last forward, (B·T, V): row (b, t) is the distribution of token t+1.</summary>
+    public ReadOnlySpan<float> Logits => _logits;
+
+    /// <summary>log p(t_{i+1} | t_{≤i}) of the last forward, (B, T−1), in double from the float logits.</summary>
+    /// <returns>The per-token log-probabilities.</returns>
+    public double[] TokenLogProbs()
+    {
+        var lp = new double[_b * (_t - 1)];
+        for (var bi = 0; bi < _b; bi++)
+        {
+            for (var i = 0; i + 1 < _t; i++)
+            {
+                lp[bi * (_t - 1) + i] = Ops.LogSoftmaxAt(_logits.AsSpan((bi * _t + i) * _v, _v), _tokens[bi * _t + i + 1]);
+            }
+        }
+
+        return lp;
+    }
+
+    /// <summary>Tokens routed to each expert of an MoE layer in the last forward (E; load statistics, bias update).</summary>
+    /// <param name="layer">The layer (num_hidden_layers = the MTP block, when it ran).</param>
+    /// <returns>The counts, or an empty array for a dense layer.</returns>
+    public int[] ExpertLoad(int layer)
+    {
+        var c = layer == _c.NumHiddenLayers ? _mtp?.Block : _blocks[layer];
+        if (c is null || c.Start.Length == 0)
+        {
+            return [];
+        }
+
+        var load = new int[_e];
+        for (var e = 0; e < _e; e++)
+        {
+            load[e] = c.Start[e + 1] - c.Start[e];
+        }
+
+        return load;
+    }
+
     /// <summary>The experts chosen for each row of a layer in the last forward (N·K; tests freeze-check routing).</summary>
     /// <param name="layer">The layer (num_hidden_layers = the MTP block).</param>
     /// <returns>The selections, or an empty array for a dense layer.</returns>
