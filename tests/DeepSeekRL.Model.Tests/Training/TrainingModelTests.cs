@@ -17,7 +17,7 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
 {
     private static string MicroConfig => Path.Combine(AppContext.BaseDirectory, "Data", "golden", "micro", "config.json");
 
-    public static TheoryData<string> Variants() => ["micro", "micro-qproj-halves-yarn", "micro-noshared-nomask"];
+    public static TheoryData<string> Variants() => ["micro", "micro-qproj-halves-yarn", "micro-noshared-nomask", "micro-unnormalised-ungrouped"];
 
     [Theory]
     [MemberData(nameof(Variants))]
@@ -29,12 +29,13 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         {
             "micro" => config,
             "micro-qproj-halves-yarn" => TestModels.Micro(yarn: true, qLora: false, interleave: false),
-            _ => TestModels.Micro(shared: 0),
+            "micro-noshared-nomask" => TestModels.Micro(shared: 0),
+            _ => TestModels.Micro() with { NormTopkProb = false, NGroup = 1, TopkGroup = 1 },
         };
         var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
         int batch = 2, t = 7;
         var tokens = TestModels.Tokens(batch * t, config.VocabSize, 3);
-        float[]? mask = variant == "micro-noshared-nomask" ? null : Mask(batch * t);
+        float[]? mask = variant.EndsWith("nomask", StringComparison.Ordinal) ? null : Mask(batch * t);
         const float mtpWeight = 0.3f;
 
         var model = new TrainingModel(weights);

@@ -47,9 +47,11 @@ public sealed unsafe partial class TrainingModel
 
     /// <summary>Builds the training model over <paramref name="weights"/> (kept by reference; edits are seen).</summary>
     /// <param name="weights">The weights.</param>
-    public TrainingModel(ModelWeights weights)
+    /// <param name="threads">OpenBLAS threads (process-wide, as <see cref="Inference.TransformerOptions.Threads"/>); default 2.</param>
+    public TrainingModel(ModelWeights weights, int threads = 2)
     {
         ArgumentNullException.ThrowIfNull(weights);
+        Blas.SetThreads(threads);
         _weights = weights;
         _c = weights.Config;
         _w = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(weights.Data));
