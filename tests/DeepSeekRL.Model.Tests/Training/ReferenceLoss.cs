@@ -13,6 +13,8 @@ internal sealed class ReferenceLoss(ModelWeights w)
 {
     private readonly DeepSeekV3Config _c = w.Config;
     private readonly Rope _rope = new(w.Config, w.Config.MaxPositionEmbeddings);
+    private readonly List<(double[] Scores, int[] Experts)> _tokenRouting = [];
+    private double _alpha, _balance;
 
     /// <summary>The experts chosen in the last call, in call order (one entry per MoE token).</summary>
     public List<int> Selections { get; } = [];
@@ -20,8 +22,10 @@ internal sealed class ReferenceLoss(ModelWeights w)
     /// <summary>The experts chosen in the last call per layer, sequences in batch order (TrainingModel's row order).</summary>
     public SortedDictionary<int, List<int>> ByLayer { get; } = [];
 
-    public double Loss(int[] tokens, int batch, float[]? mask, double mtpWeight)
+    public double Loss(int[] tokens, int batch, float[]? mask, double mtpWeight, double balanceAlpha = 0)
     {
+        _alpha = balanceAlpha;
+        _balance = 0;
         Selections.Clear();
         ByLayer.Clear();
         var t = tokens.Length / batch;
@@ -65,7 +69,7 @@ internal sealed class ReferenceLoss(ModelWeights w)
             }
         }
 
-        var loss = mainCount > 0 ? main / mainCount : 0;
+        var loss = (mainCount > 0 ? main / mainCount : 0) + _balance / batch;
         return mtpWeight != 0 && mtpCount > 0 ? loss + mtpWeight * mtp / mtpCount : loss;
     }
 
@@ -96,9 +100,22 @@ internal sealed class ReferenceLoss(ModelWeights w)
 
         var xf = h1.Select(r => RmsNorm(r, W(p + "post_attention_layernorm.weight"))).ToArray();
         var h2 = new double[t][];
+        _tokenRouting.Clear();
         for (var i = 0; i < t; i++)
         {
             h2[i] = Add(h1[i], _c.IsMoeLayer(l) ? Moe(l, p, xf[i]) : Mlp(p + "mlp.", xf[i]));
+        }
+
+        if (_alpha != 0 && _c.IsMoeLayer(l) && l < _c.NumHiddenLayers)
+        {
+            // §9.2: L_Bal = α Σ_i f_i P_i, f_i = E/(K·T) #(t: i chosen), P_i = (1/T) Σ_t s_{i,t} / Σ_j s_{j,t}.
+            int e = _c.NRoutedExperts, k = _c.NumExpertsPerTok;
+            for (var i = 0; i < e; i++)
+            {
+                var f = _tokenRouting.Count(r => r.Experts.Contains(i)) * (double)e / (k * t);
+                var pi = _tokenRouting.Sum(r => r.Scores[i] / r.Scores.Sum()) / t;
+                _balance += _alpha * f * pi;
+            }
         }
 
         return h2;
@@ -179,6 +196,7 @@ internal sealed class ReferenceLoss(ModelWeights w)
         }
 
         list.AddRange(experts);
+        _tokenRouting.Add((logits.Select(z => 1 / (1 + Math.Exp(-z))).ToArray(), experts));
 
         // w_e = R s_e / Σ_S s (§7.4) in double.
         var s = experts.Select(e => 1 / (1 + Math.Exp(-logits[e]))).ToArray();

@@ -17,7 +17,7 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
 {
     private static string MicroConfig => Path.Combine(AppContext.BaseDirectory, "Data", "golden", "micro", "config.json");
 
-    public static TheoryData<string> Variants() => ["micro", "micro-qproj-halves-yarn", "micro-noshared-nomask", "micro-unnormalised-ungrouped"];
+    public static TheoryData<string> Variants() => ["micro", "micro-qproj-halves-yarn", "micro-noshared-nomask", "micro-unnormalised-ungrouped", "micro-balance"];
 
     [Theory]
     [MemberData(nameof(Variants))]
@@ -30,6 +30,7 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
             "micro" => config,
             "micro-qproj-halves-yarn" => TestModels.Micro(yarn: true, qLora: false, interleave: false),
             "micro-noshared-nomask" => TestModels.Micro(shared: 0),
+            "micro-balance" => config,
             _ => TestModels.Micro() with { NormTopkProb = false, NGroup = 1, TopkGroup = 1 },
         };
         var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
@@ -37,14 +38,15 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         var tokens = TestModels.Tokens(batch * t, config.VocabSize, 3);
         float[]? mask = variant.EndsWith("nomask", StringComparison.Ordinal) ? null : Mask(batch * t);
         const float mtpWeight = 0.3f;
+        var alpha = variant == "micro-balance" ? 0.5f : 0f; // large, so its gradient is visible in every gate
 
         var model = new TrainingModel(weights);
-        var loss = model.Forward(tokens, batch, mask, mtpWeight);
+        var loss = model.Forward(tokens, batch, mask, mtpWeight, alpha);
         var grads = new Gradients(config);
         model.Backward(grads);
 
         var reference = new ReferenceLoss(weights);
-        var refLoss = reference.Loss(tokens, batch, mask, mtpWeight);
+        var refLoss = reference.Loss(tokens, batch, mask, mtpWeight, alpha);
         Assert.True(Math.Abs(loss - refLoss) < 1e-4 * Math.Abs(refLoss), $"loss {loss} vs double reference {refLoss}");
         var baseSelection = reference.Selections.ToArray();
         foreach (var (layer, chosen) in reference.ByLayer)
@@ -75,7 +77,7 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
             {
                 // Sample the largest element once, the rest at random.
                 var i = s == 0 ? ArgMaxAbs(slice) : rng.Next(slice.Length);
-                var fd = CentralDifference(weights, reference, offset + i, tokens, batch, mask, mtpWeight, baseSelection, spec.Name);
+                var fd = CentralDifference(weights, reference, offset + i, tokens, batch, mask, mtpWeight, alpha, baseSelection, spec.Name);
                 var err = Math.Abs(fd - slice[i]) / Math.Max(Math.Max(Math.Abs(fd), Math.Abs(slice[i])), 1e-2 * scale + 1e-6);
                 worst = Math.Max(worst, err);
             }
@@ -92,7 +94,8 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
             checkedTensors++;
         }
 
-        output.WriteLine($"{variant}: loss {loss:f6} (reference {refLoss:f6}); {checkedTensors} tensors; worst {worstName} {worstAll:e3}");
+        Assert.True(alpha == 0 || model.BalanceLoss > 0.1 * alpha, $"balance loss {model.BalanceLoss}");
+        output.WriteLine($"{variant}: loss {loss:f6} (reference {refLoss:f6}), balance {model.BalanceLoss:f6}; {checkedTensors} tensors; worst {worstName} {worstAll:e3}");
     }
 
     [Fact]
@@ -193,17 +196,17 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         Assert.Equal(main + 0.5 * mtp, loss, 4);
     }
 
-    private static double CentralDifference(ModelWeights weights, ReferenceLoss reference, int index, int[] tokens, int batch, float[]? mask, double mtpWeight, int[] selection, string name)
+    private static double CentralDifference(ModelWeights weights, ReferenceLoss reference, int index, int[] tokens, int batch, float[]? mask, double mtpWeight, double alpha, int[] selection, string name)
     {
         var data = weights.Data;
         var original = data[index];
         var eps = 1e-3f * Math.Max(1f, Math.Abs(original));
         float plus = original + eps, minus = original - eps;
         data[index] = plus;
-        var lp = reference.Loss(tokens, batch, mask, mtpWeight);
+        var lp = reference.Loss(tokens, batch, mask, mtpWeight, alpha);
         Assert.True(reference.Selections.SequenceEqual(selection), $"{name}[{index}]: routing changed at +eps");
         data[index] = minus;
-        var lm = reference.Loss(tokens, batch, mask, mtpWeight);
+        var lm = reference.Loss(tokens, batch, mask, mtpWeight, alpha);
         Assert.True(reference.Selections.SequenceEqual(selection), $"{name}[{index}]: routing changed at -eps");
         data[index] = original;
         return (lp - lm) / ((double)plus - minus);

@@ -326,7 +326,48 @@ public sealed unsafe partial class TrainingModel
             }
         }
 
+        if (c.Balance)
+        {
+            BalanceBackward(c, dl);
+        }
+
         LinearBackward(dxf, dl, c.Xf, lo.Gate, g, n, _d, _e);
+    }
+
+    /// <summary>
+    /// Balance loss backward (reference §9.3), over ALL experts: with g_i = α f_i / (T·B) (the mean over sequences),
+    /// ds_{m,t} = (g_m − Σ_i g_i s'_{i,t}) / Z_t and dl_{m,t} += ds_{m,t} s_{m,t} (1 − s_{m,t}). dl (N, E).
+    /// </summary>
+    private void BalanceBackward(BlockCache c, float[] dl)
+    {
+        int t = c.T;
+        Span<double> s = stackalloc double[_e];
+        for (var bi = 0; bi < c.B; bi++)
+        {
+            var f = c.F.AsSpan(bi * _e, _e);
+            var gScale = (double)_balanceAlpha / (t * c.B);
+            for (var i = 0; i < t; i++)
+            {
+                var r = bi * t + i;
+                double z = 0, gs = 0;
+                for (var e = 0; e < _e; e++)
+                {
+                    s[e] = 1 / (1 + Math.Exp(-c.Logits[r * _e + e]));
+                    z += s[e];
+                }
+
+                for (var e = 0; e < _e; e++)
+                {
+                    gs += gScale * f[e] * s[e] / z;
+                }
+
+                for (var e = 0; e < _e; e++)
+                {
+                    var ds = (gScale * f[e] - gs) / z;
+                    dl[r * _e + e] += (float)(ds * s[e] * (1 - s[e]));
+                }
+            }
+        }
     }
 
     /// <summary>SwiGLU backward: y = (silu(G) ⊙ U) W_dᵀ with GU = x W_guᵀ. dy (n, D) → dx (n, D) +=.</summary>

@@ -36,6 +36,7 @@ public sealed unsafe partial class TrainingModel
     private int[] _tokens = [];        // (B, T)
     private float[] _mask = [];        // (B, T) weight of the target at each position
     private float _mtpWeight;
+    private float _balanceAlpha;
     private float[] _h0 = [];          // (N, D) embeddings
     private BlockCache[] _blocks = []; // per main layer
     private float[] _hL = [];          // (N, D) input of the final norm
@@ -82,6 +83,9 @@ public sealed unsafe partial class TrainingModel
     /// <summary>The main masked mean next-token cross-entropy of the last forward.</summary>
     public double MainLoss { get; private set; }
 
+    /// <summary>The sequence-wise balance loss of the last forward (already multiplied by α; 0 when off).</summary>
+    public double BalanceLoss { get; private set; }
+
     /// <summary>The MTP cross-entropy (mean over positions with a target t+2) of the last forward; 0 without MTP.</summary>
     public double MtpLoss { get; private set; }
 
@@ -95,8 +99,13 @@ public sealed unsafe partial class TrainingModel
     /// <param name="batch">B.</param>
     /// <param name="mask">Optional (B, T) target weights (1 everywhere when empty); index 0 of each row is unused.</param>
     /// <param name="mtpWeight">W, the MTP loss weight (0 skips the MTP module).</param>
+    /// <param name="balanceAlpha">
+    /// α of the complementary sequence-wise balance loss (reference §9.2; 0 = off, V3 uses 1e-4), summed over the main
+    /// model's MoE layers (not the MTP block's) and averaged over the sequences; f uses the actual (biased,
+    /// group-limited) selection (§9.2 AMBIGUITY).
+    /// </param>
     /// <returns>The loss.</returns>
-    public double Forward(ReadOnlySpan<int> tokens, int batch, ReadOnlySpan<float> mask = default, float mtpWeight = 0)
+    public double Forward(ReadOnlySpan<int> tokens, int batch, ReadOnlySpan<float> mask = default, float mtpWeight = 0, float balanceAlpha = 0)
     {
         if (batch < 1 || tokens.Length % batch != 0 || tokens.Length / batch < 2)
         {
@@ -123,6 +132,8 @@ public sealed unsafe partial class TrainingModel
         _tokens = tokens.ToArray();
         _mask = mask.IsEmpty ? Ones(tokens.Length) : mask.ToArray();
         _mtpWeight = mtpWeight;
+        _balanceAlpha = balanceAlpha;
+        BalanceLoss = 0;
         int n = _b * _t, b = _b, t = _t;
 
         // h⁰ = E[token] (reference §2).
@@ -141,7 +152,7 @@ public sealed unsafe partial class TrainingModel
         var h = _h0;
         for (var l = 0; l < _c.NumHiddenLayers; l++)
         {
-            _blocks[l] = new BlockCache(b, t);
+            _blocks[l] = new BlockCache(b, t) { Balance = balanceAlpha != 0 };
             h = BlockForward(_layers[l], _blocks[l], h);
         }
 
@@ -171,7 +182,7 @@ public sealed unsafe partial class TrainingModel
         MainLoss = count > 0 ? sum / count : 0;
         MtpLoss = mtpWeight != 0 ? MtpForward() : 0;
         _mtp = mtpWeight != 0 ? _mtp : null;
-        Loss = MainLoss + mtpWeight * MtpLoss;
+        Loss = MainLoss + mtpWeight * MtpLoss + BalanceLoss;
         return Loss;
     }
 
@@ -402,6 +413,11 @@ public sealed unsafe partial class TrainingModel
             c.Sum[r] = sum;
         }
 
+        if (c.Balance)
+        {
+            BalanceForward(c);
+        }
+
         // Group the N·K assignments by expert: Rows[Start[e] .. Start[e+1]) = row·K + slot.
         c.Start = new int[_e + 1];
         foreach (var e in c.Sel)
@@ -467,6 +483,51 @@ public sealed unsafe partial class TrainingModel
             TensorPrimitives.MultiplyAdd(c.EY.AsSpan(a * _d, _d), c.W[src], y.AsSpan(r * _d, _d), y.AsSpan(r * _d, _d));
         }
     }
+
+    /// <summary>
+    /// L_Bal = α Σ_i f_i P_i per sequence (reference §9.2), f_i = E/(K·T) · #(t: i chosen), P_i = (1/T) Σ_t s_{i,t}/Z_t
+    /// with Z_t = Σ_j s_{j,t}; added to <see cref="BalanceLoss"/> averaged over the sequences. Keeps f (B, E).
+    /// </summary>
+    private void BalanceForward(BlockCache c)
+    {
+        int t = c.T;
+        c.F = Alloc(c.B * _e);
+        Span<double> p = stackalloc double[_e];
+        double total = 0;
+        for (var bi = 0; bi < c.B; bi++)
+        {
+            var f = c.F.AsSpan(bi * _e, _e);
+            p.Clear();
+            for (var i = 0; i < t; i++)
+            {
+                var r = bi * t + i;
+                foreach (var e in c.Sel.AsSpan(r * _k, _k))
+                {
+                    f[e] += (float)_e / (_k * t);
+                }
+
+                double z = 0;
+                for (var e = 0; e < _e; e++)
+                {
+                    z += Sigmoid(c.Logits[r * _e + e]);
+                }
+
+                for (var e = 0; e < _e; e++)
+                {
+                    p[e] += Sigmoid(c.Logits[r * _e + e]) / z / t;
+                }
+            }
+
+            for (var e = 0; e < _e; e++)
+            {
+                total += f[e] * p[e];
+            }
+        }
+
+        BalanceLoss += _balanceAlpha * total / c.B;
+    }
+
+    private static double Sigmoid(float x) => 1 / (1 + Math.Exp(-x));
 
     /// <summary>SwiGLU (reference §6): y = (silu(x W_gᵀ) ⊙ x W_uᵀ) W_dᵀ; gate and up are adjacent in the layout.</summary>
     private void MlpForward(float[] x, int gateUp, int down, int width, int n, float[] gu, float[] hid, float[] y)
@@ -613,6 +674,8 @@ public sealed unsafe partial class TrainingModel
         public float[] Gu = [], Hid = [];                          // dense or shared: (N, 2I), (N, I)
         public float[] Logits = [], W = [], S = [], Sum = [];      // (N, E), (N, K) weights, (N, K) σ of the chosen, (N) Σ σ
         public int[] Sel = [], Start = [], Rows = [];              // (N, K), (E + 1), (N·K) assignments by expert
+        public bool Balance;                                       // whether the sequence-wise balance loss applies
+        public float[] F = [];                                     // (B, E) f_i of the balance loss
         public float[] Xg = [], EGu = [], EHid = [], EY = [];      // by assignment: (N·K, D), (N·K, 2I_m), (N·K, I_m), (N·K, D)
     }
 
