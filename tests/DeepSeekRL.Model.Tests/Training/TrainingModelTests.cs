@@ -164,6 +164,30 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void UpdateRoutingBias_AfterForward_MovesOverloadedDownAndUnderloadedUp()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        model.Forward(TestModels.Tokens(2 * 8, config.VocabSize, 2), 2, default, 0.3f);
+        var layers = new[] { 1, 2, config.NumHiddenLayers };
+        var before = layers.Select(l => weights.Get($"model.layers.{l}.mlp.gate.e_score_correction_bias").ToArray()).ToArray();
+        model.UpdateRoutingBias(0.01f);
+        for (var i = 0; i < layers.Length; i++)
+        {
+            var load = model.ExpertLoad(layers[i]);
+            var mean = load.Average();
+            var after = weights.Get($"model.layers.{layers[i]}.mlp.gate.e_score_correction_bias");
+            for (var e = 0; e < load.Length; e++)
+            {
+                Assert.Equal(before[i][e] + 0.01f * Math.Sign(mean - load[e]), after[e]);
+            }
+
+            Assert.Contains(load, x => x != mean); // the check is not vacuous
+        }
+    }
+
+    [Fact]
     public void Forward_MainLoss_MatchesInferenceEngineLogits()
     {
         var config = TestModels.Micro();

@@ -225,6 +225,37 @@ public sealed unsafe partial class TrainingModel
         return load;
     }
 
+    /// <summary>
+    /// The auxiliary-loss-free bias update after a step (reference §9.1): for every MoE layer that ran in the last
+    /// forward (the MTP block's too), b_e += γ·sign(mean − load_e) with mean = Σ load / E; equality leaves b_e.
+    /// </summary>
+    /// <param name="gamma">γ, the bias update speed (V3: 0.001).</param>
+    /// <remarks>Writes <c>e_score_correction_bias</c> in the weights; it is not a gradient step.</remarks>
+    public void UpdateRoutingBias(float gamma)
+    {
+        for (var l = 0; l < _layers.Length; l++)
+        {
+            var load = _layers[l].IsMoe && (l < _c.NumHiddenLayers || _mtp is not null) ? ExpertLoad(l) : [];
+            if (load.Length == 0)
+            {
+                continue;
+            }
+
+            double mean = 0;
+            foreach (var x in load)
+            {
+                mean += x;
+            }
+
+            mean /= _e;
+            var bias = new Span<float>(_w + _layers[l].GateBias, _e);
+            for (var e = 0; e < _e; e++)
+            {
+                bias[e] += gamma * Math.Sign(mean - load[e]);
+            }
+        }
+    }
+
     /// <summary>The experts chosen for each row of a layer in the last forward (N·K; tests freeze-check routing).</summary>
     /// <param name="layer">The layer (num_hidden_layers = the MTP block).</param>
     /// <returns>The selections, or an empty array for a dense layer.</returns>
