@@ -188,6 +188,27 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Step_RepeatedWithRecycledBuffers_IsBitIdentical()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        var tokens = TestModels.Tokens(3 * 7, config.VocabSize, 5);
+        var first = new Gradients(config);
+        var loss = model.Forward(tokens, 3, default, 0.3f, 0.01f);
+        model.Backward(first);
+
+        // Another shape in between, so recycled buffers hold stale values of both shapes.
+        model.Forward(TestModels.Tokens(2 * 5, config.VocabSize, 6), 2, default, 0.3f);
+        model.Backward(new Gradients(config));
+
+        var second = new Gradients(config);
+        Assert.Equal(loss, model.Forward(tokens, 3, default, 0.3f, 0.01f));
+        model.Backward(second);
+        Assert.True(first.Data.AsSpan().SequenceEqual(second.Data));
+    }
+
+    [Fact]
     public void Forward_MainLoss_MatchesInferenceEngineLogits()
     {
         var config = TestModels.Micro();

@@ -158,7 +158,8 @@ public sealed unsafe partial class TrainingModel
             MlpBackward(c.Xf, lo.DenseGateUp, lo.DenseDown, _inter, n, c.Gu, c.Hid, dOut, dxf, g);
         }
 
-        var dh1 = (float[])dOut.Clone();
+        var dh1 = Alloc(n * _d);
+        dOut.AsSpan(0, n * _d).CopyTo(dh1);
         RmsBackward(c.H1, _d, lo.FfnNorm, _d, c.RF, dxf, _d, dh1, _d, g, n);
 
         // h1 = h + MLA(attn_norm(h)).
@@ -266,7 +267,7 @@ public sealed unsafe partial class TrainingModel
         }
 
         // dw_a = dy_row · Y_a; dY_a = w_a dy_row (by assignment).
-        var dw = new float[n * _k];
+        var dw = Alloc(n * _k);
         var dYe = Alloc(n * _k * _d);
         for (var a = 0; a < n * _k; a++)
         {

@@ -45,6 +45,8 @@ public sealed unsafe partial class TrainingModel
     private float[] _logits = [];      // (N, V)
     private double _mainCount;
     private MtpCache? _mtp;
+    private readonly Dictionary<int, Stack<float[]>> _pool = [];
+    private readonly List<float[]> _live = [];
 
     /// <summary>Builds the training model over <paramref name="weights"/> (kept by reference; edits are seen).</summary>
     /// <param name="weights">The weights.</param>
@@ -122,6 +124,7 @@ public sealed unsafe partial class TrainingModel
             throw new InvalidOperationException("the model has no MTP module (num_nextn_predict_layers = 0)");
         }
 
+        RecycleStep();
         _b = batch;
         _t = tokens.Length / batch;
         if (_t > _rope.MaxPositions)
@@ -597,7 +600,43 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
-    private static float[] Alloc(int length) => GC.AllocateArray<float>(Math.Max(1, length), pinned: true);
+    /// <summary>
+    /// A zeroed pinned buffer from the step pool: every buffer handed out since the previous <see cref="Forward"/> is
+    /// recycled at the next one, so steps of one shape allocate nothing after the first (no GC churn on the POH).
+    /// </summary>
+    private float[] Alloc(int length)
+    {
+        length = Math.Max(1, length);
+        float[] a;
+        if (_pool.TryGetValue(length, out var free) && free.Count > 0)
+        {
+            a = free.Pop();
+            Array.Clear(a);
+        }
+        else
+        {
+            a = GC.AllocateArray<float>(length, pinned: true);
+        }
+
+        _live.Add(a);
+        return a;
+    }
+
+    /// <summary>Returns every buffer of the previous step to the pool (its activations die with the new forward).</summary>
+    private void RecycleStep()
+    {
+        foreach (var a in _live)
+        {
+            if (!_pool.TryGetValue(a.Length, out var free))
+            {
+                _pool[a.Length] = free = new Stack<float[]>();
+            }
+
+            free.Push(a);
+        }
+
+        _live.Clear();
+    }
 
     private static float[] Ones(int length)
     {
