@@ -20,7 +20,7 @@ public sealed unsafe partial class TrainingModel
             throw new InvalidOperationException("Backward needs a Forward first");
         }
 
-        BackwardFrom(grads, CrossEntropyBackward(_logits, _b * _t, _t, 1, _mainCount, 1f), includeMtp: true);
+        BackwardFrom(grads, CrossEntropyBackward(_probs, _b * _t, _t, 1, _mainCount, 1f), includeMtp: true);
     }
 
     /// <summary>
@@ -69,8 +69,8 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
-    /// <summary>dlogits = scale·mask·(softmax − onehot) on rows that have a target at +<paramref name="ahead"/>.</summary>
-    private float[] CrossEntropyBackward(float[] logits, int n, int t, int ahead, double count, float weight)
+    /// <summary>dlogits = scale·mask·(softmax − onehot) on rows that have a target at +<paramref name="ahead"/> (softmax kept by the forward).</summary>
+    private float[] CrossEntropyBackward(float[] probs, int n, int t, int ahead, double count, float weight)
     {
         var rowsPerSeq = n / _b;
         var dl = Alloc(n * _v);
@@ -92,8 +92,7 @@ public sealed unsafe partial class TrainingModel
 
                 var r = bi * rowsPerSeq + i;
                 var row = dl.AsSpan(r * _v, _v);
-                logits.AsSpan(r * _v, _v).CopyTo(row);
-                Ops.MaskedSoftmax(row, _v);
+                probs.AsSpan(r * _v, _v).CopyTo(row);
                 row[_tokens[bi * t + i + ahead]] -= 1f;
                 TensorPrimitives.Multiply(row, scale * w, row);
             }
@@ -107,7 +106,7 @@ public sealed unsafe partial class TrainingModel
     {
         int t = _t, tm = t - 1, n = _b * tm;
         var lo = _layers[_c.NumHiddenLayers];
-        var dlogits = CrossEntropyBackward(m.Logits, n, t, 2, m.Count, _mtpWeight);
+        var dlogits = CrossEntropyBackward(m.Probs, n, t, 2, m.Count, _mtpWeight);
         var dZ = Alloc(n * _d);
         LinearBackward(dZ, dlogits, m.Z, _head, g, n, _d, _v);
         var dOut = Alloc(n * _d);

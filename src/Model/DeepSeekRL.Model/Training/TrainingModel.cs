@@ -43,6 +43,7 @@ public sealed unsafe partial class TrainingModel
     private float[] _rFinal = [];      // (N) its 1/rms
     private float[] _z = [];           // (N, D) final-norm output (also the MTP's h⁰)
     private float[] _logits = [];      // (N, V)
+    private float[] _probs = [];       // (N, V) softmax of the rows that have a target (for the CE backward)
     private double _mainCount;
     private MtpCache? _mtp;
     private readonly Dictionary<int, Stack<float[]>> _pool = [];
@@ -166,6 +167,7 @@ public sealed unsafe partial class TrainingModel
         RmsForward(_hL, _d, _finalNorm, _d, _z, _d, _rFinal, n);
         _logits = Alloc(n * _v);
         Linear(_logits, _z, _head, n, _d, _v);
+        _probs = Alloc(n * _v);
 
         double sum = 0, count = 0;
         for (var bi = 0; bi < b; bi++)
@@ -175,7 +177,8 @@ public sealed unsafe partial class TrainingModel
                 var m = _mask[bi * t + i + 1];
                 if (m != 0)
                 {
-                    sum -= m * Ops.LogSoftmaxAt(_logits.AsSpan((bi * t + i) * _v, _v), _tokens[bi * t + i + 1]);
+                    var r = bi * t + i;
+                    sum += m * CrossEntropy(_logits.AsSpan(r * _v, _v), _tokens[r + 1], _probs.AsSpan(r * _v, _v));
                     count += m;
                 }
             }
@@ -300,6 +303,7 @@ public sealed unsafe partial class TrainingModel
         RmsForward(m.Out, _d, lo.SharedHeadNorm, _d, m.Z, _d, m.ROut, n);
         m.Logits = Alloc(n * _v);
         Linear(m.Logits, m.Z, _head, n, _d, _v);
+        m.Probs = Alloc(n * _v);
 
         double sum = 0, count = 0;
         for (var bi = 0; bi < b; bi++)
@@ -309,7 +313,8 @@ public sealed unsafe partial class TrainingModel
                 var w = _mask[bi * t + i + 2];
                 if (w != 0)
                 {
-                    sum -= w * Ops.LogSoftmaxAt(m.Logits.AsSpan((bi * tm + i) * _v, _v), _tokens[bi * t + i + 2]);
+                    var r = bi * tm + i;
+                    sum += w * CrossEntropy(m.Logits.AsSpan(r * _v, _v), _tokens[bi * t + i + 2], m.Probs.AsSpan(r * _v, _v));
                     count += w;
                 }
             }
@@ -561,6 +566,16 @@ public sealed unsafe partial class TrainingModel
         BalanceLoss += _balanceAlpha * total / c.B;
     }
 
+    /// <summary>−log softmax(logits)[target]; writes softmax(logits) into <paramref name="probs"/> (vectorised exp).</summary>
+    private static double CrossEntropy(ReadOnlySpan<float> logits, int target, Span<float> probs)
+    {
+        var max = TensorPrimitives.Max(logits);
+        logits.CopyTo(probs);
+        var sum = Ops.ExpSubtractSum(probs, max);
+        TensorPrimitives.Multiply(probs, 1f / sum, probs);
+        return Math.Log(sum) + max - logits[target];
+    }
+
     private static double Sigmoid(float x) => 1 / (1 + Math.Exp(-x));
 
     /// <summary>SwiGLU (reference §6): y = (silu(x W_gᵀ) ⊙ x W_uᵀ) W_dᵀ; gate and up are adjacent in the layout.</summary>
@@ -755,7 +770,7 @@ public sealed unsafe partial class TrainingModel
         public BlockCache Block { get; } = new(b, t);
 
         public float[] Emb = [], Hid = [], REmb = [], RHid = [], Cat = [], X = []; // (N', D) ×2, (N') ×2, (N', 2D), (N', D)
-        public float[] Out = [], ROut = [], Z = [], Logits = [];                   // (N', D), (N'), (N', D), (N', V)
+        public float[] Out = [], ROut = [], Z = [], Logits = [], Probs = [];       // (N', D), (N'), (N', D), (N', V) ×2
         public double Count;
     }
 }
