@@ -182,37 +182,33 @@ public sealed unsafe partial class TrainingModel
         var dQ = Alloc(n * hq);
         var dK = Alloc(n * hq);
         var dV = Alloc(n * hv);
-        var dS = Alloc(t * t);
-        fixed (float* q = c.Q, k = c.K, v = c.V, pp = c.P, pdo = dO, pdq = dQ, pdk = dK, pdv = dV, ds = dS)
+        var dS = Alloc(c.B * _h * t * t); // (B, H, T, T): one scratch per (sequence, head), so pairs run in parallel
+        ForEachSequenceHead(c.B, (bi, h) =>
         {
-            for (var bi = 0; bi < c.B; bi++)
+            float* q = Ptr(c.Q), k = Ptr(c.K), v = Ptr(c.V), pdo = Ptr(dO), pdq = Ptr(dQ), pdk = Ptr(dK), pdv = Ptr(dV);
+            var p = Ptr(c.P) + (long)(bi * _h + h) * t * t;
+            var ds = Ptr(dS) + (long)(bi * _h + h) * t * t;
+            long qo = (long)bi * t * hq + h * _dqk, vo = (long)bi * t * hv + h * _dv;
+
+            // dV_h = Pᵀ dO_h; dP = dO_h V_hᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ_h = τ dS K_h; dK_h = τ dSᵀ Q_h.
+            Blas.GemmTN(t, _dv, t, p, t, pdo + vo, hv, pdv + vo, hv, beta: 1);
+            Blas.GemmNT(t, t, _dv, pdo + vo, hv, v + vo, hv, ds, t);
+            for (var i = 0; i < t; i++)
             {
-                for (var h = 0; h < _h; h++)
+                var pr = new ReadOnlySpan<float>(p + (long)i * t, i + 1);
+                var dr = new Span<float>(ds + (long)i * t, t);
+                var dot = TensorPrimitives.Dot(pr, dr[..(i + 1)]);
+                for (var j = 0; j <= i; j++)
                 {
-                    var p = pp + (long)(bi * _h + h) * t * t;
-                    long qo = (long)bi * t * hq + h * _dqk, vo = (long)bi * t * hv + h * _dv;
-
-                    // dV_h = Pᵀ dO_h; dP = dO_h V_hᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ_h = τ dS K_h; dK_h = τ dSᵀ Q_h.
-                    Blas.GemmTN(t, _dv, t, p, t, pdo + vo, hv, pdv + vo, hv, beta: 1);
-                    Blas.GemmNT(t, t, _dv, pdo + vo, hv, v + vo, hv, ds, t);
-                    for (var i = 0; i < t; i++)
-                    {
-                        var pr = new ReadOnlySpan<float>(p + (long)i * t, i + 1);
-                        var dr = new Span<float>(ds + (long)i * t, t);
-                        var dot = TensorPrimitives.Dot(pr, dr[..(i + 1)]);
-                        for (var j = 0; j <= i; j++)
-                        {
-                            dr[j] = pr[j] * (dr[j] - dot);
-                        }
-
-                        dr[(i + 1)..].Clear();
-                    }
-
-                    Blas.GemmNN(t, _dqk, t, ds, t, k + qo, hq, pdq + qo, hq, alpha: tau, beta: 1);
-                    Blas.GemmTN(t, _dqk, t, ds, t, q + qo, hq, pdk + qo, hq, alpha: tau, beta: 1);
+                    dr[j] = pr[j] * (dr[j] - dot);
                 }
+
+                dr[(i + 1)..].Clear();
             }
-        }
+
+            Blas.GemmNN(t, _dqk, t, ds, t, k + qo, hq, pdq + qo, hq, alpha: tau, beta: 1);
+            Blas.GemmTN(t, _dqk, t, ds, t, q + qo, hq, pdk + qo, hq, alpha: tau, beta: 1);
+        });
 
         // K_h = [k_nope_h | k_pe], V_h from kvb: gather dkvb (N, H·(d_n+d_v)) and dk_pe summed over heads (shared by
         // all heads); RoPE backward on dk_pe and dq_pe.

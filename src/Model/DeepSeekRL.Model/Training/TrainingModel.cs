@@ -29,7 +29,7 @@ public sealed unsafe partial class TrainingModel
     private readonly float _eps;
     private readonly Rope _rope;
     private readonly LayerOffsets[] _layers;
-    private readonly int _embed, _finalNorm, _head;
+    private readonly int _embed, _finalNorm, _head, _threads;
 
     // Forward state (shapes for N = B·T rows; the MTP module runs on N' = B·(T−1) rows).
     private int _b, _t;
@@ -56,6 +56,7 @@ public sealed unsafe partial class TrainingModel
     {
         ArgumentNullException.ThrowIfNull(weights);
         Blas.SetThreads(threads);
+        _threads = Math.Max(1, threads);
         _weights = weights;
         _c = weights.Config;
         _w = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(weights.Data));
@@ -405,26 +406,52 @@ public sealed unsafe partial class TrainingModel
         // Per sequence and head: S = τ Q_h K_hᵀ (T, T), causal softmax → P (cached, (B, H, T, T)), O_h = P V_h.
         c.P = Alloc(c.B * _h * t * t);
         c.O = Alloc(n * hv);
-        fixed (float* q = c.Q, k = c.K, v = c.V, pp = c.P, o = c.O)
+        ForEachSequenceHead(c.B, (bi, h) =>
         {
-            for (var bi = 0; bi < c.B; bi++)
+            float* q = Ptr(c.Q), k = Ptr(c.K), v = Ptr(c.V), o = Ptr(c.O);
+            var s = Ptr(c.P) + (long)(bi * _h + h) * t * t;
+            Blas.GemmNT(t, t, _dqk, q + (long)bi * t * hq + h * _dqk, hq, k + (long)bi * t * hq + h * _dqk, hq, s, t, alpha: _rope.SoftmaxScale);
+            for (var i = 0; i < t; i++)
             {
-                for (var h = 0; h < _h; h++)
-                {
-                    var s = pp + (long)(bi * _h + h) * t * t;
-                    Blas.GemmNT(t, t, _dqk, q + (long)bi * t * hq + h * _dqk, hq, k + (long)bi * t * hq + h * _dqk, hq, s, t, alpha: _rope.SoftmaxScale);
-                    for (var i = 0; i < t; i++)
-                    {
-                        Ops.MaskedSoftmax(new Span<float>(s + (long)i * t, t), i + 1);
-                    }
-
-                    Blas.GemmNN(t, _dv, t, s, t, v + (long)bi * t * hv + h * _dv, hv, o + (long)bi * t * hv + h * _dv, hv);
-                }
+                Ops.MaskedSoftmax(new Span<float>(s + (long)i * t, t), i + 1);
             }
-        }
+
+            Blas.GemmNN(t, _dv, t, s, t, v + (long)bi * t * hv + h * _dv, hv, o + (long)bi * t * hv + h * _dv, hv);
+        });
 
         Linear(u, c.O, lo.Wo, n, hv, _d);
     }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for every (sequence, head) pair: on parallel .NET threads with single-threaded BLAS
+    /// when there are several pairs and threads (each pair writes disjoint slices), else in order on this thread.
+    /// </summary>
+    private void ForEachSequenceHead(int batch, Action<int, int> body)
+    {
+        var pairs = batch * _h;
+        if (_threads > 1 && pairs > 1)
+        {
+            Blas.BeginManagedParallel();
+            try
+            {
+                Parallel.For(0, pairs, new ParallelOptions { MaxDegreeOfParallelism = _threads }, x => body(x / _h, x % _h));
+            }
+            finally
+            {
+                Blas.EndManagedParallel();
+            }
+
+            return;
+        }
+
+        for (var x = 0; x < pairs; x++)
+        {
+            body(x / _h, x % _h);
+        }
+    }
+
+    /// <summary>The address of a pinned (POH) buffer.</summary>
+    private static float* Ptr(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
 
     /// <summary>DeepSeekMoE (reference §7): shared SwiGLU + Σ_{e∈S} w_e SwiGLU_e, routed experts on gathered rows.</summary>
     private void MoeForward(LayerOffsets lo, BlockCache c, float[] y)
