@@ -379,15 +379,23 @@ public sealed unsafe partial class TrainingModel
     /// <summary>h = silu(a) ⊙ u: du = dh silu(a), da = dh u σ(a)(1 + a(1 − σ(a))). Rows [a | u] (n, 2·width).</summary>
     private static void SwiGluBackward(ReadOnlySpan<float> gu, ReadOnlySpan<float> dh, Span<float> dgu, int width, int n)
     {
+        Span<float> sig = width <= 2048 ? stackalloc float[width] : new float[width];
+        Span<float> tmp = width <= 2048 ? stackalloc float[width] : new float[width];
         for (var r = 0; r < n; r++)
         {
-            for (var j = 0; j < width; j++)
-            {
-                float a = gu[r * 2 * width + j], u = gu[r * 2 * width + width + j], d = dh[r * width + j];
-                var s = 1f / (1f + MathF.Exp(-a));
-                dgu[r * 2 * width + j] = d * u * s * (1 + a * (1 - s));
-                dgu[r * 2 * width + width + j] = d * a * s;
-            }
+            var a = gu.Slice(r * 2 * width, width);
+            var u = gu.Slice(r * 2 * width + width, width);
+            var d = dh.Slice(r * width, width);
+            var da = dgu.Slice(r * 2 * width, width);
+            var du = dgu.Slice(r * 2 * width + width, width);
+            TensorPrimitives.Sigmoid(a, sig);
+            TensorPrimitives.Multiply(a, sig, tmp);      // silu(a)
+            TensorPrimitives.Multiply(d, tmp, du);
+            TensorPrimitives.Subtract(a, tmp, tmp);      // a (1 − σ)
+            TensorPrimitives.Add(tmp, 1f, tmp);
+            TensorPrimitives.Multiply(d, u, da);
+            TensorPrimitives.Multiply(da, sig, da);
+            TensorPrimitives.Multiply(da, tmp, da);
         }
     }
 
@@ -423,25 +431,21 @@ public sealed unsafe partial class TrainingModel
     {
         var weight = new ReadOnlySpan<float>(_w + w, width);
         var dweight = new Span<float>(g + w, width);
+        Span<float> tmp = width <= 4096 ? stackalloc float[width] : new float[width];
         for (var i = 0; i < rows; i++)
         {
             var xi = x.Slice(i * ldx, width);
             var dyi = dy.Slice(i * lddy, width);
             var dxi = dx.Slice(i * lddx, width);
             var ri = r[i];
-            double dot = 0;
-            for (var j = 0; j < width; j++)
-            {
-                var xh = xi[j] * ri;
-                dweight[j] += dyi[j] * xh;
-                dot += dyi[j] * weight[j] * xh;
-            }
 
-            var mean = (float)(dot / width);
-            for (var j = 0; j < width; j++)
-            {
-                dxi[j] += ri * (dyi[j] * weight[j] - xi[j] * ri * mean);
-            }
+            // dw += r (dy ⊙ x); mean = r Σ (dy ⊙ w ⊙ x) / n; dx += r (dy ⊙ w) − r² mean x.
+            TensorPrimitives.Multiply(dyi, xi, tmp);
+            TensorPrimitives.MultiplyAdd(tmp, ri, dweight, dweight);
+            var mean = ri * TensorPrimitives.Dot(tmp, weight) / width;
+            TensorPrimitives.Multiply(dyi, weight, tmp);
+            TensorPrimitives.MultiplyAdd(tmp, ri, dxi, dxi);
+            TensorPrimitives.MultiplyAdd(xi, -ri * ri * mean, dxi, dxi);
         }
     }
 }
