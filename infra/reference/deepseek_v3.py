@@ -472,6 +472,44 @@ def self_test():
     print("self-test passed: YaRN V3 numbers (low 10, high 23, tau 0.1352338), interleaved == permuted rotate-half, fp8 table")
 
 
+def training_loss(model, sequences, mtp_weight):
+    """The training loss of TrainingModel (C#): mean next-token cross-entropy over the B·(T−1) positions, plus
+    W × the MTP cross-entropy (position i predicts t_{i+2}, reference §10.2) averaged over its B·(T−2) positions."""
+    main, main_n, mtp, mtp_n = 0, 0, 0, 0
+    for tokens in sequences:
+        logits, mtp_logits = model.forward(tokens)
+        target = torch.tensor(tokens)
+        main = main + torch.nn.functional.cross_entropy(logits[:-1], target[1:], reduction="sum")
+        main_n += len(tokens) - 1
+        if mtp_weight != 0 and len(tokens) > 2:
+            mtp = mtp + torch.nn.functional.cross_entropy(mtp_logits[:-1], target[2:], reduction="sum")
+            mtp_n += len(tokens) - 2
+    main = main / main_n
+    mtp = mtp / mtp_n if mtp_n else torch.zeros((), dtype=model.dtype)
+    return main + mtp_weight * mtp, main, mtp
+
+
+def grads_main(args):
+    """--grads: loss and every parameter's gradient by autograd, for sequences 'a,b,c;d,e,f' (equal lengths)."""
+    sequences = [[int(t) for t in s.split(",") if t.strip()] for s in args.tokens.split(";") if s.strip()]
+    model = Model(args.model, torch.float64 if args.fp64 else torch.float32)
+    if model.cfg.mtp == 0 and args.mtp_weight != 0:
+        sys.exit("--mtp-weight: the model has no MTP module")
+    for t in model.W.values():
+        t.requires_grad_(True)
+    loss, main, mtp = training_loss(model, sequences, args.mtp_weight)
+    loss.backward()
+    out = {"loss": np.array([float(loss)], dtype=np.float32), "main_loss": np.array([float(main)], dtype=np.float32),
+           "mtp_loss": np.array([float(mtp)], dtype=np.float32)}
+    for name, t in model.W.items():
+        out[name] = (t.grad if t.grad is not None else torch.zeros_like(t)).detach().float().numpy()
+    write_safetensors(args.out, out)
+    moe = model.routing
+    print(json.dumps({"loss": float(loss), "main_loss": float(main), "mtp_loss": float(mtp), "sequences": len(sequences),
+                      "min_expert_margin": min([r["min_expert_margin"] for r in moe], default=float("inf")),
+                      "min_group_margin": min([r["min_group_margin"] for r in moe], default=float("inf"))}))
+
+
 def main():
     if "--self-test" in sys.argv:
         self_test()
@@ -483,8 +521,13 @@ def main():
     parser.add_argument("--decode", choices=["naive", "absorb"], help="token-by-token decode instead of prefill")
     parser.add_argument("--fp64", action="store_true", help="compute in float64 (output still F32)")
     parser.add_argument("--check", action="store_true", help="also run both decode paths and fp64; report max differences")
+    parser.add_argument("--grads", action="store_true", help="write loss and every parameter's gradient (autograd); --tokens may hold ';'-separated sequences")
+    parser.add_argument("--mtp-weight", type=float, default=0.0, help="with --grads: W, the weight of the MTP loss")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("REFERENCE_THREADS", "2")))
+    if args.grads:
+        grads_main(args)
+        return
 
     tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
     model = Model(args.model, torch.float64 if args.fp64 else torch.float32)

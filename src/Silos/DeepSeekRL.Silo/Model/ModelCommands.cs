@@ -20,6 +20,7 @@ public static class ModelCommands
         var command = new Command("model", "DeepSeek-V3 model files: create, run and inspect checkpoints (config.json + model.safetensors).");
         command.Subcommands.Add(CreateInit());
         ModelEngineCommands.AddTo(command);
+        ModelTrainingCommands.AddTo(command);
         return command;
     }
 
