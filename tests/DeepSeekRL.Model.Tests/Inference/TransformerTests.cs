@@ -145,23 +145,31 @@ public sealed class TransformerTests
         var positions = new int[b];
         int[] slots = [0, 1, 2, 3];
         var logits = new float[b * w.Config.VocabSize];
-        var before = 0L;
-        for (var p = 0; p < 40; p++)
+        // Three windows of 10 decode steps after 8 warm-up steps. The runtime itself may allocate on this thread
+        // while tiered compilation swaps in optimised code (a few hundred bytes, once); a per-token allocation would
+        // show in every window, so the quietest window must be exactly zero.
+        var windows = new long[3];
+        var p = 0;
+        for (var window = -1; window < windows.Length; window++)
         {
-            if (p == 8)
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var step = 0; step < (window < 0 ? 8 : 10); step++, p++)
             {
-                before = GC.GetAllocatedBytesForCurrentThread(); // after warm-up steps (JIT, first-call stubs)
+                for (var i = 0; i < b; i++)
+                {
+                    (tokens[i], positions[i]) = ((p * 7 + i) % 2048, p);
+                }
+
+                model.Forward(tokens, positions, slots, cache, slots, logits);
             }
 
-            for (var i = 0; i < b; i++)
+            if (window >= 0)
             {
-                (tokens[i], positions[i]) = ((p * 7 + i) % 2048, p);
+                windows[window] = GC.GetAllocatedBytesForCurrentThread() - before;
             }
-
-            model.Forward(tokens, positions, slots, cache, slots, logits);
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(windows.Min() == 0, $"decode allocated {string.Join(", ", windows)} bytes in three windows of 10 steps");
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Kernels;
 using DeepSeekRL.Model.Layers;
+using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Weights;
 
 namespace DeepSeekRL.Model.Training;
@@ -248,18 +249,14 @@ public sealed unsafe partial class TrainingModel
                 continue;
             }
 
-            double mean = 0;
-            foreach (var x in load)
-            {
-                mean += x;
-            }
-
-            mean /= _e;
             var bias = new Span<float>(_w + _layers[l].GateBias, _e);
+            var counts = new float[_e];
             for (var e = 0; e < _e; e++)
             {
-                bias[e] += gamma * Math.Sign(mean - load[e]);
+                counts[e] = load[e];
             }
+
+            ExpertLoadBalancing.UpdateBias(counts, bias, gamma);
         }
     }
 
