@@ -19,6 +19,7 @@ public static class ModelTrainingCommands
     {
         ArgumentNullException.ThrowIfNull(model);
         model.Subcommands.Add(CreateGrads());
+        model.Subcommands.Add(TrainSftCommand.Create());
     }
 
     /// <summary><c>model grads --model DIR --tokens 1,2,3 [--tokens ...] [--mtp-weight W] [--threads N] --out FILE.safetensors</c>.</summary>

@@ -1,0 +1,64 @@
+using System.Globalization;
+using System.Text.Json;
+using DeepSeekRL.Testing;
+
+namespace DeepSeekRL.Silo.Tests.Model;
+
+public sealed class TrainSftCommandTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task TrainSft_ArithmeticTraces_LossFallsAndTheOutputLoads()
+    {
+        var dir = Directory.CreateTempSubdirectory("deepseekrl-sft-");
+        try
+        {
+            string P(string name) => Path.Combine(dir.FullName, name);
+            var random = new Random(5);
+            var rows = new List<string>();
+            var corpus = new List<string>();
+            for (var i = 0; i < 48; i++)
+            {
+                int a = random.Next(10, 99), b = random.Next(10, 99);
+                var question = $"What is {a} + {b}?";
+                var answer = $"<think>\nunits {a % 10} + {b % 10}. tens {a / 10} + {b / 10}.\n</think>\n\nThe answer is \\boxed{{{a + b}}}.";
+                rows.Add(JsonSerializer.Serialize(new { messages = new[] { new { role = "user", content = question }, new { role = "assistant", content = answer } } }));
+                corpus.Add(question);
+                corpus.Add(answer.Replace("\n", " ", StringComparison.Ordinal));
+            }
+
+            rows.Add("{\"messages\": 5}");
+            await File.WriteAllLinesAsync(P("data.jsonl"), rows, Ct);
+            await File.WriteAllLinesAsync(P("corpus.txt"), corpus, Ct);
+
+            var tokenizer = await CliProcess.RunAsync(["tokenizer", "train", "--input", P("corpus.txt"), "--vocab-size", "400",
+                "--special-token", "<｜begin▁of▁sentence｜>", "--special-token", "<｜end▁of▁sentence｜>",
+                "--special-token", "<｜User｜>", "--special-token", "<｜Assistant｜>", "--out", P("tok.json")], null, Ct);
+            Assert.True(tokenizer.ExitCode == 0, tokenizer.StandardError);
+            var init = await CliProcess.RunAsync(["model", "init", "--config", Path.Combine(RepositoryPaths.Root, "examples", "models", "tiny.json"), "--seed", "1", "--out", P("base")], null, Ct);
+            Assert.True(init.ExitCode == 0, init.StandardError);
+
+            var train = await CliProcess.RunAsync(["model", "train-sft", "--model", P("base"), "--tokenizer", P("tok.json"), "--data", P("data.jsonl"),
+                "--out", P("sft"), "--epochs", "3", "--batch-size", "8", "--lr", "3e-3", "--warmup", "2"], null, Ct);
+
+            Assert.True(train.ExitCode == 0, train.StandardError);
+            Assert.Contains("data.jsonl line 49: field \"messages\" is missing or not an array; skipped", train.StandardError, StringComparison.Ordinal);
+            var losses = File.ReadAllLines(P(Path.Combine("sft", "loss.csv"))).Skip(1)
+                .Select(l => double.Parse(l.Split(',')[3], CultureInfo.InvariantCulture)).ToList();
+            Assert.Equal(18, losses.Count);
+            Assert.True(losses.TakeLast(3).Average() < 0.5 * losses.Take(3).Average(), $"main loss did not fall: {string.Join(", ", losses)}");
+            foreach (var file in new[] { "config.json", "model.safetensors", "optimizer.safetensors", "tokenizer.json" })
+            {
+                Assert.True(File.Exists(P(Path.Combine("sft", file))), file);
+            }
+
+            var forward = await CliProcess.RunAsync(["model", "forward", "--model", P("sft"), "--tokens", "1,2,3", "--out", P("logits.safetensors")], null, Ct);
+            Assert.True(forward.ExitCode == 0, forward.StandardError);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+}
