@@ -280,6 +280,7 @@ def main():
         opt.zero_grad(set_to_none=False)
         loss = m.train_loss(tokens, 0.3)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # as AdamWOptions.MaxGradNorm
         opt.step()
         if r >= a.train_warmup:
             rates.append(B * T / (time.perf_counter() - t0))
