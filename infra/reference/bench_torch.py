@@ -122,15 +122,19 @@ class Model:
             kvb = torch.nn.functional.linear(kv, self.W(p + "kv_b_proj.weight")).view(B, T, self.H, self.dn + self.dv)
             k_nope, v = torch.split(kvb, [self.dn, self.dv], dim=-1)
             k = torch.cat([k_nope, k_pe.expand(-1, -1, self.H, -1)], dim=-1)
-            kc, vc = cache[l]
-            kc[:B, start:end] = k
-            vc[:B, start:end] = v
+            if cache is None:  # training: the whole sequence at once, no cache
+                kk, vv = k, v
+            else:
+                kc, vc = cache[l]
+                kc[:B, start:end] = k
+                vc[:B, start:end] = v
+                kk, vv = kc[:B, :end], vc[:B, :end]
             qf = torch.cat([q_nope, q_pe], dim=-1)
-            scores = torch.einsum("bshd,bthd->bsht", qf, kc[:B, :end]) * self.scale
+            scores = torch.einsum("bshd,bthd->bsht", qf, kk) * self.scale
             if mask is not None:
                 scores = scores + mask.unsqueeze(1)
             scores = scores.softmax(dim=-1)
-            o = torch.einsum("bsht,bthd->bshd", scores, vc[:B, :end])
+            o = torch.einsum("bsht,bthd->bshd", scores, vv)
         else:
             wkv_b = self.wkv_b[l]
             q_nope = torch.einsum("bshd,hdc->bshc", q_nope, wkv_b[:, :self.dn])
@@ -188,6 +192,35 @@ class Model:
         return torch.nn.functional.linear(z, self.W("lm_head.weight"))
 
 
+    def block(self, l, h, mask):
+        p = f"model.layers.{l}."
+        h = h + self.attention(l, self.rms(h, p + "input_layernorm.weight"), 0, mask, None, "naive")
+        xf = self.rms(h, p + "post_attention_layernorm.weight")
+        return h + (self.moe(l, xf) if l >= self.Ld else self.mlp(p + "mlp.", xf))
+
+    def train_loss(self, tokens, mtp_weight):
+        """The C# trainer's loss (TrainingModel.Forward, no mask): mean next-token cross-entropy over B·(T−1) rows
+        + mtp_weight × the MTP cross-entropy (row i predicts t_{i+2}, §10) over B·(T−2) rows."""
+        B, T = tokens.shape
+        F = torch.nn.functional
+        h = F.embedding(tokens, self.W("model.embed_tokens.weight"))
+        mask = torch.full((T, T), float("-inf")).triu_(1)
+        for l in range(self.L):
+            h = self.block(l, h, mask)
+        h0 = self.rms(h, "model.norm.weight")
+        logits = F.linear(h0, self.W("lm_head.weight"))
+        V = logits.shape[-1]
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1))
+        if mtp_weight and self.c.get("num_nextn_predict_layers", 0):
+            p = f"model.layers.{self.L}."
+            e = self.rms(F.embedding(tokens[:, 1:], self.W("model.embed_tokens.weight")), p + "enorm.weight")
+            x = F.linear(torch.cat([e, self.rms(h0[:, :-1], p + "hnorm.weight")], dim=-1), self.W(p + "eh_proj.weight"))
+            x = self.block(self.L, x, mask[:T - 1, :T - 1])
+            ml = F.linear(self.rms(x, p + "shared_head.norm.weight"), self.W("lm_head.weight"))
+            loss = loss + mtp_weight * F.cross_entropy(ml[:, :-1].reshape(-1, V), tokens[:, 2:].reshape(-1))
+        return loss
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -196,6 +229,8 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--generate", type=int, default=128)
+    ap.add_argument("--train-warmup", type=int, default=2)
+    ap.add_argument("--train-steps", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -232,6 +267,25 @@ def main():
                     if r > 0:
                         rates.append(B * a.generate / (time.perf_counter() - t0))
                 out[f"decode_tok_per_s_b{B}_{name}"] = median(rates)
+    # Training step: forward (main + 0.3 × MTP loss), backward, AdamW; the routing biases are not gradient-trained.
+    params = [t for n, t in m.w.items() if not n.endswith("e_score_correction_bias")]
+    for t in params:
+        t.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.1)
+    B, T = 16, 128
+    rates = []
+    for r in range(a.train_warmup + a.train_steps):
+        tokens = torch.randint(0, V, (B, T), generator=torch.Generator().manual_seed(200 + r))
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss = m.train_loss(tokens, 0.3)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)  # as AdamWOptions.MaxGradNorm
+        opt.step()
+        if r >= a.train_warmup:
+            rates.append(B * T / (time.perf_counter() - t0))
+    out[f"train_tok_per_s_b{B}x{T}"] = median(rates)
+    out["train_loss"] = float(loss)
     out["kv_bytes_per_token_absorbed"] = 4 * m.L * (m.rkv + m.dr)
     out["kv_bytes_per_token_naive"] = 4 * m.L * m.H * (m.dn + m.dr + m.dv)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

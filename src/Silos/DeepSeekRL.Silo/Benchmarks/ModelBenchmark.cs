@@ -15,7 +15,7 @@ namespace DeepSeekRL.Silo.Benchmarks;
 /// <c>bench model</c>: prefill and decode tokens/s of the native engine (absorbed vs naive KV cache), KV bytes per
 /// token, peak RSS, and the same timings of a PyTorch baseline (infra/reference/bench_torch.py) on the same weights.
 /// </summary>
-public static class ModelBenchmark
+public static partial class ModelBenchmark
 {
     private const int PromptTokens = 64;
     private const int GeneratedTokens = 128;
@@ -179,6 +179,8 @@ public static class ModelBenchmark
         report.Add("peak_rss_mb", PeakRssMb(), "VmHWM of this process");
         report.Add("load_average_1m", double.Parse(load == "?" ? "0" : load, CultureInfo.InvariantCulture), "1-minute load average at the start (2 cores shared with other work)");
 
+        RunTraining(weights, threads, report, Add, cancellationToken);
+
         if (torch)
         {
             await RunTorchAsync(weights, threads, runs, ours, report, cancellationToken);
@@ -317,6 +319,7 @@ public static class ModelBenchmark
             [
                 "prefill_tok_per_s_b1x512", "prefill_tok_per_s_b16x128", "decode_tok_per_s_b1_absorbed", "decode_tok_per_s_b1_naive",
                 "decode_tok_per_s_b16_absorbed", "decode_tok_per_s_b16_naive", "kv_bytes_per_token_absorbed", "kv_bytes_per_token_naive", "peak_rss_mb",
+                "train_tok_per_s_b16x128",
             ];
             foreach (var name in names)
             {
@@ -324,6 +327,11 @@ public static class ModelBenchmark
                 {
                     report.Add("torch_" + name, value.GetDouble(), $"PyTorch baseline (bench_torch.py), {threads} threads");
                 }
+            }
+
+            if (root.TryGetProperty("train_tok_per_s_b16x128", out var tt) && ours.TryGetValue("train_tok_per_s_b16x128", out var ct))
+            {
+                report.Add("speedup_train_b16x128_vs_torch", ct / tt.GetDouble(), "ours / torch, forward + backward + AdamW (reported, no target)");
             }
 
             if (root.TryGetProperty("decode_tok_per_s_b16_absorbed", out var td) && ours.TryGetValue("decode_tok_per_s_b16_absorbed", out var cd))
