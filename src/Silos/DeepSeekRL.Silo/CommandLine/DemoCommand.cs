@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace DeepSeekRL.Silo.CommandLine;
 
 /// <summary>
-/// <c>deepseekrl demo [--quick] [--report FILE]</c>: R1 on a potato. Until the pipeline's stages land (model, rewards,
+/// <c>deepseekrl demo [--quick] [--report FILE]</c>: R1 on a potato. Until the pipeline's stages land (campaigns,
 /// campaigns) it checks the database and prints the plan it will run, and says that it has not run it.
 /// </summary>
 public static class DemoCommand
@@ -28,7 +28,7 @@ public static class DemoCommand
             Console.WriteLine("  4. a GRPO campaign through the rollout, reward and learner grains, evaluated every few steps");
             Console.WriteLine("  5. rejection sampling into PostgreSQL, JSONL export, and distillation into a fresh base model");
             Console.WriteLine("  6. the report (terminal table, --report JSON, SVG of reward/accuracy/length per step)");
-            Console.Error.WriteLine("deepseekrl: the model and campaign stages are not built yet (issues 5-10); nothing was trained");
+            Console.Error.WriteLine("deepseekrl: the campaign grains and the demo pipeline are not built yet; nothing was trained");
             return 2;
         });
         return demo;
