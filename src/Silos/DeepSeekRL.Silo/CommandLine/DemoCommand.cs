@@ -3,8 +3,8 @@ using System.CommandLine;
 namespace DeepSeekRL.Silo.CommandLine;
 
 /// <summary>
-/// <c>deepseekrl demo [--quick] [--report FILE]</c>: R1 on a potato. Until the pipeline's stages land (campaigns,
-/// campaigns) it checks the database and prints the plan it will run, and says that it has not run it.
+/// <c>deepseekrl demo [--quick] [--report FILE]</c>: R1 on a potato. Until the pipeline's last stages land (campaign
+/// grains, the demo itself) it checks the database and prints the plan it will run, and says that it has not run it.
 /// </summary>
 public static class DemoCommand
 {
