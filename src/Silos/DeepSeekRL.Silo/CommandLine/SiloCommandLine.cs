@@ -28,6 +28,7 @@ public static class SiloCommandLine
         root.Subcommands.Add(Tokenization.TokenizerCommands.Create());
         root.Subcommands.Add(Benchmarks.BenchCommands.Create());
         root.Subcommands.Add(Model.ModelCommands.Create());
+        root.Subcommands.Add(Serving.ServeCommand.Create());
         AddVersionEverywhere(root);
         return root;
     }
