@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.Encodings.Web;
 using System.Text.Json.Nodes;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
@@ -137,6 +138,7 @@ internal sealed class ServingEngine : IDisposable
     private readonly bool[] _decodable;
     private readonly TimeProvider _time;
     private readonly long _created;
+    private static readonly JsonSerializerOptions Wire = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     public ServingEngine(string id, Transformer model, BpeTokenizer tokenizer, int? eosTokenId, TimeProvider time)
@@ -181,7 +183,7 @@ internal sealed class ServingEngine : IDisposable
         app.MapFallback((HttpContext context) => Error(404, $"{context.Request.Method} {context.Request.Path} is not an endpoint of this server", "invalid_request_error", null));
     }
 
-    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(), "application/json", Encoding.UTF8, status);
+    private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(Wire), "application/json", Encoding.UTF8, status);
 
     private static IResult Error(int status, string message, string type, string? code, string? param = null) => Json(new JsonObject
     {
@@ -285,7 +287,7 @@ internal sealed class ServingEngine : IDisposable
                 chunk["usage"] = usageNode;
             }
 
-            await response.WriteAsync("data: " + chunk.ToJsonString() + "\n\n", ct);
+            await response.WriteAsync("data: " + chunk.ToJsonString(Wire) + "\n\n", ct);
             await response.Body.FlushAsync(ct);
         }
 
