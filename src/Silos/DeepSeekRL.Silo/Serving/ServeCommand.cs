@@ -216,6 +216,11 @@ internal sealed class ServingEngine : IDisposable
         {
             result = await Task.Run(() => new Generator(_model).Generate(request.Prompts, request.Options, KvCacheKind.Absorbed, ct), ct);
         }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            await Error(500, "Generation failed: " + ex.Message, "server_error", null).ExecuteAsync(context);
+            return;
+        }
         finally
         {
             _gate.Release();
