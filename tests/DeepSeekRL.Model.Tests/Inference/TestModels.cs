@@ -1,3 +1,4 @@
+using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Weights;
 
@@ -59,9 +60,8 @@ internal static class TestModels
 
     public static ModelWeights Weights(DeepSeekV3Config config, int seed = 11, double std = 0.25)
     {
-        var w = new ModelWeights(config);
-        w.FillRandom(seed, std, biasStd: 0.5);
-        return w;
+        var store = ModelInit.Create(config, seed, new ModelInitOptions { Std = std, BiasStd = 0.5 });
+        return new ModelWeights(config, store.Data);
     }
 
     public static int[] Tokens(int count, int vocab, int seed)

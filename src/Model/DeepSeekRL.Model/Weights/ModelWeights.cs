@@ -112,37 +112,6 @@ public sealed class ModelWeights
         return Data.AsSpan((int)offset, (int)spec.Count);
     }
 
-    /// <summary>Fills every Normal parameter with N(0, std²) from a seeded generator, norms with 1, biases with 0.</summary>
-    /// <param name="seed">The seed.</param>
-    /// <param name="std">The standard deviation (default: <c>initializer_range</c>).</param>
-    /// <param name="biasStd">If positive, <c>e_score_correction_bias</c> gets N(0, biasStd²) instead of 0 (tests).</param>
-    /// <remarks>A test and benchmark helper; the canonical <c>model init</c> lives with checkpoint I/O.</remarks>
-    public void FillRandom(int seed, double? std = null, double biasStd = 0)
-    {
-        var rng = new Random(seed);
-        var s = std ?? Config.InitializerRange;
-        foreach (var spec in Specs)
-        {
-            var span = Get(spec.Name);
-            var isBias = spec.Name.EndsWith("e_score_correction_bias", StringComparison.Ordinal);
-            if (spec.Init == ParameterInit.Normal || (isBias && biasStd > 0))
-            {
-                var sd = isBias ? biasStd : s;
-                for (var i = 0; i < span.Length; i++)
-                {
-                    // Box-Muller.
-                    var u1 = 1.0 - rng.NextDouble();
-                    var u2 = rng.NextDouble();
-                    span[i] = (float)(sd * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-                }
-            }
-            else
-            {
-                span.Fill(spec.Init == ParameterInit.Ones ? 1f : 0f);
-            }
-        }
-    }
-
     /// <summary>
     /// Loads a model directory through <see cref="ModelCheckpoint.Load"/>: config.json plus model.safetensors or a sharded
     /// index; F32, BF16, F16 and block-scaled FP8; memory-mapped; every problem is one line naming file and tensor.

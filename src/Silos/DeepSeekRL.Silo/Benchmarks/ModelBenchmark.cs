@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Numerics.Tensors;
 using System.Text.Json;
+using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Kernels;
@@ -25,7 +26,7 @@ public static partial class ModelBenchmark
     public static Command Create()
     {
         var json = new Option<FileInfo?>("--json") { Description = "Write the metrics to this JSON file." };
-        var config = new Option<FileInfo?>("--config") { Description = "An HF config.json (default: examples/models/tiny.json, else the same tiny config of reference §15.1 built in code)." };
+        var config = new Option<FileInfo?>("--config") { Description = "An HF config.json (default: examples/models/tiny.json, the tiny config of reference §15.1)." };
         var threads = new Option<int>("--threads") { Description = "Threads for both engines (default 2).", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "Repetitions; medians are reported (default 3).", DefaultValueFactory = _ => 3 };
         var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch baseline." };
@@ -52,34 +53,6 @@ public static partial class ModelBenchmark
         return command;
     }
 
-    /// <summary>The tiny config of reference §15.1, with room for 512 positions.</summary>
-    /// <returns>The config.</returns>
-    public static DeepSeekV3Config Tiny() => new()
-    {
-        VocabSize = 2048,
-        HiddenSize = 128,
-        IntermediateSize = 384,
-        MoeIntermediateSize = 64,
-        NumHiddenLayers = 4,
-        NumAttentionHeads = 4,
-        NSharedExperts = 1,
-        NRoutedExperts = 16,
-        RoutedScalingFactor = 2.5,
-        KvLoraRank = 64,
-        QLoraRank = 96,
-        QkRopeHeadDim = 16,
-        VHeadDim = 32,
-        QkNopeHeadDim = 32,
-        NGroup = 4,
-        TopkGroup = 2,
-        NumExpertsPerTok = 4,
-        FirstKDenseReplace = 1,
-        MaxPositionEmbeddings = 1024,
-        NumNextnPredictLayers = 1,
-        BosTokenId = 0,
-        EosTokenId = 1,
-    };
-
     /// <summary>Runs the benchmark and fills <paramref name="report"/>.</summary>
     /// <param name="configPath">A config.json, or <see langword="null"/> for the tiny config.</param>
     /// <param name="threads">Threads for both engines.</param>
@@ -92,15 +65,9 @@ public static partial class ModelBenchmark
     {
         ArgumentNullException.ThrowIfNull(report);
         var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken)).Split(' ')[0] : "?";
-        var config = Tiny();
-        var home = Environment.GetEnvironmentVariable("DEEPSEEKRL_HOME") ?? Directory.GetCurrentDirectory();
-        var example = Path.Combine(home, "examples", "models", "tiny.json");
-        configPath ??= File.Exists(example) ? example : null;
-        if (configPath is not null)
-        {
-            var (parsed, error) = DeepSeekV3Config.Load(configPath);
-            config = parsed ?? throw new CliException("--config: " + error);
-        }
+        configPath ??= Path.Combine(SiloEnvironment.Home(), "examples", "models", "tiny.json");
+        var (parsed, error) = DeepSeekV3Config.Load(configPath);
+        var config = parsed ?? throw new CliException("--config: " + error);
 
         if (config.MaxPositionEmbeddings < 512)
         {
@@ -114,8 +81,7 @@ public static partial class ModelBenchmark
             report.Add(name, value, note);
         }
 
-        var weights = new ModelWeights(config);
-        weights.FillRandom(seed: 1234);
+        var weights = new ModelWeights(config, ModelInit.Create(config, 1234).Data);
         var model = new Transformer(weights, new TransformerOptions { Threads = threads, MaxPositions = Math.Max(512, PromptTokens + GeneratedTokens) });
         Console.Error.WriteLine($"bench model: {weights.Data.Length:N0} parameters, OpenBLAS core {Blas.CoreName()} x{Blas.GetThreads()}, load average {load}");
 
