@@ -14,6 +14,9 @@ public sealed class CampaignSpecValidatorTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "data.jsonl"), "{\"prompt\": \"1+1\", \"answer\": \"2\"}\n");
         Directory.CreateDirectory(Path.Combine(_dir, "model"));
         File.WriteAllText(Path.Combine(_dir, "model", "config.json"), "{}");
+        File.WriteAllText(Path.Combine(_dir, "model", "tokenizer.json"), "{}");
+        Directory.CreateDirectory(Path.Combine(_dir, "bare"));
+        File.WriteAllText(Path.Combine(_dir, "bare", "config.json"), "{}");
         Directory.CreateDirectory(Path.Combine(_dir, "empty"));
         Directory.CreateDirectory(Path.Combine(_dir, "plugins"));
     }
@@ -260,10 +263,11 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     [InlineData("\"model\"", "policy = \"model\": expected an object with exactly one of \"native\" or \"endpoint\"")]
     [InlineData("{}", "policy = {}: expected an object with exactly one of \"native\" or \"endpoint\"")]
     [InlineData("{\"native\": {\"model\": \"model\"}, \"remote\": 1}", "policy.remote: unknown key; known keys: native, endpoint")]
-    [InlineData("{\"native\": \"model\"}", "policy.native = \"model\": expected an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N}")]
+    [InlineData("{\"native\": \"model\"}", "policy.native = \"model\": expected an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N, \"tokenizer\": FILE}")]
     [InlineData("{\"native\": {}}", "policy.native = {}: expected exactly one of \"model\" (a model directory) or \"config\" (a model config file to initialise from)")]
     [InlineData("{\"native\": {\"model\": \"model\", \"seed\": 1}}", "policy.native.seed = 1: expected no seed with \"model\" (seed only initialises from \"config\")")]
-    [InlineData("{\"native\": {\"config\": \"model/config.json\", \"seed\": -1}}", "policy.native.seed = -1: expected an integer in 0..2^53")]
+    [InlineData("{\"native\": {\"config\": \"model/config.json\", \"seed\": -1, \"tokenizer\": \"model/tokenizer.json\"}}", "policy.native.seed = -1: expected an integer in 0..2^53")]
+    [InlineData("{\"native\": {\"config\": \"model/config.json\", \"seed\": 1}}", "policy.native.tokenizer: missing; expected a path to an existing file (relative to the spec's directory)")]
     [InlineData("{\"endpoint\": {\"url\": \"ftp://x\", \"model\": \"m\"}}", "policy.endpoint.url = \"ftp://x\": expected an absolute http or https URL")]
     [InlineData("{\"endpoint\": {\"url\": \"http://x\", \"model\": \"\"}}", "policy.endpoint.model = \"\": expected a non-empty model name")]
     [InlineData("{\"endpoint\": {\"url\": \"http://x\"}}", "policy.endpoint.model: missing; expected a non-empty model name")]
@@ -284,6 +288,30 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     public void Validate_NativeModelWithoutConfigJson_Rejected() =>
         Assert.Equal($"policy.native.model = \"plugins\": expected an existing directory containing config.json (resolved to {Path.Combine(_dir, "plugins")})",
             Single(WithPolicy("""{"native": {"model": "plugins"}}""")));
+
+    [Fact]
+    public void Validate_NativeModelWithoutTokenizer_Rejected() =>
+        Assert.Equal($"policy.native.model = \"bare\": expected a model directory with tokenizer.json (not found: {Path.Combine(_dir, "bare", "tokenizer.json")}), or \"tokenizer\": FILE beside \"model\"",
+            Single(WithPolicy("""{"native": {"model": "bare"}}""")));
+
+    [Fact]
+    public void Validate_NativeModelWithTokenizerBeside_Accepted()
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(WithPolicy("""{"native": {"model": "bare", "tokenizer": "model/tokenizer.json"}}"""));
+        var native = Assert.IsType<NativePolicySpec>(CampaignSpecValidator.Validate(document.RootElement, _dir).Spec!.Policy);
+        Assert.Equal(Path.Combine(_dir, "model", "tokenizer.json"), native.TokenizerPath);
+    }
+
+    [Fact]
+    public void Validate_WithoutFileChecks_ResolvesMissingPaths()
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(
+            """{"name": "t", "policy": {"native": {"model": "gone"}}, "dataset": {"path": "gone.jsonl"}, "rewards": {"rules": [{"rule": "accuracy"}]}}""");
+        Assert.NotEmpty(CampaignSpecValidator.Validate(document.RootElement, _dir).Errors);
+        var spec = CampaignSpecValidator.Validate(document.RootElement, _dir, checkFiles: false).Spec!;
+        Assert.Equal(Path.Combine(_dir, "gone.jsonl"), spec.Dataset.Path);
+        Assert.NotEmpty(CampaignSpecValidator.Validate(document.RootElement, _dir).Errors);
+    }
 
     [Fact]
     public void Validate_EndpointWithUpdates_Rejected() =>

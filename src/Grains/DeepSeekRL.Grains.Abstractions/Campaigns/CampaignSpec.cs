@@ -78,6 +78,9 @@ public sealed record NativePolicySpec : PolicySpec
     /// <summary>The initialisation seed used with <see cref="ConfigPath"/>.</summary>
     /// <remarks>Default 0; range 0..2^53.</remarks>
     public long InitSeed { get; init; }
+
+    /// <summary>The tokenizer.json: <c>tokenizer</c>, else the model directory's <c>tokenizer.json</c>.</summary>
+    public string? TokenizerPath { get; init; }
 }
 
 /// <summary>An OpenAI-compatible completions endpoint (vLLM, SGLang, Ollama, llama.cpp, <c>deepseekrl serve</c>).</summary>

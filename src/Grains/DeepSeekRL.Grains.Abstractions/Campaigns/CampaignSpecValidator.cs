@@ -31,6 +31,9 @@ public static partial class CampaignSpecValidator
 
     private const long MaxSeed = 1L << 53;
 
+    [ThreadStatic]
+    private static bool t_skipFileChecks;
+
     /// <summary>Reads, parses and validates the spec file at <paramref name="path"/>; relative paths in it resolve against its directory.</summary>
     /// <param name="path">The spec file.</param>
     /// <returns>The spec, or one-line errors (missing file, over 1 MiB, invalid JSON, or the spec's own errors).</returns>
@@ -78,9 +81,32 @@ public static partial class CampaignSpecValidator
     /// <param name="root">The spec's root JSON value.</param>
     /// <param name="baseDirectory">The directory relative paths resolve against.</param>
     /// <returns>The spec, or every error found.</returns>
-    public static CampaignSpecValidation Validate(JsonElement root, string baseDirectory)
+    public static CampaignSpecValidation Validate(JsonElement root, string baseDirectory) => Validate(root, baseDirectory, checkFiles: true);
+
+    /// <summary>
+    /// Validates a parsed spec; with <paramref name="checkFiles"/> false, paths are resolved but not checked (a silo
+    /// re-reading a stored spec on another machine: the files were read into the database when the campaign was created).
+    /// </summary>
+    /// <param name="root">The spec's root JSON value.</param>
+    /// <param name="baseDirectory">The directory relative paths resolve against.</param>
+    /// <param name="checkFiles">Whether paths must exist.</param>
+    /// <returns>The spec, or every error found.</returns>
+    public static CampaignSpecValidation Validate(JsonElement root, string baseDirectory, bool checkFiles)
     {
         ArgumentNullException.ThrowIfNull(baseDirectory);
+        t_skipFileChecks = !checkFiles;
+        try
+        {
+            return ValidateCore(root, baseDirectory);
+        }
+        finally
+        {
+            t_skipFileChecks = false;
+        }
+    }
+
+    private static CampaignSpecValidation ValidateCore(JsonElement root, string baseDirectory)
+    {
         var errors = new List<string>();
         if (root.ValueKind != JsonValueKind.Object)
         {
@@ -151,7 +177,7 @@ public static partial class CampaignSpecValidator
 
         if (p.Has("native"))
         {
-            var n = p.Object("native", required: true, "an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N}", "model", "config", "seed");
+            var n = p.Object("native", required: true, "an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N, \"tokenizer\": FILE}", "model", "config", "seed", "tokenizer");
             if (n is null)
             {
                 return null;
@@ -173,12 +199,29 @@ public static partial class CampaignSpecValidator
                 }
 
                 var dir = ExistingPath(n, "model", baseDirectory, directory: true, required: true, "config.json");
-                return dir is null ? null : new NativePolicySpec { ModelDirectory = dir };
+                string? modelTokenizer;
+                if (n.Has("tokenizer"))
+                {
+                    modelTokenizer = ExistingPath(n, "tokenizer", baseDirectory, directory: false, required: true);
+                }
+                else
+                {
+                    modelTokenizer = dir is null ? null : System.IO.Path.Combine(dir, "tokenizer.json");
+                    if (modelTokenizer is not null && !t_skipFileChecks && !File.Exists(modelTokenizer))
+                    {
+                        n.TryGet("model", out var value);
+                        n.Error("model", value, $"a model directory with tokenizer.json (not found: {modelTokenizer}), or \"tokenizer\": FILE beside \"model\"");
+                        modelTokenizer = null;
+                    }
+                }
+
+                return dir is null || modelTokenizer is null ? null : new NativePolicySpec { ModelDirectory = dir, TokenizerPath = modelTokenizer };
             }
 
             var config = ExistingPath(n, "config", baseDirectory, directory: false, required: true);
             var initSeed = n.Integer("seed", 0, 0, MaxSeed, "an integer in 0..2^53");
-            return config is null ? null : new NativePolicySpec { ConfigPath = config, InitSeed = initSeed };
+            var tokenizer = ExistingPath(n, "tokenizer", baseDirectory, directory: false, required: true);
+            return config is null || tokenizer is null ? null : new NativePolicySpec { ConfigPath = config, InitSeed = initSeed, TokenizerPath = tokenizer };
         }
 
         var e = p.Object("endpoint", required: true, "an object {\"url\": ..., \"model\": ..., \"api_key_env\": ...}", "url", "model", "api_key_env");
@@ -457,6 +500,11 @@ public static partial class CampaignSpecValidator
         }
 
         var full = System.IO.Path.GetFullPath(raw, baseDirectory);
+        if (t_skipFileChecks)
+        {
+            return full;
+        }
+
         var exists = directory ? Directory.Exists(full) : File.Exists(full);
         if (!exists || (mustContain is not null && !File.Exists(System.IO.Path.Combine(full, mustContain))))
         {

@@ -1,0 +1,130 @@
+using DeepSeekRL.Grains.Campaigns;
+
+namespace DeepSeekRL.Grains;
+
+/// <summary>Where a campaign is in its life.</summary>
+public enum CampaignState
+{
+    /// <summary>Stored; no step has started.</summary>
+    Created,
+
+    /// <summary>Steps are being cut and run.</summary>
+    Running,
+
+    /// <summary>No new step is cut; work already handed out finishes.</summary>
+    Paused,
+
+    /// <summary>Stopped for good by a user; pending work was cancelled.</summary>
+    Cancelled,
+
+    /// <summary>Every step and the final evaluation are done.</summary>
+    Completed,
+
+    /// <summary>Stopped by an error that retrying cannot fix (see the status's error).</summary>
+    Failed,
+}
+
+/// <summary>A campaign as the cluster sees it.</summary>
+/// <param name="Id">The campaign id.</param>
+/// <param name="Name">The spec's name.</param>
+/// <param name="State">The state.</param>
+/// <param name="Mode">Train or collect.</param>
+/// <param name="StepsCompleted">Steps whose update (or, in collect mode, whose round) is done.</param>
+/// <param name="TotalSteps">Steps in the spec.</param>
+/// <param name="PolicyVersion">The newest published policy version.</param>
+/// <param name="Error">Why the campaign failed, if it did.</param>
+/// <param name="CreatedAt">When it was created.</param>
+/// <param name="UpdatedAt">When its state last changed.</param>
+/// <param name="Counters">Reported problems and totals by name (malformed dataset rows, missing reward scores by rule, endpoint errors, samples generated and accepted, ...).</param>
+public sealed record CampaignStatus(
+    long Id, string Name, CampaignState State, CampaignMode Mode, int StepsCompleted, int TotalSteps, int PolicyVersion,
+    string? Error, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt, IReadOnlyDictionary<string, long> Counters);
+
+/// <summary>One rollout work item: G samples for each of a few prompts of a step, with the policy version to use.</summary>
+/// <param name="CampaignId">The campaign.</param>
+/// <param name="Step">The step (0-based).</param>
+/// <param name="Round">0, or the dynamic-sampling round that asked for more groups.</param>
+/// <param name="Slot">The item's position within the step and round (orders groups deterministically).</param>
+/// <param name="PromptIndex">The prompt's index in the campaign's train split.</param>
+/// <param name="GroupSize">Samples to draw (G).</param>
+/// <param name="PolicyVersion">The policy version to sample with.</param>
+/// <param name="Seed">The sampling seed of this group.</param>
+public sealed record RolloutWork(long CampaignId, int Step, int Round, int Slot, int PromptIndex, int GroupSize, int PolicyVersion, ulong Seed);
+
+/// <summary>One sampled completion.</summary>
+/// <param name="Text">The completion text (stop token removed).</param>
+/// <param name="TokenIds">Its token ids (the stop token included; empty for an endpoint policy, which reports no ids).</param>
+/// <param name="LogProbs">The sampling log-probability of each token id (same length as <paramref name="TokenIds"/>).</param>
+/// <param name="FinishReason"><c>stop</c> or <c>length</c>.</param>
+public sealed record SampledCompletion(string Text, int[] TokenIds, float[] LogProbs, string FinishReason);
+
+/// <summary>What a rollout produced.</summary>
+/// <param name="Completions">The completions (G, or fewer when an endpoint failed for some; the failures are counted).</param>
+/// <param name="CompletionTokens">Tokens generated.</param>
+/// <param name="Seconds">Sampling time.</param>
+/// <param name="PolicyLoadSeconds">Time spent fetching and loading the policy version (0 when it was held).</param>
+/// <param name="EndpointErrors">Samples an endpoint failed to return (garbage, errors after retries).</param>
+public sealed record RolloutResult(IReadOnlyList<SampledCompletion> Completions, long CompletionTokens, double Seconds, double PolicyLoadSeconds, int EndpointErrors);
+
+/// <summary>One reward work item: score one rollout item's completions.</summary>
+/// <param name="CampaignId">The campaign.</param>
+/// <param name="Step">The step.</param>
+/// <param name="RolloutItemId">The rollout item whose completions to score.</param>
+public sealed record RewardWork(long CampaignId, int Step, long RolloutItemId);
+
+/// <summary>A stored completion, as reward rules and the dataset see it.</summary>
+/// <param name="Id">The completion id.</param>
+/// <param name="Step">The step.</param>
+/// <param name="PolicyVersion">The policy version that sampled it.</param>
+/// <param name="PromptIndex">The prompt's index in the train split.</param>
+/// <param name="Prompt">The question.</param>
+/// <param name="Text">The completion text.</param>
+/// <param name="Tokens">Its length in tokens (null when unknown).</param>
+/// <param name="FinishReason"><c>stop</c> or <c>length</c>.</param>
+public sealed record StoredCompletion(long Id, int Step, int PolicyVersion, int PromptIndex, string Prompt, string Text, int? Tokens, string FinishReason);
+
+/// <summary>One completion's scores.</summary>
+/// <param name="CompletionId">The completion.</param>
+/// <param name="Scores">Per-rule scores in pipeline order (null = missing).</param>
+/// <param name="Reward">The weighted total.</param>
+public sealed record CompletionScores(long CompletionId, IReadOnlyList<KeyValuePair<string, double?>> Scores, double Reward);
+
+/// <summary>What scoring produced.</summary>
+/// <param name="Scores">One per completion, in order.</param>
+/// <param name="MissingByRule">Missing scores by rule (the rule threw, timed out or could not judge).</param>
+/// <param name="Seconds">Scoring time.</param>
+public sealed record RewardWorkResult(IReadOnlyList<CompletionScores> Scores, IReadOnlyDictionary<string, int> MissingByRule, double Seconds);
+
+/// <summary>A completion accepted by the rejection-sampling filter.</summary>
+/// <param name="Completion">The completion.</param>
+/// <param name="Reasoning">The text inside <c>&lt;think&gt;</c>.</param>
+/// <param name="Answer">The text after <c>&lt;/think&gt;</c>.</param>
+/// <param name="Reward">The total reward.</param>
+/// <param name="ScoresJson">Per-rule scores (JSON object).</param>
+/// <param name="VerdictsJson">Each filter's verdict (JSON object).</param>
+public sealed record AcceptedSample(StoredCompletion Completion, string Reasoning, string Answer, double Reward, string ScoresJson, string VerdictsJson);
+
+/// <summary>One evaluation work item: a chunk of the evaluation set under a policy version.</summary>
+/// <param name="CampaignId">The campaign.</param>
+/// <param name="Step">The step after which the evaluation runs (-1 = before any update).</param>
+/// <param name="PolicyVersion">The policy version evaluated.</param>
+/// <param name="FirstPrompt">The first evaluation prompt of the chunk.</param>
+/// <param name="Count">Prompts in the chunk.</param>
+public sealed record EvaluationWork(long CampaignId, int Step, int PolicyVersion, int FirstPrompt, int Count);
+
+/// <summary>An evaluation chunk's result.</summary>
+/// <param name="Prompts">Prompts evaluated.</param>
+/// <param name="Correct">Prompts solved (pass@k: any of k samples).</param>
+/// <param name="RewardSum">Sum of rewards over all samples.</param>
+/// <param name="Samples">Samples drawn.</param>
+/// <param name="LengthSum">Sum of completion lengths in tokens over all samples.</param>
+/// <param name="Reasoning">Samples that wrote out a non-empty reasoning block.</param>
+/// <param name="CorrectWhenReasoning">Of those, samples judged correct.</param>
+public sealed record EvaluationChunkResult(int Prompts, int Correct, double RewardSum, int Samples, long LengthSum, int Reasoning, int CorrectWhenReasoning);
+
+/// <summary>A step as the learner closed it.</summary>
+/// <param name="Step">The step.</param>
+/// <param name="PolicyVersion">The policy version published after it (unchanged in collect mode).</param>
+/// <param name="Metrics">The metrics written for it (a JSON object).</param>
+/// <param name="Replayed">True when the step had been closed before and was recomputed from stored data after a restart.</param>
+public sealed record LearnerStepResult(int Step, int PolicyVersion, string Metrics, bool Replayed);

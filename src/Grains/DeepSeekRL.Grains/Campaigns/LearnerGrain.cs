@@ -1,0 +1,550 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Grains.Resilience;
+using DeepSeekRL.Grains.Singletons;
+using DeepSeekRL.Model.Checkpoints;
+using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Optimization;
+using DeepSeekRL.Model.PolicyLosses;
+using DeepSeekRL.Model.Reinforcement;
+using DeepSeekRL.Model.Weights;
+using Npgsql;
+using NpgsqlTypes;
+using Polly;
+using ModelAdvantageNormalization = DeepSeekRL.Model.PolicyLosses.AdvantageNormalization;
+using ModelKlEstimator = DeepSeekRL.Model.PolicyLosses.KlEstimator;
+using ModelLossAggregation = DeepSeekRL.Model.PolicyLosses.LossAggregation;
+
+namespace DeepSeekRL.Grains.Campaigns;
+
+/// <summary>A campaign's completion as the learner reads it.</summary>
+internal sealed record LearnerSample(
+    long Id, int Round, int Slot, int PromptIndex, int PolicyVersion, int[] Tokens, float[] LogProbs, double Reward, string FinishReason);
+
+/// <summary>
+/// A campaign's learner, a fenced singleton: it holds the lease <c>learner/{id}</c>, and every write it makes (policy
+/// versions, step metrics, checkpoints, progress) commits only while that lease's epoch is current. It closes a
+/// step from what is stored in PostgreSQL alone, so a learner that restarts from its last checkpoint recomputes the
+/// steps after it bit for bit (and checks that against the versions it had published).
+/// </summary>
+public sealed class LearnerGrain : ILearnerGrain
+{
+    private readonly CampaignDefinition _definition;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly SingletonLeases _leases;
+    private readonly SingletonLease _lease;
+    private readonly PolicyRegistry _registry;
+    private readonly ResiliencePipeline _pipeline;
+    private readonly int _threads;
+    private ModelWeights? _policy;
+    private ModelWeights? _reference;
+    private AdamW? _optimizer;
+    private GrpoUpdater? _updater;
+    private int _version;
+
+    /// <summary>Creates the learner of a campaign under a lease it already holds.</summary>
+    /// <param name="definition">The campaign.</param>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="leases">The singleton leases.</param>
+    /// <param name="lease">The learner's lease.</param>
+    /// <param name="registry">The policy registry.</param>
+    /// <param name="threads">Kernel threads.</param>
+    /// <param name="pipeline">The database resilience pipeline.</param>
+    public LearnerGrain(
+        CampaignDefinition definition, NpgsqlDataSource dataSource, SingletonLeases leases, SingletonLease lease, PolicyRegistry registry,
+        int threads = 2, ResiliencePipeline? pipeline = null)
+    {
+        _definition = definition;
+        _dataSource = dataSource;
+        _leases = leases;
+        _lease = lease;
+        _registry = registry;
+        _threads = threads;
+        _pipeline = pipeline ?? DatabaseResilience.Default;
+    }
+
+    /// <summary>The lease name of a campaign's learner.</summary>
+    /// <param name="campaignId">The campaign.</param>
+    /// <returns>The name.</returns>
+    public static string LeaseName(long campaignId) => $"learner/{campaignId}";
+
+    /// <inheritdoc/>
+    public long CampaignId => _definition.Id;
+
+    /// <summary>The newest policy version this learner published or loaded.</summary>
+    public int PolicyVersion => _version;
+
+    /// <summary>Steps whose recomputation after a restart gave other weights than those published before (0 when deterministic).</summary>
+    public int ReplayMismatches { get; private set; }
+
+    /// <inheritdoc/>
+    public async Task<int> ActivateAsync(CancellationToken cancellationToken)
+    {
+        // The newest checkpoint: the optimizer state at a step, whose weights are that step's policy version.
+        (int Step, int Version, byte[] Optimizer)? checkpoint = await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var command = _dataSource.CreateCommand(
+                "SELECT step, policy_version, optimizer, sha256 FROM learner_checkpoints WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1");
+            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            if (!await reader.ReadAsync(ct))
+            {
+                return ((int, int, byte[])?)null;
+            }
+
+            var bytes = reader.GetFieldValue<byte[]>(2);
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != reader.GetString(3))
+            {
+                throw new InvalidDataException($"campaign {_definition.Id}: learner checkpoint of step {reader.GetInt32(0)} fails its checksum");
+            }
+
+            return (reader.GetInt32(0), reader.GetInt32(1), bytes);
+        }, cancellationToken);
+
+        if (!_definition.Trains)
+        {
+            _version = 0;
+            return checkpoint is { } c ? c.Step + 1 : 0;
+        }
+
+        var config = _definition.Config!;
+        _version = checkpoint?.Version ?? 0;
+        _policy = await LoadVersionAsync(_version, cancellationToken);
+        var specs = ParameterLayout.Parameters(config);
+        if (checkpoint is { } saved)
+        {
+            var directory = Directory.CreateTempSubdirectory("deepseekrl-optimizer-").FullName;
+            try
+            {
+                await File.WriteAllBytesAsync(Path.Combine(directory, AdamW.FileName), saved.Optimizer, cancellationToken);
+                _optimizer = AdamW.Load(directory, specs, OptimizerOptions());
+            }
+            finally
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        else
+        {
+            _optimizer = new AdamW(specs, OptimizerOptions());
+        }
+
+        if (_definition.Spec.Algorithm.Beta > 0)
+        {
+            _reference = await LoadVersionAsync(0, cancellationToken);
+        }
+
+        _updater = new GrpoUpdater(_policy, _reference, _optimizer, UpdaterOptions());
+        return checkpoint is { } done ? done.Step + 1 : 0;
+    }
+
+    /// <inheritdoc/>
+    public async Task<int?> StepGroupsAsync(int step, CancellationToken cancellationToken)
+    {
+        return await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var command = _dataSource.CreateCommand("""
+                SELECT count(*) FILTER (WHERE kind = 'rollout'),
+                       count(*) FILTER (WHERE kind = 'rollout' AND state IN ('completed', 'failed', 'cancelled')),
+                       count(*) FILTER (WHERE kind = 'rollout' AND state = 'completed'),
+                       count(*) FILTER (WHERE kind = 'reward'),
+                       count(*) FILTER (WHERE kind = 'reward' AND state IN ('completed', 'failed', 'cancelled'))
+                  FROM work_items
+                 WHERE campaign_id = $1 AND (payload->>'step')::int = $2 AND kind IN ('rollout', 'reward')
+                """);
+            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            command.Parameters.Add(new NpgsqlParameter { Value = step });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            await reader.ReadAsync(ct);
+            long rollouts = reader.GetInt64(0), rolloutsDone = reader.GetInt64(1), rolloutsOk = reader.GetInt64(2), rewards = reader.GetInt64(3), rewardsDone = reader.GetInt64(4);
+            if (rollouts == 0 || rolloutsDone < rollouts || rewards < rolloutsOk || rewardsDone < rewards)
+            {
+                return (int?)null;
+            }
+
+            return (int?)await UsableGroupsAsync(step, ct);
+        }, cancellationToken);
+    }
+
+    private async Task<int> UsableGroupsAsync(int step, CancellationToken cancellationToken)
+    {
+        var groups = Groups(await ReadSamplesAsync(step, cancellationToken), step);
+        return _definition.Spec.Algorithm.DynamicSampling && _definition.Trains ? groups.Count(HasSignal) : groups.Count;
+    }
+
+    /// <inheritdoc/>
+    public async Task<LearnerStepResult> CloseStepAsync(int step, CancellationToken cancellationToken)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var algorithm = _definition.Spec.Algorithm;
+        var samples = await ReadSamplesAsync(step, cancellationToken);
+        var allGroups = Groups(samples, step);
+        var groups = _definition.Spec.Algorithm.DynamicSampling && _definition.Trains
+            ? allGroups.Where(HasSignal).Take(algorithm.PromptsPerStep).ToList()
+            : allGroups;
+        var metrics = new JsonObject
+        {
+            ["step"] = step,
+            ["groups"] = groups.Count,
+            ["groups_sampled"] = allGroups.Count,
+            ["samples"] = samples.Count,
+        };
+        AddRewardMetrics(metrics, samples, allGroups);
+        await AddTimingMetricsAsync(metrics, step, cancellationToken);
+        var published = _version;
+        var replayed = false;
+        var readSeconds = stopwatch.Elapsed.TotalSeconds;
+        if (_definition.Trains)
+        {
+            var sequences = new List<GrpoSequence>();
+            var rewards = new List<double>();
+            var useSampling = algorithm.AllowedStaleness > 0;
+            foreach (var group in groups)
+            {
+                var prompt = _definition.EncodePrompt(_definition.Train[group[0].PromptIndex].Prompt);
+                var advantages = new double[group.Count];
+                var groupRewards = group.Select(s => s.Reward).ToArray();
+                Advantages.Compute(groupRewards, group.Count, Map(algorithm.AdvantageNormalization), advantages);
+                for (var i = 0; i < group.Count; i++)
+                {
+                    sequences.Add(new GrpoSequence(prompt, group[i].Tokens, useSampling ? group[i].LogProbs : [], advantages[i]));
+                }
+
+                rewards.AddRange(groupRewards);
+            }
+
+            var update = Stopwatch.StartNew();
+            if (sequences.Count > 0 && sequences.Any(s => s.Advantage != 0))
+            {
+                var result = _updater!.Step(sequences, cancellationToken);
+                metrics["loss"] = result.Loss;
+                metrics["kl"] = double.IsNaN(result.KlMean) ? null : result.KlMean;
+                metrics["entropy"] = result.EntropyMean;
+                metrics["ratio_mean"] = result.RatioMean;
+                metrics["clip_low_fraction"] = result.ClipLowFraction;
+                metrics["clip_high_fraction"] = result.ClipHighFraction;
+                metrics["clip_fraction"] = result.ClipRegionFraction;
+                metrics["off_policy_masked_fraction"] = result.OffPolicyMaskedFraction;
+                metrics["grad_norm"] = result.GradNorm;
+                metrics["learning_rate"] = result.LearningRate;
+                metrics["train_tokens"] = result.CompletionTokens;
+                var load = new JsonArray();
+                foreach (var layer in result.ExpertLoad)
+                {
+                    load.Add(new JsonArray(layer.Select(x => (JsonNode?)x).ToArray()));
+                }
+
+                metrics["expert_load"] = load;
+            }
+            else
+            {
+                metrics["update_skipped"] = "no group with a reward signal";
+            }
+
+            metrics["update_seconds"] = update.Elapsed.TotalSeconds;
+            var publish = Stopwatch.StartNew();
+            (published, replayed) = await PublishAsync(step + 1, cancellationToken);
+            metrics["publish_seconds"] = publish.Elapsed.TotalSeconds;
+        }
+
+        metrics["policy_version"] = published;
+        metrics["learner_read_seconds"] = readSeconds;
+        var checkpoint = _definition.Trains && (step + 1 == algorithm.Steps
+            || (_definition.Spec.CheckpointEverySteps > 0 && (step + 1) % _definition.Spec.CheckpointEverySteps == 0));
+        byte[]? optimizerBytes = null;
+        if (checkpoint)
+        {
+            var directory = Directory.CreateTempSubdirectory("deepseekrl-optimizer-").FullName;
+            try
+            {
+                _optimizer!.Save(directory);
+                optimizerBytes = await File.ReadAllBytesAsync(Path.Combine(directory, AdamW.FileName), cancellationToken);
+            }
+            finally
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+
+        metrics["learner_seconds"] = stopwatch.Elapsed.TotalSeconds;
+        var json = metrics.ToJsonString(CampaignJson.Options);
+        var committed = await _leases.WriteFencedAsync(_lease, async (connection, transaction, ct) =>
+        {
+            await using (var insert = new NpgsqlCommand(
+                "INSERT INTO step_metrics (campaign_id, step, epoch, metrics) VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, step) DO NOTHING",
+                connection, transaction))
+            {
+                insert.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+                insert.Parameters.Add(new NpgsqlParameter { Value = step });
+                insert.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
+                insert.Parameters.Add(new NpgsqlParameter { Value = json, NpgsqlDbType = NpgsqlDbType.Jsonb });
+                replayed |= await insert.ExecuteNonQueryAsync(ct) == 0;
+            }
+
+            if (optimizerBytes is not null)
+            {
+                await using var save = new NpgsqlCommand("""
+                    INSERT INTO learner_checkpoints (campaign_id, step, policy_version, epoch, optimizer, sha256) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (campaign_id, step) DO NOTHING
+                    """, connection, transaction);
+                save.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+                save.Parameters.Add(new NpgsqlParameter { Value = step });
+                save.Parameters.Add(new NpgsqlParameter { Value = published });
+                save.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
+                save.Parameters.Add(new NpgsqlParameter { Value = optimizerBytes, NpgsqlDbType = NpgsqlDbType.Bytea });
+                save.Parameters.Add(new NpgsqlParameter { Value = Convert.ToHexStringLower(SHA256.HashData(optimizerBytes)) });
+                await save.ExecuteNonQueryAsync(ct);
+            }
+
+            await using var progress = new NpgsqlCommand("""
+                UPDATE campaigns SET steps_completed = greatest(steps_completed, $2), policy_version = greatest(policy_version, $3), updated_at = now()
+                 WHERE id = $1
+                """, connection, transaction);
+            progress.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            progress.Parameters.Add(new NpgsqlParameter { Value = step + 1 });
+            progress.Parameters.Add(new NpgsqlParameter { Value = published });
+            await progress.ExecuteNonQueryAsync(ct);
+            if (ReplayMismatches > 0)
+            {
+                await CampaignRepository.AddCountersAsync(connection, transaction, _definition.Id, [new("learner_replay_mismatches", ReplayMismatches)], ct);
+                ReplayMismatches = 0;
+            }
+        }, cancellationToken);
+        if (!committed)
+        {
+            throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease (epoch {_lease.Epoch}) was taken over; step {step} was not recorded by this learner");
+        }
+
+        return new LearnerStepResult(step, published, json, replayed);
+    }
+
+    private async Task<(int Version, bool Replayed)> PublishAsync(int version, CancellationToken cancellationToken)
+    {
+        var directory = Directory.CreateTempSubdirectory("deepseekrl-publish-").FullName;
+        try
+        {
+            _policy!.SaveDirectory(directory);
+            var file = Path.Combine(directory, ModelCheckpoint.WeightsFileName);
+            var existing = await _registry.GetAsync(_definition.Id, version, cancellationToken);
+            var outcome = await _registry.PublishAsync(_definition.Id, version, file, Fence, cancellationToken);
+            if (!outcome.Succeeded)
+            {
+                if (existing is null)
+                {
+                    throw new LeaseLostException(outcome.Error!);
+                }
+
+                // Recomputed after a restart, the step gave other weights than those it published before: keep what the
+                // cluster already rolled out with, and count the mismatch (reported on the campaign).
+                ReplayMismatches++;
+                var adopted = await LoadVersionAsync(version, cancellationToken);
+                adopted.Data.CopyTo(_policy.Data, 0);
+            }
+
+            _version = version;
+            return (version, existing is not null);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private async Task<bool> Fence(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken ct)
+    {
+        await using var check = new NpgsqlCommand("SELECT epoch FROM singleton_leases WHERE name = $1 FOR SHARE", connection, transaction);
+        check.Parameters.Add(new NpgsqlParameter { Value = _lease.Name });
+        return await check.ExecuteScalarAsync(ct) is long epoch && epoch == _lease.Epoch;
+    }
+
+    private async Task<ModelWeights> LoadVersionAsync(int version, CancellationToken cancellationToken)
+    {
+        var published = await _registry.GetAsync(_definition.Id, version, cancellationToken)
+            ?? throw new InvalidDataException($"campaign {_definition.Id}: policy version {version} is not published");
+        var directory = Directory.CreateTempSubdirectory("deepseekrl-learner-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, ModelCheckpoint.ConfigFileName), _definition.ConfigJson, cancellationToken);
+            var downloaded = await _registry.DownloadAsync(published, Path.Combine(directory, ModelCheckpoint.WeightsFileName), cancellationToken);
+            if (!downloaded.Succeeded)
+            {
+                throw new InvalidDataException(downloaded.Error);
+            }
+
+            var (weights, error) = ModelWeights.LoadDirectory(directory);
+            return weights ?? throw new InvalidDataException($"campaign {_definition.Id} policy version {version}: {error}");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private async Task<List<LearnerSample>> ReadSamplesAsync(int step, CancellationToken cancellationToken) =>
+        await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var command = _dataSource.CreateCommand("""
+                SELECT c.id, (w.payload->>'round')::int, (w.payload->>'slot')::int, (w.payload->>'prompt_index')::int, c.policy_version,
+                       c.token_ids, c.logprobs, coalesce(c.reward, 0), c.finish_reason
+                  FROM completions c JOIN work_items w ON w.id = c.item_id
+                 WHERE c.campaign_id = $1 AND c.step = $2 AND w.state = 'completed'
+                 ORDER BY 2, 3, c.sample_index
+                """);
+            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            command.Parameters.Add(new NpgsqlParameter { Value = step });
+            var list = new List<LearnerSample>();
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                list.Add(new LearnerSample(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+                    reader.GetFieldValue<int[]>(5), reader.GetFieldValue<float[]>(6), reader.GetDouble(7), reader.GetString(8)));
+            }
+
+            return list;
+        }, cancellationToken);
+
+    /// <summary>Groups by (round, slot); drops samples staler than allowed (counted in the metrics).</summary>
+    private List<List<LearnerSample>> Groups(List<LearnerSample> samples, int step)
+    {
+        var oldest = step - _definition.Spec.Algorithm.AllowedStaleness;
+        return samples
+            .Where(s => !_definition.Trains || s.PolicyVersion >= oldest)
+            .GroupBy(s => (s.Round, s.Slot))
+            .Select(g => g.ToList())
+            .Where(g => !_definition.Trains || g.Count == _definition.Spec.Algorithm.GroupSize)
+            .ToList();
+    }
+
+    private static bool HasSignal(List<LearnerSample> group)
+    {
+        var first = group[0].Reward;
+        return group.Any(s => Math.Abs(s.Reward - first) > 1e-8);
+    }
+
+    private void AddRewardMetrics(JsonObject metrics, List<LearnerSample> samples, List<List<LearnerSample>> groups)
+    {
+        var n = samples.Count;
+        if (n == 0)
+        {
+            return;
+        }
+
+        var mean = samples.Average(s => s.Reward);
+        var variance = n > 1 ? samples.Sum(s => (s.Reward - mean) * (s.Reward - mean)) / (n - 1) : 0;
+        metrics["reward_mean"] = mean;
+        metrics["reward_std"] = Math.Sqrt(variance);
+        metrics["zero_std_group_fraction"] = groups.Count == 0 ? 0 : groups.Count(g => !HasSignal(g)) / (double)groups.Count;
+        var lengths = samples.Select(s => s.Tokens.Length > 0 ? s.Tokens.Length : s.LogProbs.Length).ToArray();
+        metrics["response_length_mean"] = lengths.Average();
+        metrics["response_length_max"] = lengths.Max();
+        metrics["clipped_length_ratio"] = samples.Count(s => s.FinishReason == "length") / (double)n;
+        metrics["completion_tokens"] = lengths.Sum(x => (long)x);
+        metrics["stale_samples_dropped"] = _definition.Trains ? samples.Count(s => s.PolicyVersion < metrics["step"]!.GetValue<int>() - _definition.Spec.Algorithm.AllowedStaleness) : 0;
+        metrics["policy_lag_mean"] = samples.Average(s => metrics["step"]!.GetValue<int>() - (double)s.PolicyVersion);
+    }
+
+    private async Task AddTimingMetricsAsync(JsonObject metrics, int step, CancellationToken cancellationToken)
+    {
+        await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var command = _dataSource.CreateCommand("""
+                SELECT w.kind, sum((r.result->>'seconds')::float8), sum(coalesce((r.result->>'policy_load_seconds')::float8, 0)),
+                       extract(epoch FROM min(w.created_at)), extract(epoch FROM max(w.finished_at))
+                  FROM work_items w JOIN work_results r ON r.item_id = w.id
+                 WHERE w.campaign_id = $1 AND (w.payload->>'step')::int = $2 AND w.kind IN ('rollout', 'reward')
+                 GROUP BY w.kind
+                """);
+            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            command.Parameters.Add(new NpgsqlParameter { Value = step });
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                var kind = reader.GetString(0);
+                metrics[kind == "rollout" ? "sampling_seconds" : "scoring_seconds"] = reader.IsDBNull(1) ? 0 : reader.GetDouble(1);
+                if (kind == "rollout")
+                {
+                    metrics["policy_load_seconds"] = reader.IsDBNull(2) ? 0 : reader.GetDouble(2);
+                    metrics["cut_at"] = reader.GetDouble(3);
+                }
+                else
+                {
+                    metrics["scored_at"] = reader.GetDouble(4);
+                }
+            }
+
+            await using var rules = _dataSource.CreateCommand("""
+                SELECT s.rule, avg(s.value), count(*) - count(s.value)
+                  FROM reward_scores s JOIN completions c ON c.id = s.completion_id
+                 WHERE c.campaign_id = $1 AND c.step = $2 GROUP BY s.rule ORDER BY s.rule
+                """);
+            rules.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            rules.Parameters.Add(new NpgsqlParameter { Value = step });
+            await using var ruleReader = await rules.ExecuteReaderAsync(ct);
+            var means = new JsonObject();
+            var missing = new JsonObject();
+            while (await ruleReader.ReadAsync(ct))
+            {
+                means[ruleReader.GetString(0)] = ruleReader.IsDBNull(1) ? null : ruleReader.GetDouble(1);
+                missing[ruleReader.GetString(0)] = ruleReader.GetInt64(2);
+            }
+
+            metrics["rewards"] = means;
+            metrics["missing_scores"] = missing;
+        }, cancellationToken);
+    }
+
+    private AdamWOptions OptimizerOptions()
+    {
+        var lr = _definition.Spec.Algorithm.LearningRate;
+        return new AdamWOptions
+        {
+            Beta1 = 0.9,
+            Beta2 = 0.99,
+            WeightDecay = 0.0,
+            MaxGradNorm = 1.0,
+            Schedule = new LearningRateScheduleOptions { PeakLearningRate = lr, MinLearningRate = lr, WarmupSteps = 0, TotalSteps = Math.Max(1, _definition.Spec.Algorithm.Steps) },
+        };
+    }
+
+    private GrpoUpdaterOptions UpdaterOptions()
+    {
+        var a = _definition.Spec.Algorithm;
+        return new GrpoUpdaterOptions
+        {
+            Loss = new PolicyLossOptions
+            {
+                EpsilonLow = a.EpsilonLow,
+                EpsilonHigh = a.EpsilonHigh,
+                DualClip = a.DualClip,
+                Beta = a.Beta,
+                KlEstimator = a.KlEstimator switch { KlEstimator.K1 => ModelKlEstimator.K1, KlEstimator.K2 => ModelKlEstimator.K2, _ => ModelKlEstimator.K3 },
+                Aggregation = a.LossAggregation switch
+                {
+                    LossAggregation.Grpo => ModelLossAggregation.Grpo,
+                    LossAggregation.Bnpo => ModelLossAggregation.Bnpo,
+                    LossAggregation.DrGrpo => ModelLossAggregation.DrGrpo,
+                    _ => ModelLossAggregation.Dapo,
+                },
+                RatioLevel = a.Variant == AlgorithmVariant.Gspo ? RatioLevel.Sequence : RatioLevel.Token,
+                MaxCompletionLength = a.MaxNewTokens,
+            },
+            Temperature = 1,
+            MicroBatchSequences = 8,
+            PadToken = _definition.Eos ?? 0,
+            Threads = _threads,
+        };
+    }
+
+    private static ModelAdvantageNormalization Map(AdvantageNormalization mode) => mode switch
+    {
+        AdvantageNormalization.Batch => ModelAdvantageNormalization.Batch,
+        AdvantageNormalization.None => ModelAdvantageNormalization.None,
+        _ => ModelAdvantageNormalization.Group,
+    };
+}
+
+/// <summary>A singleton's lease was taken over: the holder must stop.</summary>
+/// <param name="message">What was refused.</param>
+public sealed class LeaseLostException(string message) : Exception(message);

@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Model.Checkpoints;
+using DeepSeekRL.Model.Inference;
+using DeepSeekRL.Model.Weights;
+
+namespace DeepSeekRL.Grains.Campaigns;
+
+/// <summary>A loaded policy version of a native campaign.</summary>
+/// <param name="Version">The version.</param>
+/// <param name="Weights">The weights.</param>
+/// <param name="Generator">A generator over them (one caller at a time).</param>
+public sealed record LoadedPolicy(int Version, ModelWeights Weights, Generator Generator);
+
+/// <summary>
+/// The policy versions a process holds, per campaign: a rollout worker asks for the version an item needs and gets
+/// the held one, or the version fetched from the registry (checksum-verified) and loaded.
+/// </summary>
+/// <param name="registry">The policy registry.</param>
+/// <param name="catalog">The campaign definitions.</param>
+/// <param name="threads">Threads for the model's kernels.</param>
+public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog catalog, int threads = 2)
+{
+    private readonly ConcurrentDictionary<long, LoadedPolicy> _held = new();
+    private readonly SemaphoreSlim _loading = new(1, 1);
+
+    /// <summary>Loads performed (for tests and metrics).</summary>
+    public int Loads { get; private set; }
+
+    /// <summary>Returns the campaign's policy at <paramref name="version"/>, loading it when another version is held.</summary>
+    /// <param name="campaignId">The campaign.</param>
+    /// <param name="version">The version.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The policy and the seconds spent loading it (0 when held).</returns>
+    public async Task<(LoadedPolicy Policy, double LoadSeconds)> GetAsync(long campaignId, int version, CancellationToken cancellationToken)
+    {
+        if (_held.TryGetValue(campaignId, out var held) && held.Version == version)
+        {
+            return (held, 0);
+        }
+
+        await _loading.WaitAsync(cancellationToken);
+        try
+        {
+            if (_held.TryGetValue(campaignId, out held) && held.Version == version)
+            {
+                return (held, 0);
+            }
+
+            var started = Stopwatch.GetTimestamp();
+            var definition = await catalog.GetAsync(campaignId, cancellationToken);
+            var published = await registry.GetAsync(campaignId, version, cancellationToken)
+                ?? throw new InvalidOperationException($"policy version {version} of campaign {campaignId} is not published");
+            var directory = Directory.CreateTempSubdirectory($"deepseekrl-policy-{campaignId}-v{version}-").FullName;
+            try
+            {
+                await File.WriteAllTextAsync(Path.Combine(directory, ModelCheckpoint.ConfigFileName), definition.ConfigJson, cancellationToken);
+                var downloaded = await registry.DownloadAsync(published, Path.Combine(directory, ModelCheckpoint.WeightsFileName), cancellationToken);
+                if (!downloaded.Succeeded)
+                {
+                    throw new InvalidDataException(downloaded.Error);
+                }
+
+                var (weights, error) = ModelWeights.LoadDirectory(directory);
+                if (weights is null)
+                {
+                    throw new InvalidDataException($"policy version {version} of campaign {campaignId}: {error}");
+                }
+
+                var policy = new LoadedPolicy(version, weights, new Generator(new Transformer(weights, new TransformerOptions { Threads = threads })));
+                _held[campaignId] = policy;
+                Loads++;
+                return (policy, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+            finally
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        finally
+        {
+            _loading.Release();
+        }
+    }
+
+    /// <summary>Drops a campaign's policy (it finished).</summary>
+    /// <param name="campaignId">The campaign.</param>
+    public void Forget(long campaignId) => _held.TryRemove(campaignId, out _);
+}

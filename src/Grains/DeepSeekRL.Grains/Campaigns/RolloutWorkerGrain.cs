@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using DeepSeekRL.Model.Inference;
+using DeepSeekRL.Model.Sampling;
+using DeepSeekRL.Rewards.Pipeline;
+
+namespace DeepSeekRL.Grains.Campaigns;
+
+/// <summary>
+/// A rollout worker of the pool: samples G completions per prompt with per-token log-probs, in-process with the
+/// latent KV cache for a native policy, through the OpenAI-compatible API for an endpoint policy; also evaluates.
+/// One turn at a time per worker.
+/// </summary>
+/// <param name="catalog">The campaign definitions.</param>
+/// <param name="policies">The held native policy versions.</param>
+/// <param name="endpoints">The endpoint clients.</param>
+public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCache policies, EndpointPolicies endpoints) : IRolloutWorkerGrain
+{
+    private readonly SemaphoreSlim _turn = new(1, 1);
+
+    /// <inheritdoc/>
+    public async Task<RolloutResult> RolloutAsync(RolloutWork work, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        await _turn.WaitAsync(cancellationToken);
+        try
+        {
+            var definition = await catalog.GetAsync(work.CampaignId, cancellationToken);
+            var prompt = definition.Train[work.PromptIndex].Prompt;
+            var algorithm = definition.Spec.Algorithm;
+            if (definition.Spec.Policy is EndpointPolicySpec)
+            {
+                var started = Stopwatch.GetTimestamp();
+                var (samples, errors) = await endpoints.SampleAsync(definition, definition.RenderPrompt(prompt), work.GroupSize,
+                    algorithm.Temperature, algorithm.TopP, algorithm.MaxNewTokens, work.Seed, cancellationToken);
+                return new RolloutResult(samples, samples.Sum(s => (long)s.LogProbs.Length), Stopwatch.GetElapsedTime(started).TotalSeconds, 0, errors);
+            }
+
+            var (policy, loadSeconds) = await policies.GetAsync(work.CampaignId, work.PolicyVersion, cancellationToken);
+            var t0 = Stopwatch.GetTimestamp();
+            var ids = definition.EncodePrompt(prompt);
+            var prompts = new int[work.GroupSize][];
+            Array.Fill(prompts, ids);
+            var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, work.Seed);
+            var result = policy.Generator.Generate(prompts, options, cancellationToken: cancellationToken);
+            var completions = result.Sequences.Select(s => ToCompletion(definition, s)).ToList();
+            return new RolloutResult(completions, completions.Sum(c => (long)c.TokenIds.Length), Stopwatch.GetElapsedTime(t0).TotalSeconds, loadSeconds, 0);
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<EvaluationChunkResult> EvaluateAsync(EvaluationWork work, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        await _turn.WaitAsync(cancellationToken);
+        try
+        {
+            var definition = await catalog.GetAsync(work.CampaignId, cancellationToken);
+            var evaluation = definition.Spec.Evaluation;
+            var k = evaluation.Mode == EvaluationMode.Greedy ? 1 : evaluation.K;
+            var temperature = evaluation.Mode == EvaluationMode.Greedy ? 0f : (float)definition.Spec.Algorithm.Temperature;
+            var rows = definition.Eval.Skip(work.FirstPrompt).Take(work.Count).ToList();
+            var samples = new List<(int Row, SampledCompletion Completion)>();
+            var seed = unchecked((ulong)definition.Spec.Seed * 0x9E3779B97F4A7C15UL) ^ (ulong)(work.Step + 2) ^ ((ulong)work.FirstPrompt << 32);
+            if (definition.Spec.Policy is EndpointPolicySpec)
+            {
+                for (var r = 0; r < rows.Count; r++)
+                {
+                    var (got, _) = await endpoints.SampleAsync(definition, definition.RenderPrompt(rows[r].Prompt), k, temperature,
+                        definition.Spec.Algorithm.TopP, definition.Spec.Algorithm.MaxNewTokens, seed + (ulong)r, cancellationToken);
+                    samples.AddRange(got.Select(c => (r, c)));
+                }
+            }
+            else
+            {
+                var (policy, _) = await policies.GetAsync(work.CampaignId, work.PolicyVersion, cancellationToken);
+                var prompts = new List<int[]>();
+                foreach (var row in rows)
+                {
+                    var ids = definition.EncodePrompt(row.Prompt);
+                    for (var j = 0; j < k; j++)
+                    {
+                        prompts.Add(ids);
+                    }
+                }
+
+                var options = Sampling(definition, temperature, temperature == 0 ? 1f : (float)definition.Spec.Algorithm.TopP, definition.Spec.Algorithm.MaxNewTokens, seed);
+                var result = policy.Generator.Generate(prompts, options, cancellationToken: cancellationToken);
+                for (var i = 0; i < result.Sequences.Count; i++)
+                {
+                    samples.Add((i / k, ToCompletion(definition, result.Sequences[i])));
+                }
+            }
+
+            var inputs = samples.Select(s => new RewardInput(
+                rows[s.Row].Prompt, definition.ScoredText(s.Completion.Text), rows[s.Row].Answer, s.Completion.TokenIds.Length, rows[s.Row].Fields)).ToList();
+            var scores = await definition.Rewards.ScoreAsync(inputs, cancellationToken);
+            var solved = new bool[rows.Count];
+            double rewardSum = 0;
+            long lengthSum = 0;
+            int reasoning = 0, correctWhenReasoning = 0;
+            for (var i = 0; i < samples.Count; i++)
+            {
+                var correct = Evaluation.IsCorrect(definition, scores[i]);
+                solved[samples[i].Row] |= correct;
+                rewardSum += scores[i].Reward;
+                lengthSum += samples[i].Completion.TokenIds.Length > 0 ? samples[i].Completion.TokenIds.Length : samples[i].Completion.LogProbs.Length;
+                if (Evaluation.WritesReasoning(definition.ScoredText(samples[i].Completion.Text)))
+                {
+                    reasoning++;
+                    correctWhenReasoning += correct ? 1 : 0;
+                }
+            }
+
+            return new EvaluationChunkResult(rows.Count, solved.Count(s => s), rewardSum, samples.Count, lengthSum, reasoning, correctWhenReasoning);
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
+    private static SamplingOptions Sampling(CampaignDefinition definition, float temperature, float topP, int maxTokens, ulong seed) => new()
+    {
+        Temperature = temperature,
+        TopP = topP,
+        MaxTokens = maxTokens,
+        Seed = seed,
+        StopTokenIds = definition.Eos is { } eos ? [eos] : [],
+    };
+
+    private static SampledCompletion ToCompletion(CampaignDefinition definition, GeneratedSequence sequence)
+    {
+        var tokens = sequence.Tokens;
+        var textTokens = sequence.Finish == FinishReason.StopToken ? tokens.AsSpan(0, tokens.Length - 1) : tokens;
+        var text = definition.Tokenizer!.Decode(textTokens, skipSpecialTokens: true);
+        return new SampledCompletion(text, tokens, sequence.LogProbs, sequence.Finish == FinishReason.Length ? "length" : "stop");
+    }
+}
+
+/// <summary>How evaluations judge a sample.</summary>
+public static class Evaluation
+{
+    /// <summary>
+    /// A sample is correct when the campaign's correctness rule (the first rule named <c>accuracy*</c> or
+    /// <c>countdown*</c>, else the total reward) gives at least 1 (total reward: above 0).
+    /// </summary>
+    /// <param name="definition">The campaign.</param>
+    /// <param name="result">The sample's scores.</param>
+    /// <returns>Whether it is correct.</returns>
+    public static bool IsCorrect(CampaignDefinition definition, RewardResult result)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(result);
+        var rule = CorrectnessRule(definition);
+        return rule is null ? result.Reward > 0 : result[rule] is >= 1 - 1e-9;
+    }
+
+    /// <summary>The rule that judges correctness, or null.</summary>
+    /// <param name="definition">The campaign.</param>
+    /// <returns>The rule's name.</returns>
+    public static string? CorrectnessRule(CampaignDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        return definition.Rewards.Rules.Select(r => r.Name).FirstOrDefault(n =>
+            n.StartsWith("accuracy", StringComparison.Ordinal) || n.StartsWith("countdown", StringComparison.Ordinal));
+    }
+
+    /// <summary>Whether a completion writes out its reasoning: a non-blank <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>
+    /// <param name="text">The completion as scored.</param>
+    /// <returns>Whether it reasons.</returns>
+    public static bool WritesReasoning(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var (reasoning, _) = SplitReasoning(text);
+        return !string.IsNullOrWhiteSpace(reasoning);
+    }
+
+    /// <summary>Splits a completion into the reasoning (inside <c>&lt;think&gt;</c>) and the answer (after <c>&lt;/think&gt;</c>).</summary>
+    /// <param name="text">The completion as scored.</param>
+    /// <returns>The parts (reasoning empty when there is no closed think block).</returns>
+    public static (string Reasoning, string Answer) SplitReasoning(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var open = text.IndexOf("<think>", StringComparison.Ordinal);
+        var close = text.IndexOf("</think>", StringComparison.Ordinal);
+        if (close < 0)
+        {
+            return (string.Empty, text.Trim());
+        }
+
+        var start = open >= 0 && open < close ? open + "<think>".Length : 0;
+        return (text[start..close].Trim(), text[(close + "</think>".Length)..].Trim());
+    }
+}
