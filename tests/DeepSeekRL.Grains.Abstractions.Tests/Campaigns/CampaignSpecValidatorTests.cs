@@ -58,7 +58,7 @@ public sealed class CampaignSpecValidatorTests : IDisposable
         var (spec, _) = CampaignSpecValidator.Load(Path.Combine(AppContext.BaseDirectory, "examples", "quick-native.json"));
         Assert.NotNull(spec);
         var native = Assert.IsType<NativePolicySpec>(spec.Policy);
-        Assert.EndsWith(Path.Combine("examples", "models", "tiny.json"), native.ConfigPath, StringComparison.Ordinal);
+        Assert.EndsWith(Path.Combine("examples", "models", "quick.json"), native.ConfigPath, StringComparison.Ordinal);
         Assert.Equal(1, native.InitSeed);
         Assert.Null(native.ModelDirectory);
         Assert.Equal(PromptTemplate.R1Zero, spec.Dataset.Template);

@@ -1,5 +1,3 @@
-using DeepSeekRL.Grains.Campaigns;
-
 namespace DeepSeekRL.Grains;
 
 /// <summary>

@@ -461,10 +461,10 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
     private async Task<IReadOnlyList<CampaignStatus>> ListCoreAsync(long? campaignId, CancellationToken cancellationToken) =>
         await _pipeline.ExecuteAsync(async ct =>
         {
-            await using var command = dataSource.CreateCommand($"""
+            await using var command = dataSource.CreateCommand($$"""
                 SELECT c.id, c.name, c.state, c.mode, c.steps_completed, c.total_steps, c.policy_version, c.error, c.created_at, c.updated_at,
-                       coalesce((SELECT jsonb_object_agg(name, value) FROM campaign_counters k WHERE k.campaign_id = c.id), '{{}}')::text
-                  FROM campaigns c {(campaignId is null ? string.Empty : "WHERE c.id = $1")} ORDER BY c.id DESC
+                       coalesce((SELECT jsonb_object_agg(name, value) FROM campaign_counters k WHERE k.campaign_id = c.id), '{}')::text
+                  FROM campaigns c {{(campaignId is null ? string.Empty : "WHERE c.id = $1")}} ORDER BY c.id DESC
                 """);
             if (campaignId is not null)
             {

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using DeepSeekRL.Rewards.Pipeline;
-using DeepSeekRL.Rewards.Readability;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
@@ -64,7 +63,7 @@ public sealed class DatasetGrain(CampaignDefinition definition, Npgsql.NpgsqlDat
                 if (filter.NoCodeInReasoning)
                 {
                     key = "no_code_in_reasoning";
-                    ok = CodeInReasoningRule.CountBlocks(reasoning) == 0;
+                    ok = !reasoning.Contains("```", StringComparison.Ordinal);
                 }
                 else
                 {

@@ -123,6 +123,11 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
         }
     }
 
+    /// <summary>PostgreSQL text cannot hold NUL: generated NULs become U+FFFD (the token ids keep the truth).</summary>
+    /// <param name="text">The text.</param>
+    /// <returns>Storable text.</returns>
+    public static string Storable(string text) => text.Contains('\0', StringComparison.Ordinal) ? text.Replace('\0', '\uFFFD') : text;
+
     private static SamplingOptions Sampling(CampaignDefinition definition, float temperature, float topP, int maxTokens, ulong seed) => new()
     {
         Temperature = temperature,
@@ -136,8 +141,11 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
     {
         var tokens = sequence.Tokens;
         var textTokens = sequence.Finish == FinishReason.StopToken ? tokens.AsSpan(0, tokens.Length - 1) : tokens;
-        var text = definition.Tokenizer!.Decode(textTokens, skipSpecialTokens: true);
-        return new SampledCompletion(text, tokens, sequence.LogProbs, sequence.Finish == FinishReason.Length ? "length" : "stop");
+        // A model's vocabulary may be padded past the tokenizer's: such ids have no text.
+        var vocab = definition.Tokenizer!.VocabSize;
+        var known = textTokens.ToArray().Where(id => id >= 0 && id < vocab).ToArray();
+        var text = definition.Tokenizer.Decode(known, skipSpecialTokens: true);
+        return new SampledCompletion(Storable(text), tokens, sequence.LogProbs, sequence.Finish == FinishReason.Length ? "length" : "stop");
     }
 }
 

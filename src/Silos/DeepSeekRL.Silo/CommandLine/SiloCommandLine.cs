@@ -29,6 +29,8 @@ public static class SiloCommandLine
         root.Subcommands.Add(Benchmarks.BenchCommands.Create());
         root.Subcommands.Add(Model.ModelCommands.Create());
         root.Subcommands.Add(Serving.ServeCommand.Create());
+        root.Subcommands.Add(Campaigns.CampaignCommands.Create());
+        root.Subcommands.Add(Campaigns.CampaignCommands.CreateSilo());
         AddVersionEverywhere(root);
         return root;
     }

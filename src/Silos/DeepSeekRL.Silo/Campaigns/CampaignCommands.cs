@@ -1,0 +1,377 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Grains.Hosting;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Silo.CommandLine;
+using Npgsql;
+
+namespace DeepSeekRL.Silo.Campaigns;
+
+/// <summary><c>campaign run|list|status|pause|resume|cancel</c> and <c>silo --roles</c>.</summary>
+public static class CampaignCommands
+{
+    /// <summary>Creates the <c>campaign</c> command.</summary>
+    /// <returns>The command.</returns>
+    public static Command Create()
+    {
+        var command = new Command("campaign", "Run and manage RL campaigns (rollout, reward, learner and dataset grains on PostgreSQL).");
+        command.Subcommands.Add(Run());
+        command.Subcommands.Add(List());
+        command.Subcommands.Add(Status());
+        command.Subcommands.Add(Transition("pause", "Stop cutting new steps (work handed out finishes).", CampaignState.Paused,
+            [CampaignState.Created, CampaignState.Running]));
+        command.Subcommands.Add(Transition("resume", "Continue a paused campaign.", CampaignState.Running, [CampaignState.Paused]));
+        command.Subcommands.Add(Transition("cancel", "Stop a campaign for good and cancel its pending work.", CampaignState.Cancelled,
+            [CampaignState.Created, CampaignState.Running, CampaignState.Paused]));
+        return command;
+    }
+
+    /// <summary>Creates the <c>silo</c> command.</summary>
+    /// <returns>The command.</returns>
+    public static Command CreateSilo()
+    {
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner (default: all three).", DefaultValueFactory = _ => "rollout,reward,learner" };
+        var nodeId = new Option<string?>("--node-id") { Description = "This silo's node id (default host-pid); a restarted silo with the same id is a new generation of that node." };
+        var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
+        var campaign = new Option<long?>("--campaign") { Description = "Only work on this campaign." };
+        var quiet = new Option<bool>("--quiet") { Description = "No log lines." };
+        var command = new Command("silo", "A long-running host process that joins the cluster (the database) with the given roles; stop it with Ctrl-C or SIGTERM.");
+        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetHandler(async (parseResult, cancellationToken) =>
+        {
+            var list = ParseRoles(parseResult.GetValue(roles)!);
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var log = parseResult.GetValue(quiet) ? null : (Action<string>)(line => Console.WriteLine($"[{Stamp()}] {line}"));
+            await using var services = new SiloServices(db.DataSource, parseResult.GetValue(threads), log);
+            var options = new SiloOptions
+            {
+                Roles = list,
+                NodeId = parseResult.GetValue(nodeId) ?? $"{Environment.MachineName}-{Environment.ProcessId}",
+                CampaignId = parseResult.GetValue(campaign),
+            };
+            await using (var silo = new SiloRuntime(services, options))
+            {
+                await silo.StartAsync(cancellationToken);
+                Console.WriteLine($"silo {silo.Node} running roles {string.Join(",", list)} on {db.Target.Endpoint}; Ctrl-C stops it");
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+
+            Console.WriteLine("silo stopped");
+            return 0;
+        });
+        return command;
+    }
+
+    private static IReadOnlyList<string> ParseRoles(string text)
+    {
+        var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+        foreach (var role in list)
+        {
+            if (role == SiloRoles.Api)
+            {
+                throw new CliException("--roles api: the HTTP API and dashboard role is not part of this build yet; expected rollout, reward, learner");
+            }
+
+            if (role is not (SiloRoles.Rollout or SiloRoles.Reward or SiloRoles.Learner))
+            {
+                throw new CliException($"--roles: unknown role '{role}'; expected a comma-separated list of rollout, reward, learner");
+            }
+        }
+
+        return list.Count == 0 ? throw new CliException("--roles: empty; expected a comma-separated list of rollout, reward, learner") : list;
+    }
+
+    private static Command Run()
+    {
+        var spec = new Argument<FileInfo>("SPEC") { Description = "The campaign spec (JSON; see docs/campaign-spec.md)." };
+        var detach = new Option<bool>("--detach") { Description = "Only create the campaign and print its id; silos of the cluster run it." };
+        var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
+        var verbose = new Option<bool>("--verbose") { Description = "Print the silo's log lines." };
+        var command = new Command("run", "Validate a spec, create the campaign and run it here with every role (rollout, reward, learner) until it ends.");
+        command.Arguments.Add(spec);
+        command.Options.Add(detach);
+        command.Options.Add(threads);
+        command.Options.Add(verbose);
+        command.SetHandler(async (parseResult, cancellationToken) =>
+        {
+            var file = parseResult.GetValue(spec)!;
+            var validation = CampaignSpecValidator.Load(file.FullName);
+            if (validation.Spec is null)
+            {
+                foreach (var error in validation.Errors.Skip(1))
+                {
+                    await Console.Error.WriteLineAsync($"deepseekrl: error: {file.Name}: {error}");
+                }
+
+                throw new CliException($"{file.Name}: {validation.Errors[0]}" + (validation.Errors.Count > 1 ? $" (and {validation.Errors.Count - 1} more above)" : string.Empty));
+            }
+
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var repository = new CampaignRepository(db.DataSource);
+            var created = (await repository.CreateAsync(validation.Spec, await File.ReadAllTextAsync(file.FullName, cancellationToken),
+                file.DirectoryName!, new PolicyRegistry(db.DataSource), cancellationToken)).OrExit();
+            foreach (var warning in created.Warnings)
+            {
+                await Console.Error.WriteLineAsync($"deepseekrl: warning: {warning}");
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"campaign {created.Id} '{validation.Spec.Name}': {created.TrainRows} train and {created.EvalRows} eval prompts ({created.MalformedRows} malformed rows skipped), {validation.Spec.Algorithm.Steps} steps"));
+            if (parseResult.GetValue(detach))
+            {
+                Console.WriteLine(created.Id.ToString(CultureInfo.InvariantCulture));
+                return 0;
+            }
+
+            return await RunHereAsync(db.DataSource, created.Id, parseResult.GetValue(threads), parseResult.GetValue(verbose), cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunHereAsync(NpgsqlDataSource dataSource, long campaignId, int threads, bool verbose, CancellationToken cancellationToken)
+    {
+        var log = verbose ? (Action<string>)(line => Console.WriteLine($"[{Stamp()}] {line}")) : null;
+        await using var services = new SiloServices(dataSource, threads, log);
+        var repository = services.Repository;
+        var stopwatch = Stopwatch.StartNew();
+        var lastStep = -1;
+        var lastEval = -2;
+        CampaignStatus? status;
+        await using (var silo = new SiloRuntime(services, new SiloOptions
+        {
+            CampaignId = campaignId,
+            NodeId = $"{Environment.MachineName}-run-{Environment.ProcessId}",
+        }))
+        {
+            await silo.StartAsync(cancellationToken);
+            try
+            {
+                while (true)
+                {
+                    await Task.Delay(250, cancellationToken);
+                    status = await repository.GetStatusAsync(campaignId, cancellationToken);
+                    (lastStep, lastEval) = await PrintProgressAsync(dataSource, campaignId, status!, lastStep, lastEval, stopwatch, cancellationToken);
+                    if (status!.State is CampaignState.Completed or CampaignState.Cancelled or CampaignState.Failed)
+                    {
+                        break;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                Console.Error.WriteLine($"deepseekrl: stopped; campaign {campaignId} is kept and continues on any silo (./deepseekrl silo --campaign {campaignId})");
+                return 130;
+            }
+        }
+
+        var counters = string.Join(", ", status.Counters.Where(c => c.Value != 0).Select(c => $"{c.Key} {c.Value}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"campaign {campaignId} {CampaignRepository.StateName(status.State)} after {stopwatch.Elapsed.TotalSeconds:0.0} s: {status.StepsCompleted}/{status.TotalSteps} steps, policy version {status.PolicyVersion}; {counters}"));
+        if (status.State == CampaignState.Failed)
+        {
+            throw new CliException($"campaign {campaignId} failed: {status.Error}");
+        }
+
+        Console.WriteLine($"export its accepted samples: ./deepseekrl export --campaign {campaignId} --out samples.jsonl");
+        return status.State == CampaignState.Completed ? 0 : 1;
+    }
+
+    private static async Task<(int Step, int Eval)> PrintProgressAsync(
+        NpgsqlDataSource dataSource, long campaignId, CampaignStatus status, int lastStep, int lastEval, Stopwatch stopwatch, CancellationToken cancellationToken)
+    {
+        await using (var command = dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 AND step > $2 ORDER BY step"))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+            command.Parameters.Add(new NpgsqlParameter { Value = lastStep });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                lastStep = reader.GetInt32(0);
+                using var metrics = JsonDocument.Parse(reader.GetString(1));
+                var m = metrics.RootElement;
+                double Get(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
+                var tokensPerSecond = Get("completion_tokens") / Math.Max(1e-9, Get("sampling_seconds"));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{Bar(lastStep + 1, status.TotalSteps)} step {lastStep + 1}/{status.TotalSteps}  reward {Get("reward_mean"),6:0.000} ± {Get("reward_std"):0.000}  len {Get("response_length_mean"),5:0.0}  loss {Get("loss"),8:0.0000}  {tokensPerSecond,7:0} tok/s  [{stopwatch.Elapsed.TotalSeconds:0.0} s]"));
+            }
+        }
+
+        await using (var command = dataSource.CreateCommand("SELECT step, metrics::text FROM evaluations WHERE campaign_id = $1 AND step > $2 ORDER BY step"))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+            command.Parameters.Add(new NpgsqlParameter { Value = lastEval });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                lastEval = reader.GetInt32(0);
+                using var metrics = JsonDocument.Parse(reader.GetString(1));
+                var m = metrics.RootElement;
+                var accuracy = m.TryGetProperty("accuracy", out var a) && a.ValueKind == JsonValueKind.Number ? a.GetDouble() : double.NaN;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  eval after step {lastEval + 1}: accuracy {accuracy:0.000} on {m.GetProperty("prompts").GetDouble():0} prompts"));
+            }
+        }
+
+        return (lastStep, lastEval);
+    }
+
+    private static string Bar(int done, int total)
+    {
+        const int Width = 20;
+        var filled = total <= 0 ? Width : (int)Math.Round(Width * (double)done / total);
+        return "[" + new string('#', filled) + new string('.', Width - filled) + "]";
+    }
+
+    private static Command List()
+    {
+        var json = new Option<bool>("--json") { Description = "One JSON object per campaign." };
+        var command = new Command("list", "List campaigns, newest first.");
+        command.Options.Add(json);
+        command.SetHandler(async (parseResult, cancellationToken) =>
+        {
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var list = await new CampaignRepository(db.DataSource).ListAsync(cancellationToken);
+            if (parseResult.GetValue(json))
+            {
+                foreach (var status in list)
+                {
+                    Console.WriteLine(JsonSerializer.Serialize(ToJson(status)));
+                }
+
+                return 0;
+            }
+
+            Console.WriteLine($"{"ID",6}  {"NAME",-24} {"STATE",-10} {"MODE",-8} {"STEPS",9}  {"VERSION",7}  CREATED");
+            foreach (var s in list)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{s.Id,6}  {s.Name,-24} {CampaignRepository.StateName(s.State),-10} {s.Mode.ToString().ToLowerInvariant(),-8} {s.StepsCompleted,4}/{s.TotalSteps,-4}  {s.PolicyVersion,7}  {s.CreatedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z"));
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var id = new Argument<long>("ID") { Description = "The campaign id." };
+        var json = new Option<bool>("--json") { Description = "Print JSON." };
+        var command = new Command("status", "A campaign's state, progress, counters, last step metrics and evaluations.");
+        command.Arguments.Add(id);
+        command.Options.Add(json);
+        command.SetHandler(async (parseResult, cancellationToken) =>
+        {
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var campaignId = parseResult.GetValue(id);
+            var status = await new CampaignRepository(db.DataSource).GetStatusAsync(campaignId, cancellationToken)
+                ?? throw new CliException($"campaign {campaignId} does not exist (see ./deepseekrl campaign list)");
+            var evaluations = new List<JsonElement>();
+            await using (var command = db.DataSource.CreateCommand("SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step"))
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    evaluations.Add(JsonDocument.Parse(reader.GetString(0)).RootElement.Clone());
+                }
+            }
+
+            JsonElement? last = null;
+            await using (var command = db.DataSource.CreateCommand("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1"))
+            {
+                command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+                if (await command.ExecuteScalarAsync(cancellationToken) is string text)
+                {
+                    last = JsonDocument.Parse(text).RootElement.Clone();
+                }
+            }
+
+            if (parseResult.GetValue(json))
+            {
+                var o = ToJson(status);
+                o["evaluations"] = evaluations;
+                o["last_step"] = last;
+                Console.WriteLine(JsonSerializer.Serialize(o));
+                return 0;
+            }
+
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"campaign {status.Id} '{status.Name}': {CampaignRepository.StateName(status.State)}, {status.Mode.ToString().ToLowerInvariant()}, step {status.StepsCompleted}/{status.TotalSteps}, policy version {status.PolicyVersion}"));
+            if (status.Error is not null)
+            {
+                Console.WriteLine($"  error: {status.Error}");
+            }
+
+            foreach (var (name, value) in status.Counters)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {name,-32} {value}"));
+            }
+
+            foreach (var e in evaluations)
+            {
+                Console.WriteLine($"  eval step {e.GetProperty("step")}: {e}");
+            }
+
+            if (last is { } l)
+            {
+                Console.WriteLine($"  last step: {l}");
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Transition(string name, string description, CampaignState to, CampaignState[] from)
+    {
+        var id = new Argument<long>("ID") { Description = "The campaign id." };
+        var command = new Command(name, description);
+        command.Arguments.Add(id);
+        command.SetHandler(async (parseResult, cancellationToken) =>
+        {
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var campaignId = parseResult.GetValue(id);
+            var state = await new CampaignRepository(db.DataSource).TransitionAsync(campaignId, to, from, null, cancellationToken)
+                ?? throw new CliException($"campaign {campaignId} does not exist (see ./deepseekrl campaign list)");
+            if (state != to)
+            {
+                throw new CliException($"campaign {campaignId} is {CampaignRepository.StateName(state)}; {name} applies to {string.Join(" or ", from.Select(CampaignRepository.StateName))} campaigns");
+            }
+
+            Console.WriteLine($"campaign {campaignId}: {CampaignRepository.StateName(state)}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Dictionary<string, object?> ToJson(CampaignStatus s) => new()
+    {
+        ["id"] = s.Id,
+        ["name"] = s.Name,
+        ["state"] = CampaignRepository.StateName(s.State),
+        ["mode"] = s.Mode.ToString().ToLowerInvariant(),
+        ["steps_completed"] = s.StepsCompleted,
+        ["total_steps"] = s.TotalSteps,
+        ["policy_version"] = s.PolicyVersion,
+        ["error"] = s.Error,
+        ["created_at"] = s.CreatedAt,
+        ["counters"] = s.Counters,
+    };
+
+    private static string Stamp() => TimeProvider.System.GetUtcNow().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+}
