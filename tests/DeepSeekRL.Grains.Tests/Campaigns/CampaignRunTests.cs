@@ -1,0 +1,264 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Grains.Hosting;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Testing;
+using Npgsql;
+
+namespace DeepSeekRL.Grains.Tests.Campaigns;
+
+/// <summary>Campaigns run in-process on a real PostgreSQL database with the real tiny model and reward rules.</summary>
+public sealed class CampaignRunTests : IDisposable
+{
+    private static readonly string Examples = Path.Combine(RepositoryPaths.Root, "examples");
+    private readonly string _dir = Directory.CreateTempSubdirectory("campaign-run-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private string WriteSpec(string name, string rewards, int steps = 3, string extra = "", string? dataset = null, string? policy = null)
+    {
+        policy ??= $$$"""{"native": {"config": {{{Json(Path.Combine(Examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Json(Path.Combine(Examples, "models", "tiny-tokenizer.json"))}}}}}""";
+        dataset ??= Path.Combine(Examples, "data", "arithmetic.jsonl");
+        var text = $$"""
+            {"name": "{{name}}", "policy": {{policy}},
+             "dataset": {"path": {{Json(dataset)}}, "eval_fraction": 0.2},
+             "rewards": {{rewards}},
+             "algorithm": {"group_size": 4, "prompts_per_step": 2, "learning_rate": 1e-3, "beta": 0, "loss_aggregation": "dapo",
+                           "max_new_tokens": 16, "steps": {{steps}}},
+             "rejection_sampling": ["no_code_in_reasoning"],
+             "evaluation": {"every_steps": 2},
+             "checkpoint_every_steps": 2, "seed": 7{{extra}}}
+            """;
+        var path = Path.Combine(_dir, name + ".json");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static string Json(string s) => JsonSerializer.Serialize(s);
+
+    private static async Task<long> CreateAsync(NpgsqlDataSource dataSource, string specPath)
+    {
+        var validation = CampaignSpecValidator.Load(specPath);
+        Assert.True(validation.Spec is not null, string.Join("; ", validation.Errors));
+        var created = await new CampaignRepository(dataSource).CreateAsync(
+            validation.Spec!, await File.ReadAllTextAsync(specPath, Ct), Path.GetDirectoryName(specPath)!, new PolicyRegistry(dataSource), Ct);
+        Assert.True(created.Succeeded, created.Error);
+        return created.Value.Id;
+    }
+
+    private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout)
+    {
+        await using var services = new SiloServices(dataSource, threads: 1) { PollInterval = TimeSpan.FromMilliseconds(50) };
+        await using var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"test-{id}-{Guid.NewGuid():N}" });
+        await silo.StartAsync(Ct);
+        var deadline = TimeProvider.System.GetUtcNow() + timeout;
+        while (true)
+        {
+            var status = await services.Repository.GetStatusAsync(id, Ct);
+            if (status!.State is CampaignState.Completed or CampaignState.Failed or CampaignState.Cancelled)
+            {
+                return status;
+            }
+
+            Assert.True(TimeProvider.System.GetUtcNow() < deadline, $"campaign {id} still {status.State} at step {status.StepsCompleted}");
+            await Task.Delay(100, Ct);
+        }
+    }
+
+    [Fact]
+    public async Task Run_TrainCampaign_CompletesWithEveryStepOnceAndUpdatesThePolicy()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var spec = WriteSpec("train", """{"rules": [{"rule": "accuracy"}, {"rule": "cosine"}]}""", steps: 3);
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
+
+        Assert.Equal(CampaignState.Completed, status.State);
+        Assert.Equal(3, status.StepsCompleted);
+        Assert.Equal(3, status.PolicyVersion);
+        Assert.Equal(3L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM step_metrics WHERE campaign_id = $1", Ct, id));
+        Assert.Equal(4L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM policy_versions WHERE campaign_id = $1", Ct, id));
+        Assert.Equal(3L * 2 * 4, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM completions WHERE campaign_id = $1", Ct, id));
+        Assert.Equal(0L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM completions WHERE campaign_id = $1 AND reward IS NULL", Ct, id));
+        Assert.Equal(2L * 3 * 2 * 4, await db.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM reward_scores s JOIN completions c ON c.id = s.completion_id WHERE c.campaign_id = $1", Ct, id));
+        Assert.Equal(0L, await db.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM work_items WHERE campaign_id = $1 AND state <> 'completed'", Ct, id));
+        Assert.Equal(status.Counters["samples_accepted"],
+            await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM sft_samples WHERE campaign_id = $1", Ct, id));
+        Assert.Equal(24L, status.Counters["samples_generated"]);
+
+        // Weights changed: the cosine reward differs within groups, so at least one update ran.
+        var distinct = await db.DataSource.ScalarAsync<long>("SELECT count(DISTINCT sha256) FROM policy_versions WHERE campaign_id = $1", Ct, id);
+        Assert.True(distinct > 1, "every policy version has the same weights");
+        var metrics = await db.DataSource.ScalarAsync<string>("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 AND step = 0", Ct, id);
+        using var m = JsonDocument.Parse(metrics);
+        Assert.Equal(8, m.RootElement.GetProperty("samples").GetInt32());
+        Assert.True(m.RootElement.TryGetProperty("rewards", out var rules) && rules.TryGetProperty("cosine", out _));
+
+        // Evaluations: before training, after step 2 (index 1) and at the end (index 2).
+        Assert.Equal([-1, 1, 2], await ListAsync(db.DataSource, "SELECT step FROM evaluations WHERE campaign_id = $1 ORDER BY step", id));
+
+        // Two learner checkpoints (steps 1 and 2: every 2 steps, and the last).
+        Assert.Equal([1, 2], await ListAsync(db.DataSource, "SELECT step FROM learner_checkpoints WHERE campaign_id = $1 ORDER BY step", id));
+    }
+
+    [Fact]
+    public async Task Run_SameSpecTwice_GivesTheSameFinalWeights()
+    {
+        await using var a = await EngineDatabase.CreateAsync(Ct);
+        await using var b = await EngineDatabase.CreateAsync(Ct);
+        var spec = WriteSpec("twice", """{"rules": [{"rule": "cosine"}]}""", steps: 2);
+        var idA = await CreateAsync(a.DataSource, spec);
+        var idB = await CreateAsync(b.DataSource, spec);
+        Assert.Equal(CampaignState.Completed, (await RunAsync(a.DataSource, idA, TimeSpan.FromMinutes(3))).State);
+        Assert.Equal(CampaignState.Completed, (await RunAsync(b.DataSource, idB, TimeSpan.FromMinutes(3))).State);
+        const string Final = "SELECT sha256 FROM policy_versions WHERE campaign_id = $1 AND version = 2";
+        Assert.Equal(await a.DataSource.ScalarAsync<string>(Final, Ct, idA), await b.DataSource.ScalarAsync<string>(Final, Ct, idB));
+    }
+
+    [Fact]
+    public async Task Create_MalformedRows_AreCountedAndNamedAndSkipped()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var data = Path.Combine(_dir, "data.jsonl");
+        await File.WriteAllTextAsync(data, string.Join('\n',
+            """{"prompt": "What is 1 + 1?", "answer": "2"}""",
+            "not json at all",
+            """{"prompt": 5, "answer": "2"}""",
+            """["an", "array"]""",
+            """{"answer": "3"}""",
+            """{"prompt": "What is 2 + 2?", "answer": 4}""",
+            """{"prompt": "What is 3 + 3?", "answer": {"x": 1}}""",
+            """{"prompt": "What is 4 + 4?", "ans""",
+            """{"prompt": "What is 5 + 5?", "answer": "10"}""") + "\n", Ct);
+        var spec = WriteSpec("malformed", """{"rules": [{"rule": "accuracy"}]}""", dataset: data);
+        var validation = CampaignSpecValidator.Load(spec);
+        var created = await new CampaignRepository(db.DataSource).CreateAsync(
+            validation.Spec!, await File.ReadAllTextAsync(spec, Ct), _dir, new PolicyRegistry(db.DataSource), Ct);
+        Assert.True(created.Succeeded, created.Error);
+        Assert.Equal(6, created.Value.MalformedRows);
+        Assert.Equal(3, created.Value.TrainRows + created.Value.EvalRows);
+        Assert.Contains(created.Value.Warnings, w => w.StartsWith("data.jsonl line 2: invalid JSON", StringComparison.Ordinal));
+        Assert.Contains("data.jsonl line 3: field \"prompt\" is number; expected a non-empty string; skipped", created.Value.Warnings);
+        Assert.Contains("data.jsonl line 7: field \"answer\" is object; expected a string or number; skipped", created.Value.Warnings);
+        var status = await new CampaignRepository(db.DataSource).GetStatusAsync(created.Value.Id, Ct);
+        Assert.Equal(6L, status!.Counters["dataset_malformed_rows"]);
+    }
+
+    [Fact]
+    public async Task Run_RuleThatFails_IsCountedAndTheCampaignCompletes()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        using var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        var spec = WriteSpec("failing-rule", $$$"""
+            {"rules": [{"rule": "accuracy"}, {"rule": "remote_reward_model", "name": "rm", "options": {"url": "http://127.0.0.1:{{{port}}}/score", "timeout_ms": 1000, "max_retries": 0}}]}
+            """, steps: 1);
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
+        Assert.Equal(CampaignState.Completed, status.State);
+        Assert.Equal(8L, status.Counters["reward_missing/rm"]);
+        Assert.Equal(8L, await db.DataSource.ScalarAsync<long>(
+            "SELECT count(*) FROM reward_scores s JOIN completions c ON c.id = s.completion_id WHERE c.campaign_id = $1 AND s.rule = 'rm' AND s.value IS NULL", Ct, id));
+    }
+
+    [Fact]
+    public async Task Run_EndpointThatReturnsGarbage_IsCountedAndTheCampaignCompletes()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var requests = 0;
+        var server = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                var stream = client.GetStream();
+                var buffer = new byte[65536];
+                var read = 0;
+                string request;
+                do
+                {
+                    read += await stream.ReadAsync(buffer.AsMemory(read), stop.Token);
+                    request = Encoding.UTF8.GetString(buffer, 0, read);
+                }
+                while (!HasFullBody(request));
+
+                Interlocked.Increment(ref requests);
+                var body = "{\"choices\": \"not an array\"}";
+                var response = $"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}";
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(response), stop.Token);
+            }
+        }, stop.Token);
+        var spec = WriteSpec("garbage-endpoint", """{"rules": [{"rule": "accuracy"}]}""", steps: 1,
+            extra: ", \"mode\": \"collect\"", policy: $$$"""{"endpoint": {"url": "http://127.0.0.1:{{{port}}}/v1", "model": "m"}}""");
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(2));
+        await stop.CancelAsync();
+        Assert.Equal(CampaignState.Completed, status.State);
+        Assert.Equal(8L, status.Counters["endpoint_errors"]);
+        Assert.Equal(0L, status.Counters["samples_generated"]);
+        Assert.True(Volatile.Read(ref requests) >= 2);
+        Assert.Equal(1L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM step_metrics WHERE campaign_id = $1", Ct, id));
+    }
+
+    [Fact]
+    public async Task Lifecycle_PauseResumeCancel_FollowTheAllowedTransitions()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var id = await CreateAsync(db.DataSource, WriteSpec("lifecycle", """{"rules": [{"rule": "accuracy"}]}"""));
+        await using var services = new SiloServices(db.DataSource);
+        var definition = await services.Catalog.GetAsync(id, Ct);
+        var campaign = new CampaignGrain(definition, services.Repository, services.Queue);
+        Assert.Equal(CampaignState.Running, await campaign.StartAsync(Ct));
+        Assert.Equal(CampaignState.Paused, await campaign.PauseAsync(Ct));
+        Assert.Equal(CampaignState.Running, await campaign.ResumeAsync(Ct));
+        Assert.Equal(CampaignState.Running, await campaign.ResumeAsync(Ct));
+        var work = await campaign.CutStepAsync(0, 0, 2, 0, Ct);
+        var again = await campaign.CutStepAsync(0, 0, 2, 0, Ct);
+        Assert.Equal(work, again);
+        Assert.Equal(2L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM work_items WHERE campaign_id = $1 AND state = 'pending'", Ct, id));
+        Assert.Equal(CampaignState.Cancelled, await campaign.CancelAsync(Ct));
+        Assert.Equal(2L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM work_items WHERE campaign_id = $1 AND state = 'cancelled'", Ct, id));
+        Assert.Equal(CampaignState.Cancelled, await campaign.ResumeAsync(Ct));
+    }
+
+    private static bool HasFullBody(string request)
+    {
+        var end = request.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+        if (end < 0)
+        {
+            return false;
+        }
+
+        var header = request[..end];
+        var line = header.Split("\r\n").FirstOrDefault(l => l.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase));
+        var length = line is null ? 0 : int.Parse(line["Content-Length:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        return Encoding.UTF8.GetByteCount(request[(end + 4)..]) >= length;
+    }
+
+    private static async Task<List<int>> ListAsync(NpgsqlDataSource dataSource, string sql, long id)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        var list = new List<int>();
+        await using var reader = await command.ExecuteReaderAsync(Ct);
+        while (await reader.ReadAsync(Ct))
+        {
+            list.Add(reader.GetInt32(0));
+        }
+
+        return list;
+    }
+}
