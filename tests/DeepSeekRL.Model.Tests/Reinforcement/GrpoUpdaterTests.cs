@@ -211,6 +211,31 @@ public sealed class GrpoUpdaterTests
     }
 
     [Fact]
+    public void Step_RoutingBiasSpeed_MovesBiasAgainstTheBatchLoad()
+    {
+        var (config, policy) = Model();
+        const float gamma = 0.01f;
+        var updater = Updater(policy, null, new PolicyLossOptions(), micro: 1, gamma);
+        var name = "model.layers.1.mlp.gate.e_score_correction_bias";
+        var before = policy.Get(name).ToArray();
+
+        var m = updater.Step(Batch(config, [1.0, -1.0, 0.5]), TestContext.Current.CancellationToken);
+
+        // b_e += γ·sign(mean − load_e) over the whole batch's load (reference §9.1), not the last micro-batch's.
+        var load = m.ExpertLoad[1];
+        var mean = (double)load.Sum() / load.Length;
+        var after = policy.Get(name);
+        var moved = 0;
+        for (var e = 0; e < load.Length; e++)
+        {
+            Assert.Equal(before[e] + (gamma * Math.Sign(mean - load[e])), after[e], 1e-6f);
+            moved += after[e] != before[e] ? 1 : 0;
+        }
+
+        Assert.True(moved > 0);
+    }
+
+    [Fact]
     public void Constructor_BetaWithoutReference_Throws()
     {
         var (_, policy) = Model();
@@ -225,7 +250,7 @@ public sealed class GrpoUpdaterTests
         return (config, TestModels.Weights(config, seed: 21));
     }
 
-    private static GrpoUpdater Updater(ModelWeights policy, ModelWeights? reference, PolicyLossOptions loss, int micro)
+    private static GrpoUpdater Updater(ModelWeights policy, ModelWeights? reference, PolicyLossOptions loss, int micro, float gamma = 0)
     {
         var optimizer = new AdamW(policy.Specs, new AdamWOptions
         {
@@ -233,7 +258,7 @@ public sealed class GrpoUpdaterTests
             MaxGradNorm = 0,
             Schedule = new LearningRateScheduleOptions { PeakLearningRate = 1e-2, MinLearningRate = 1e-2, WarmupSteps = 0, TotalSteps = 10 },
         });
-        return new GrpoUpdater(policy, reference, optimizer, new GrpoUpdaterOptions { Loss = loss, MicroBatchSequences = micro, PadToken = Pad, Threads = 1 });
+        return new GrpoUpdater(policy, reference, optimizer, new GrpoUpdaterOptions { Loss = loss, MicroBatchSequences = micro, PadToken = Pad, Threads = 1, RoutingBiasSpeed = gamma });
     }
 
     /// <summary>Sequences of different prompt and completion lengths (fixed seed), one per advantage.</summary>
