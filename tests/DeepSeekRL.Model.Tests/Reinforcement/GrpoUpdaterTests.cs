@@ -16,8 +16,15 @@ public sealed class GrpoUpdaterTests
 {
     private const int Pad = 0;
 
-    public static TheoryData<LossAggregation> Aggregations() =>
-        [LossAggregation.Grpo, LossAggregation.Bnpo, LossAggregation.Dapo, LossAggregation.DrGrpo];
+    public static TheoryData<LossAggregation, RatioLevel> Aggregations() => new()
+    {
+        { LossAggregation.Grpo, RatioLevel.Token },
+        { LossAggregation.Bnpo, RatioLevel.Token },
+        { LossAggregation.Dapo, RatioLevel.Token },
+        { LossAggregation.DrGrpo, RatioLevel.Token },
+        { LossAggregation.Grpo, RatioLevel.Sequence },
+        { LossAggregation.Dapo, RatioLevel.Sequence },
+    };
 
     [Fact]
     public void Step_ZeroAdvantagesNoKl_LeavesWeightsBitForBit()
@@ -37,11 +44,11 @@ public sealed class GrpoUpdaterTests
 
     [Theory]
     [MemberData(nameof(Aggregations))]
-    public void Step_OneVersusWholeBatchMicroBatches_SameGradientAndWeights(LossAggregation aggregation)
+    public void Step_OneVersusWholeBatchMicroBatches_SameGradientAndWeights(LossAggregation aggregation, RatioLevel ratioLevel)
     {
         var (config, a) = Model();
         var (_, b) = Model();
-        var loss = new PolicyLossOptions { Aggregation = aggregation };
+        var loss = new PolicyLossOptions { Aggregation = aggregation, RatioLevel = ratioLevel };
         var batch = Batch(config, [1.0, -0.5, 0.75, -1.25]);
 
         // Slightly off-policy sampling log-probs (ratio inside [1/3, 3]) so the off-policy weight is exercised too.
