@@ -27,7 +27,10 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
     {
         var definition = await services.Catalog.GetAsync(campaignId, cancellationToken);
         var campaign = new CampaignGrain(definition, services.Repository, services.Queue);
-        var learner = new LearnerGrain(definition, services.DataSource, services.Leases, lease, services.Registry, services.Threads);
+        var learner = new LearnerGrain(definition, services.DataSource, services.Leases, lease, services.Registry, services.Threads)
+        {
+            Published = (version, weights) => services.Policies.Offer(campaignId, version, weights),
+        };
         var step = await learner.ActivateAsync(cancellationToken);
         var status = await campaign.GetStatusAsync(cancellationToken);
         if (status.State == CampaignState.Created)

@@ -76,6 +76,9 @@ public sealed class LearnerGrain : ILearnerGrain
     /// <summary>The newest policy version this learner published or loaded.</summary>
     public int PolicyVersion => _version;
 
+    /// <summary>Called after each publication with the version and its weights (for in-process rollout workers).</summary>
+    public Action<int, float[]>? Published { get; init; }
+
     /// <summary>Steps whose recomputation after a restart gave other weights than those published before (0 when deterministic).</summary>
     public int ReplayMismatches { get; private set; }
 
@@ -344,6 +347,7 @@ public sealed class LearnerGrain : ILearnerGrain
             }
 
             _version = version;
+            Published?.Invoke(version, _policy.Data);
             return (version, existing is not null);
         }
         finally

@@ -23,6 +23,7 @@ public sealed record LoadedPolicy(int Version, ModelWeights Weights, Generator G
 public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog catalog, int threads = 2)
 {
     private readonly ConcurrentDictionary<long, LoadedPolicy> _held = new();
+    private readonly ConcurrentDictionary<long, (int Version, float[] Data)> _offered = new();
     private readonly SemaphoreSlim _loading = new(1, 1);
 
     /// <summary>Loads performed (for tests and metrics).</summary>
@@ -49,6 +50,15 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
             }
 
             var started = Stopwatch.GetTimestamp();
+            if (_offered.TryGetValue(campaignId, out var offer) && offer.Version == version && held is not null)
+            {
+                // The learner of this process published it: same bytes as the registry's, no download.
+                offer.Data.CopyTo(held.Weights.Data, 0);
+                held = held with { Version = version };
+                _held[campaignId] = held;
+                return (held, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+
             var definition = await catalog.GetAsync(campaignId, cancellationToken);
             var published = await registry.GetAsync(campaignId, version, cancellationToken)
                 ?? throw new InvalidOperationException($"policy version {version} of campaign {campaignId} is not published");
@@ -68,7 +78,18 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
                     throw new InvalidDataException($"policy version {version} of campaign {campaignId}: {error}");
                 }
 
-                var policy = new LoadedPolicy(version, weights, new Generator(new Transformer(weights, new TransformerOptions { Threads = threads })));
+                LoadedPolicy policy;
+                if (held is not null && held.Weights.Data.Length == weights.Data.Length)
+                {
+                    // Reuse the held model's buffers: only the weights change between versions.
+                    weights.Data.CopyTo(held.Weights.Data, 0);
+                    policy = held with { Version = version };
+                }
+                else
+                {
+                    policy = new LoadedPolicy(version, weights, new Generator(new Transformer(weights, new TransformerOptions { Threads = threads })));
+                }
+
                 _held[campaignId] = policy;
                 Loads++;
                 return (policy, Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -84,7 +105,20 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
         }
     }
 
+    /// <summary>
+    /// Offers a version this process's learner has just published (a copy of its weights), so that a rollout worker
+    /// of the same process takes it without a download. Only the newest offer per campaign is kept.
+    /// </summary>
+    /// <param name="campaignId">The campaign.</param>
+    /// <param name="version">The published version.</param>
+    /// <param name="data">The weights (copied).</param>
+    public void Offer(long campaignId, int version, ReadOnlySpan<float> data) => _offered[campaignId] = (version, data.ToArray());
+
     /// <summary>Drops a campaign's policy (it finished).</summary>
     /// <param name="campaignId">The campaign.</param>
-    public void Forget(long campaignId) => _held.TryRemove(campaignId, out _);
+    public void Forget(long campaignId)
+    {
+        _held.TryRemove(campaignId, out _);
+        _offered.TryRemove(campaignId, out _);
+    }
 }

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Grains.Hosting;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Silo.CommandLine;
+using Npgsql;
+
+namespace DeepSeekRL.Silo.Benchmarks;
+
+/// <summary>
+/// <c>bench campaign</c>: a small native campaign (the quick example's model and data, with a length reward so that
+/// every step updates). Part 1 runs every role in this process and splits each step's wall time into sampling,
+/// scoring, update (incl. publishing the policy version) and orchestration (the rest: claims, waits, reads, policy
+/// reloads). Part 2 runs the reward and learner roles here and 1, 2, 3 rollout silos as child processes, and reports
+/// steps per minute.
+/// </summary>
+internal static class CampaignBenchmark
+{
+    private const int Steps = 8;
+
+    public static async Task RunAsync(BenchDatabase db, int runs, BenchReport report, CancellationToken cancellationToken)
+    {
+        var examples = Path.Combine(SiloEnvironment.Home(), "examples");
+        var directory = Directory.CreateTempSubdirectory("deepseekrl-bench-campaign-").FullName;
+        try
+        {
+            var spec = Path.Combine(directory, "bench.json");
+            await File.WriteAllTextAsync(spec, $$$"""
+                {"name": "bench", "policy": {"native": {"config": {{{Q(Path.Combine(examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Q(Path.Combine(examples, "models", "tiny-tokenizer.json"))}}}}},
+                 "dataset": {"path": {{{Q(Path.Combine(examples, "data", "arithmetic.jsonl"))}}}, "eval_fraction": 0.2},
+                 "rewards": {"rules": [{"rule": "accuracy"}, {"rule": "format_r1_zero", "weight": 0.5}, {"rule": "cosine"}]},
+                 "algorithm": {"group_size": 8, "prompts_per_step": 4, "learning_rate": 1e-3, "beta": 0, "max_new_tokens": 32, "steps": {{{Steps}}}},
+                 "evaluation": {"every_steps": 0}, "checkpoint_every_steps": 4, "seed": 3}
+                """, cancellationToken);
+            var split = new List<double[]>();
+            for (var run = 0; run < runs; run++)
+            {
+                var id = await CreateAsync(db.DataSource, spec, cancellationToken);
+                await using (var services = new SiloServices(db.DataSource, threads: 2) { PollInterval = TimeSpan.FromMilliseconds(50) })
+                await using (var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"bench-{id}" }))
+                {
+                    await silo.StartAsync(cancellationToken);
+                    await WaitAsync(services.Repository, id, cancellationToken);
+                }
+
+                split.Add(await SplitAsync(db.DataSource, id, cancellationToken));
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  run {run + 1}: step {split[^1][0]:0.000} s = sampling {split[^1][1]:0.000} + scoring {split[^1][2]:0.000} + update {split[^1][3]:0.000} + orchestration {split[^1][4]:0.000}"));
+            }
+
+            double Median(int i) => BenchReport.Median(split.Select(s => s[i]).ToList());
+            report.Add("campaign_step_seconds", Median(0), "wall time per step (steps 2..N, one process, all roles; median of per-run means)");
+            report.Add("campaign_sampling_seconds", Median(1), "per step: generation of 4 prompts x G=8 by the rollout worker");
+            report.Add("campaign_scoring_seconds", Median(2), "per step: reward pipeline (accuracy, format_r1_zero, cosine)");
+            report.Add("campaign_update_seconds", Median(3), "per step: GRPO update + publishing the policy version");
+            report.Add("campaign_orchestration_seconds", Median(4), "per step: everything else (claims, waits, reads, policy reloads)");
+            report.Add("campaign_orchestration_fraction", Median(4) / Median(0), "orchestration / step (target < 0.05)");
+            report.Add("campaign_policy_load_seconds", Median(5), "per step: fetching + loading the new policy version (part of orchestration)");
+
+            for (var silos = 1; silos <= 3; silos++)
+            {
+                var rates = new List<double>();
+                for (var run = 0; run < runs; run++)
+                {
+                    rates.Add(await ScaleOutAsync(db, spec, silos, cancellationToken));
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {silos} rollout silo(s), run {run + 1}: {rates[^1]:0.0} steps/min"));
+                }
+
+                report.Add($"campaign_steps_per_minute_{silos}_rollout_silos", BenchReport.Median(rates),
+                    $"{silos} rollout silo process(es) with 1 kernel thread each, reward + learner in the bench process");
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static string Q(string s) => JsonSerializer.Serialize(s);
+
+    private static async Task<long> CreateAsync(NpgsqlDataSource dataSource, string spec, CancellationToken cancellationToken)
+    {
+        var validation = CampaignSpecValidator.Load(spec);
+        var created = await new CampaignRepository(dataSource).CreateAsync(
+            validation.Spec ?? throw new CliException(string.Join("; ", validation.Errors)), await File.ReadAllTextAsync(spec, cancellationToken),
+            Path.GetDirectoryName(spec)!, new PolicyRegistry(dataSource), cancellationToken);
+        return created.OrExit().Id;
+    }
+
+    private static async Task WaitAsync(CampaignRepository repository, long id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var status = await repository.GetStatusAsync(id, cancellationToken);
+            if (status!.State is CampaignState.Completed or CampaignState.Failed or CampaignState.Cancelled)
+            {
+                if (status.State != CampaignState.Completed)
+                {
+                    throw new CliException($"bench campaign {id} ended {status.State}: {status.Error}");
+                }
+
+                return;
+            }
+
+            await Task.Delay(50, cancellationToken);
+        }
+    }
+
+    /// <summary>Mean per step over steps 1..N-1 (step 0 includes start-up): wall, sampling, scoring, update, orchestration, policy load.</summary>
+    private static async Task<double[]> SplitAsync(NpgsqlDataSource dataSource, long id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT step, extract(epoch FROM created_at), metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        var rows = new List<(int Step, double ClosedAt, JsonElement Metrics)>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add((reader.GetInt32(0), Convert.ToDouble(reader.GetValue(1), CultureInfo.InvariantCulture), JsonDocument.Parse(reader.GetString(2)).RootElement.Clone()));
+            }
+        }
+
+        double Get(JsonElement m, string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : 0;
+        var sums = new double[6];
+        for (var i = 1; i < rows.Count; i++)
+        {
+            var m = rows[i].Metrics;
+            var wall = rows[i].ClosedAt - rows[i - 1].ClosedAt;
+            var load = Get(m, "policy_load_seconds");
+            var sampling = Get(m, "sampling_seconds");
+            var scoring = Get(m, "scoring_seconds");
+            var update = Get(m, "update_seconds") + Get(m, "publish_seconds");
+            sums[0] += wall;
+            sums[1] += sampling;
+            sums[2] += scoring;
+            sums[3] += update;
+            sums[4] += wall - sampling - scoring - update;
+            sums[5] += load;
+        }
+
+        return sums.Select(s => s / Math.Max(1, rows.Count - 1)).ToArray();
+    }
+
+    private static async Task<double> ScaleOutAsync(BenchDatabase db, string spec, int silos, CancellationToken cancellationToken)
+    {
+        var id = await CreateAsync(db.DataSource, spec, cancellationToken);
+        var children = new List<Process>();
+        try
+        {
+            for (var i = 0; i < silos; i++)
+            {
+                children.Add(StartSilo(db.ConnectionString, id, $"bench-rollout-{id}-{i}"));
+            }
+
+            await using var services = new SiloServices(db.DataSource, threads: 1) { PollInterval = TimeSpan.FromMilliseconds(50) };
+            await using var silo = new SiloRuntime(services, new SiloOptions
+            {
+                CampaignId = id,
+                NodeId = $"bench-learner-{id}",
+                Roles = [SiloRoles.Reward, SiloRoles.Learner],
+            });
+            await silo.StartAsync(cancellationToken);
+            await WaitAsync(services.Repository, id, cancellationToken);
+            await using var command = db.DataSource.CreateCommand(
+                "SELECT extract(epoch FROM max(created_at) - min(created_at)), count(*) FROM step_metrics WHERE campaign_id = $1");
+            command.Parameters.Add(new NpgsqlParameter { Value = id });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            var seconds = Convert.ToDouble(reader.GetValue(0), CultureInfo.InvariantCulture);
+            var steps = reader.GetInt64(1) - 1;
+            return steps / seconds * 60;
+        }
+        finally
+        {
+            foreach (var child in children)
+            {
+                if (!child.HasExited)
+                {
+                    child.Kill(entireProcessTree: true);
+                }
+
+                await child.WaitForExitAsync(CancellationToken.None);
+                child.Dispose();
+            }
+        }
+    }
+
+    private static Process StartSilo(string connectionString, long campaign, string nodeId)
+    {
+        var info = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { UseShellExecute = false, RedirectStandardOutput = true };
+        var entry = System.Reflection.Assembly.GetEntryAssembly()!.Location;
+        if (Path.GetFileNameWithoutExtension(info.FileName) == "dotnet")
+        {
+            info.ArgumentList.Add(entry);
+        }
+
+        foreach (var argument in new[]
+        {
+            "silo", "--roles", "rollout", "--db", connectionString, "--node-id", nodeId, "--threads", "1", "--quiet",
+            "--campaign", campaign.ToString(CultureInfo.InvariantCulture),
+        })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(info) ?? throw new InvalidOperationException("cannot start a rollout silo");
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        return process;
+    }
+}

@@ -1,0 +1,73 @@
+using DeepSeekRL.Testing;
+
+namespace DeepSeekRL.Silo.Tests.Campaigns;
+
+/// <summary>The <c>campaign</c> commands as a user runs them: child processes on a real PostgreSQL database.</summary>
+public sealed class CampaignCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("campaign-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task RunQuickNative_CompletesAndExportsItsSamples()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        var spec = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
+        var run = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
+        Assert.True(run.ExitCode == 0, run.StandardOutput + run.StandardError);
+        Assert.Contains("campaign 1 'quick-native': 40 train and 10 eval prompts (0 malformed rows skipped), 4 steps", run.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("step 4/4", run.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("campaign 1 completed", run.StandardOutput, StringComparison.Ordinal);
+
+        var output = Path.Combine(_dir, "samples.jsonl");
+        var export = await CliProcess.RunAsync(["export", "--campaign", "1", "--out", output, "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(0, export.ExitCode);
+        var lines = await File.ReadAllLinesAsync(output, Ct);
+        Assert.Equal(32, lines.Length);
+        Assert.All(lines, l => Assert.Contains("\"messages\"", l, StringComparison.Ordinal));
+
+        var status = await CliProcess.RunAsync(["campaign", "status", "1", "--json", "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(0, status.ExitCode);
+        Assert.Contains("\"state\":\"completed\"", status.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("\"samples_accepted\":32", status.StandardOutput, StringComparison.Ordinal);
+        var list = await CliProcess.RunAsync(["campaign", "list", "--db", db.ConnectionString], null, Ct);
+        Assert.Contains("quick-native", list.StandardOutput, StringComparison.Ordinal);
+
+        var pause = await CliProcess.RunAsync(["campaign", "pause", "1", "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(1, pause.ExitCode);
+        Assert.Equal("deepseekrl: error: campaign 1 is completed; pause applies to created or running campaigns", pause.StandardError.Trim());
+        var missing = await CliProcess.RunAsync(["campaign", "status", "99", "--db", db.ConnectionString], null, Ct);
+        Assert.Equal("deepseekrl: error: campaign 99 does not exist (see ./deepseekrl campaign list)", missing.StandardError.Trim());
+    }
+
+    [Fact]
+    public async Task Run_InvalidSpec_ReportsEveryErrorAndStoresNothing()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        var spec = Path.Combine(_dir, "bad.json");
+        await File.WriteAllTextAsync(spec, """
+            {"name": "bad name", "policy": {"native": {"config": "nope.json", "tokenizer": "nope.json"}}, "dataset": {"path": "nope.jsonl"},
+             "rewards": {"rules": [{"rule": "accuracy"}]}, "algorithm": {"group_size": 1}}
+            """, Ct);
+        var run = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("bad.json: name = \"bad name\": expected a name of 1..64 letters", run.StandardError, StringComparison.Ordinal);
+        Assert.Contains("algorithm.group_size = 1:", run.StandardError, StringComparison.Ordinal);
+        Assert.Contains("dataset.path = \"nope.jsonl\": expected an existing file", run.StandardError, StringComparison.Ordinal);
+        var list = await CliProcess.RunAsync(["campaign", "list", "--json", "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(string.Empty, list.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task Silo_UnknownRole_IsAOneLineError()
+    {
+        var run = await CliProcess.RunAsync(["silo", "--roles", "rollout,gpu"], null, Ct);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("deepseekrl: error: --roles: unknown role 'gpu'; expected a comma-separated list of rollout, reward, learner", run.StandardError.Trim());
+    }
+}
