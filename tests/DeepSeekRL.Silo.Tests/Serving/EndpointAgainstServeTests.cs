@@ -60,6 +60,31 @@ public sealed class EndpointAgainstServeTests
             var many = await client.SampleAsync("What is 2 + 2?", 65, parameters with { MaxTokens = 1 }, Ct);
             Assert.Equal(65, many.Count);
             Assert.True(client.UsesSeparateRequests);
+
+            // Chat completions take n too; streaming keeps n = 1 with a 400 that says so.
+            using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromMinutes(2) };
+            const string Chat = """{"messages": [{"role": "user", "content": "What is 2 + 2?"}], "max_tokens": 3, "n": 3, "seed": 1, "logprobs": true}""";
+            using (var content = new StringContent(Chat, System.Text.Encoding.UTF8, "application/json"))
+            using (var response = await http.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), content, Ct))
+            {
+                using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct));
+                Assert.True(response.StatusCode == HttpStatusCode.OK, body.RootElement.ToString());
+                var choices = body.RootElement.GetProperty("choices");
+                Assert.Equal([0, 1, 2], choices.EnumerateArray().Select(c => c.GetProperty("index").GetInt32()));
+                var usage = body.RootElement.GetProperty("usage");
+                Assert.Equal(
+                    choices.EnumerateArray().Sum(c => c.GetProperty("logprobs").GetProperty("content").GetArrayLength()),
+                    usage.GetProperty("completion_tokens").GetInt32());
+            }
+
+            using (var content = new StringContent(Chat.Replace("\"n\": 3", "\"n\": 3, \"stream\": true", StringComparison.Ordinal), System.Text.Encoding.UTF8, "application/json"))
+            using (var response = await http.PostAsync(new Uri("/v1/chat/completions", UriKind.Relative), content, Ct))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+                using var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct));
+                Assert.Equal("n = 3 with stream = true: streaming supports only n = 1", body.RootElement.GetProperty("error").GetProperty("message").GetString());
+                Assert.Equal("n", body.RootElement.GetProperty("error").GetProperty("param").GetString());
+            }
         }
         finally
         {
