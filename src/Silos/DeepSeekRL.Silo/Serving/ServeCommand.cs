@@ -24,7 +24,8 @@ namespace DeepSeekRL.Silo.Serving;
 /// <summary>
 /// <c>deepseekrl serve --model DIR [--tokenizer FILE] [--port N] [--host ADDR] [--threads N]</c>: an OpenAI-compatible
 /// HTTP server (<c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>, streaming and log-probs) for a
-/// native checkpoint. Requests are served one at a time (a transformer is not thread-safe).
+/// native checkpoint. Requests are served one at a time (a transformer is not thread-safe); <c>n</c> (1..64) samples of a
+/// prompt are generated as one batch with per-sequence seeds (streaming takes n = 1 only).
 /// </summary>
 public static class ServeCommand
 {
@@ -131,6 +132,7 @@ public static class ServeCommand
 internal sealed class ServingEngine : IDisposable
 {
     private const int MaxStops = 4;
+    private const int MaxN = 64;
     private readonly string _id;
     private readonly Transformer _model;
     private readonly BpeTokenizer _tokenizer;
@@ -229,11 +231,12 @@ internal sealed class ServingEngine : IDisposable
         var choices = result.Sequences.Select(s => Complete(s, request)).ToList();
         var id = (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N");
         var created = _time.GetUtcNow().ToUnixTimeSeconds();
+        var promptTokens = request.Prompts.Sum(p => p.Length) / request.N; // each prompt counted once, as OpenAI does
         var usage = new JsonObject
         {
-            ["prompt_tokens"] = request.Prompts.Sum(p => p.Length),
+            ["prompt_tokens"] = promptTokens,
             ["completion_tokens"] = choices.Sum(c => c.Tokens.Count),
-            ["total_tokens"] = request.Prompts.Sum(p => p.Length) + choices.Sum(c => c.Tokens.Count),
+            ["total_tokens"] = promptTokens + choices.Sum(c => c.Tokens.Count),
         };
         if (request.Stream)
         {
@@ -534,9 +537,21 @@ internal sealed class ServingEngine : IDisposable
         }
 
         var n = Int(root, "n") ?? 1;
-        if (n != 1)
+        if (n is < 1 or > MaxN)
         {
-            throw new BadRequestException($"n = {n}: only n = 1 is supported", "n");
+            throw new BadRequestException($"n = {n}: expected 1..{MaxN}", "n");
+        }
+
+        if (n > 1 && (Bool(root, "stream") ?? false))
+        {
+            throw new BadRequestException($"n = {n} with stream = true: streaming supports only n = 1", "n");
+        }
+
+        if (n > 1)
+        {
+            // The n samples of a prompt are n rows of one batch; the generator seeds row i with (seed, i), so they
+            // differ from each other and repeat with the same seed. Choices come prompt by prompt, n each.
+            prompts = [.. prompts.SelectMany(p => Enumerable.Repeat(p, n))];
         }
 
         var maxTokens = Int(root, "max_completion_tokens") ?? Int(root, "max_tokens");
@@ -586,7 +601,7 @@ internal sealed class ServingEngine : IDisposable
         var stream = Bool(root, "stream") ?? false;
         var includeUsage = stream && root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object
             && so.TryGetProperty("include_usage", out var iu) && iu.ValueKind == JsonValueKind.True;
-        return new Request(prompts, options, stream, logprobs, includeUsage);
+        return new Request(prompts, options, stream, logprobs, includeUsage, n);
     }
 
     private static string Content(JsonElement message, int index)
@@ -689,7 +704,7 @@ internal sealed class ServingEngine : IDisposable
         _ => throw new BadRequestException($"'{name}' must be a boolean", name),
     };
 
-    private sealed record Request(List<int[]> Prompts, SamplingOptions Options, bool Stream, bool LogProbs, bool IncludeUsage);
+    private sealed record Request(List<int[]> Prompts, SamplingOptions Options, bool Stream, bool LogProbs, bool IncludeUsage, int N);
 
     private sealed record Choice(IReadOnlyList<int> Tokens, float[] LogProbs, string Text, int TextTokens, string FinishReason);
 
