@@ -122,6 +122,29 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
     /// <summary>Records every evaluation whose chunks are all finished; returns how many are still outstanding.</summary>
     private async Task<int> GatherEvaluationsAsync(CancellationToken cancellationToken)
     {
+        var (ready, outstanding) = await Resilience.DatabaseResilience.Default.ExecuteAsync(ct => ReadEvaluationsAsync(ct), cancellationToken);
+        foreach (var (step, version, metrics) in ready)
+        {
+            metrics["step"] = step;
+            metrics["policy_version"] = version;
+            await services.Leases.WriteFencedAsync(lease, async (connection, transaction, ct) =>
+            {
+                await using var insert = new NpgsqlCommand(
+                    "INSERT INTO evaluations (campaign_id, step, policy_version, metrics) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    connection, transaction);
+                insert.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+                insert.Parameters.Add(new NpgsqlParameter { Value = step });
+                insert.Parameters.Add(new NpgsqlParameter { Value = version });
+                insert.Parameters.Add(new NpgsqlParameter { Value = metrics.ToJsonString(CampaignJson.Options), NpgsqlDbType = NpgsqlDbType.Jsonb });
+                await insert.ExecuteNonQueryAsync(ct);
+            }, cancellationToken);
+        }
+
+        return outstanding;
+    }
+
+    private async ValueTask<(List<(int Step, int Version, JsonObject Metrics)> Ready, int Outstanding)> ReadEvaluationsAsync(CancellationToken ct)
+    {
         var ready = new List<(int Step, int Version, JsonObject Metrics)>();
         var outstanding = 0;
         await using (var command = services.DataSource.CreateCommand("""
@@ -137,8 +160,8 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
             """))
         {
             command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
             {
                 if (reader.GetInt64(3) < reader.GetInt64(2))
                 {
@@ -164,24 +187,7 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
             }
         }
 
-        foreach (var (step, version, metrics) in ready)
-        {
-            metrics["step"] = step;
-            metrics["policy_version"] = version;
-            await services.Leases.WriteFencedAsync(lease, async (connection, transaction, ct) =>
-            {
-                await using var insert = new NpgsqlCommand(
-                    "INSERT INTO evaluations (campaign_id, step, policy_version, metrics) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    connection, transaction);
-                insert.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-                insert.Parameters.Add(new NpgsqlParameter { Value = step });
-                insert.Parameters.Add(new NpgsqlParameter { Value = version });
-                insert.Parameters.Add(new NpgsqlParameter { Value = metrics.ToJsonString(CampaignJson.Options), NpgsqlDbType = NpgsqlDbType.Jsonb });
-                await insert.ExecuteNonQueryAsync(ct);
-            }, cancellationToken);
-        }
-
-        return outstanding;
+        return (ready, outstanding);
     }
 }
 

@@ -229,6 +229,7 @@ public sealed class SiloRuntime : IAsyncDisposable
                 }
             }
         }, CancellationToken.None);
+        var keepLease = false;
         try
         {
             await new CampaignDriver(_services, campaignId, lease).RunAsync(held.Token);
@@ -243,6 +244,10 @@ public sealed class SiloRuntime : IAsyncDisposable
         catch (Exception ex)
         {
             _services.Log?.Invoke($"campaign {campaignId}: learner: {ex.GetType().Name}: {FirstLine(ex.Message)}; will retry");
+
+            // A database outage: keep the lease, so that this node takes the campaign up again in the same epoch
+            // (nothing to recompute) unless it stays away long enough for the lease to expire.
+            keepLease = ex is NpgsqlException or TimeoutException;
             if (ex is InvalidDataException)
             {
                 await _services.Repository.TransitionAsync(campaignId, Grains.CampaignState.Failed,
@@ -255,7 +260,10 @@ public sealed class SiloRuntime : IAsyncDisposable
             await renew;
             try
             {
-                await _services.Leases.ReleaseAsync(lease, CancellationToken.None);
+                if (!keepLease)
+                {
+                    await _services.Leases.ReleaseAsync(lease, CancellationToken.None);
+                }
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
             {
