@@ -97,7 +97,8 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
             step++;
         }
 
-        // The final evaluations, then done.
+        // The last checkpoint and the final evaluations, then done.
+        await learner.FlushAsync();
         while (await GatherEvaluationsAsync(cancellationToken) > 0)
         {
             await services.WaitForWorkAsync(cancellationToken);

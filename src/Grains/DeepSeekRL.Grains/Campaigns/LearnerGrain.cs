@@ -43,6 +43,7 @@ public sealed class LearnerGrain : ILearnerGrain
     private AdamW? _optimizer;
     private GrpoUpdater? _updater;
     private int _version;
+    private Task _checkpoint = Task.CompletedTask;
 
     /// <summary>Creates the learner of a campaign under a lease it already holds.</summary>
     /// <param name="definition">The campaign.</param>
@@ -180,6 +181,7 @@ public sealed class LearnerGrain : ILearnerGrain
     /// <inheritdoc/>
     public async Task<LearnerStepResult> CloseStepAsync(int step, CancellationToken cancellationToken)
     {
+        await _checkpoint;
         var stopwatch = Stopwatch.StartNew();
         var algorithm = _definition.Spec.Algorithm;
         var samples = await ReadSamplesAsync(step, cancellationToken);
@@ -286,21 +288,6 @@ public sealed class LearnerGrain : ILearnerGrain
                 replayed |= await insert.ExecuteNonQueryAsync(ct) == 0;
             }
 
-            if (optimizerBytes is not null)
-            {
-                await using var save = new NpgsqlCommand("""
-                    INSERT INTO learner_checkpoints (campaign_id, step, policy_version, epoch, optimizer, sha256) VALUES ($1, $2, $3, $4, $5, $6)
-                    ON CONFLICT (campaign_id, step) DO NOTHING
-                    """, connection, transaction);
-                save.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-                save.Parameters.Add(new NpgsqlParameter { Value = step });
-                save.Parameters.Add(new NpgsqlParameter { Value = published });
-                save.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
-                save.Parameters.Add(new NpgsqlParameter { Value = optimizerBytes, NpgsqlDbType = NpgsqlDbType.Bytea });
-                save.Parameters.Add(new NpgsqlParameter { Value = Convert.ToHexStringLower(SHA256.HashData(optimizerBytes)) });
-                await save.ExecuteNonQueryAsync(ct);
-            }
-
             await using var progress = new NpgsqlCommand("""
                 UPDATE campaigns SET steps_completed = greatest(steps_completed, $2), policy_version = greatest(policy_version, $3), updated_at = now()
                  WHERE id = $1
@@ -320,7 +307,41 @@ public sealed class LearnerGrain : ILearnerGrain
             throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease (epoch {_lease.Epoch}) was taken over; step {step} was not recorded by this learner");
         }
 
+        if (optimizerBytes is not null)
+        {
+            // Off the step's critical path: the next step's rollouts start while the checkpoint is written. A learner
+            // that dies first resumes from the checkpoint before (and recomputes one more interval).
+            _checkpoint = WriteCheckpointAsync(step, published, optimizerBytes, cancellationToken);
+        }
+
         return new LearnerStepResult(step, published, json, replayed);
+    }
+
+    /// <summary>Waits for the checkpoint being written, if any.</summary>
+    /// <returns>A task.</returns>
+    public Task FlushAsync() => _checkpoint;
+
+    private async Task WriteCheckpointAsync(int step, int published, byte[] optimizerBytes, CancellationToken cancellationToken)
+    {
+        var sha = Convert.ToHexStringLower(SHA256.HashData(optimizerBytes));
+        var committed = await _leases.WriteFencedAsync(_lease, async (connection, transaction, ct) =>
+        {
+            await using var save = new NpgsqlCommand("""
+                INSERT INTO learner_checkpoints (campaign_id, step, policy_version, epoch, optimizer, sha256) VALUES ($1, $2, $3, $4, $5, $6)
+                ON CONFLICT (campaign_id, step) DO NOTHING
+                """, connection, transaction);
+            save.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
+            save.Parameters.Add(new NpgsqlParameter { Value = step });
+            save.Parameters.Add(new NpgsqlParameter { Value = published });
+            save.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
+            save.Parameters.Add(new NpgsqlParameter { Value = optimizerBytes, NpgsqlDbType = NpgsqlDbType.Bytea });
+            save.Parameters.Add(new NpgsqlParameter { Value = sha });
+            await save.ExecuteNonQueryAsync(ct);
+        }, cancellationToken);
+        if (!committed)
+        {
+            throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease was taken over; the checkpoint of step {step} was not written");
+        }
     }
 
     private async Task<(int Version, bool Replayed)> PublishAsync(int version, CancellationToken cancellationToken)

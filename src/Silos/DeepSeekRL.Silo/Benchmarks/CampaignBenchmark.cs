@@ -32,7 +32,7 @@ internal static class CampaignBenchmark
                 {"name": "bench", "policy": {"native": {"config": {{{Q(Path.Combine(examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Q(Path.Combine(examples, "models", "tiny-tokenizer.json"))}}}}},
                  "dataset": {"path": {{{Q(Path.Combine(examples, "data", "arithmetic.jsonl"))}}}, "eval_fraction": 0.2},
                  "rewards": {"rules": [{"rule": "accuracy"}, {"rule": "format_r1_zero", "weight": 0.5}, {"rule": "cosine"}]},
-                 "algorithm": {"group_size": 8, "prompts_per_step": 4, "learning_rate": 1e-3, "beta": 0, "max_new_tokens": 32, "steps": {{{Steps}}}},
+                 "algorithm": {"group_size": 8, "prompts_per_step": 8, "learning_rate": 1e-3, "beta": 0, "max_new_tokens": 48, "steps": {{{Steps}}}},
                  "evaluation": {"every_steps": 0}, "checkpoint_every_steps": 4, "seed": 3}
                 """, cancellationToken);
             var split = new List<double[]>();
@@ -53,7 +53,7 @@ internal static class CampaignBenchmark
 
             double Median(int i) => BenchReport.Median(split.Select(s => s[i]).ToList());
             report.Add("campaign_step_seconds", Median(0), "wall time per step (steps 2..N, one process, all roles; median of per-run means)");
-            report.Add("campaign_sampling_seconds", Median(1), "per step: generation of 4 prompts x G=8 by the rollout worker");
+            report.Add("campaign_sampling_seconds", Median(1), "per step: generation of 8 prompts x G=8 (up to 48 new tokens) by the rollout worker");
             report.Add("campaign_scoring_seconds", Median(2), "per step: reward pipeline (accuracy, format_r1_zero, cosine)");
             report.Add("campaign_update_seconds", Median(3), "per step: GRPO update + publishing the policy version");
             report.Add("campaign_orchestration_seconds", Median(4), "per step: everything else (claims, waits, reads, policy reloads)");
