@@ -123,6 +123,26 @@ public sealed class CampaignRunTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_AllowedStaleness_RollsOutAheadWithOlderVersionsAndCompletes()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var spec = WriteSpec("async", """{"rules": [{"rule": "cosine"}]}""", steps: 4);
+        File.WriteAllText(spec, File.ReadAllText(spec).Replace("\"steps\": 4}", "\"steps\": 4, \"allowed_staleness\": 1}", StringComparison.Ordinal));
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
+        Assert.Equal(CampaignState.Completed, status.State);
+        Assert.Equal(4, status.PolicyVersion);
+
+        // Step s rolls out with version max(0, s - 1): the learner corrects with the sampling log-probs.
+        Assert.Equal([0, 0, 1, 2], await ListAsync(db.DataSource,
+            "SELECT min(policy_version) FROM completions WHERE campaign_id = $1 GROUP BY step ORDER BY step", id));
+        var lag = await db.DataSource.ScalarAsync<string>("SELECT metrics->>'policy_lag_mean' FROM step_metrics WHERE campaign_id = $1 AND step = 3", Ct, id);
+        Assert.Equal("1", lag);
+        Assert.Equal("0", await db.DataSource.ScalarAsync<string>("SELECT metrics->>'stale_samples_dropped' FROM step_metrics WHERE campaign_id = $1 AND step = 3", Ct, id));
+        Assert.NotNull(await db.DataSource.ScalarAsync<string>("SELECT metrics->>'off_policy_masked_fraction' FROM step_metrics WHERE campaign_id = $1 AND step = 3", Ct, id));
+    }
+
+    [Fact]
     public async Task Create_MalformedRows_AreCountedAndNamedAndSkipped()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);

@@ -64,10 +64,49 @@ public sealed class CampaignCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task SiloApiRole_ServesCampaignsAndRejectsBadIds()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        var spec = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
+        var created = await CliProcess.RunAsync(["campaign", "run", spec, "--detach", "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(0, created.ExitCode);
+        using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        using var silo = CliChild.Start("api", ["silo", "--roles", "api", "--api-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--db", db.ConnectionString]);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        HttpResponseMessage? list = null;
+        for (var i = 0; i < 100 && list is null; i++)
+        {
+            try
+            {
+                list = await http.GetAsync("/api/campaigns", Ct);
+            }
+            catch (HttpRequestException)
+            {
+                Assert.False(silo.HasExited, silo.Output);
+                await Task.Delay(200, Ct);
+            }
+        }
+
+        Assert.NotNull(list);
+        Assert.Equal(System.Net.HttpStatusCode.OK, list.StatusCode);
+        Assert.Contains("\"name\":\"quick-native\"", await list.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        var one = await http.GetAsync("/api/campaigns/1", Ct);
+        Assert.Contains("\"state\":\"created\"", await one.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        var bad = await http.GetAsync("/api/campaigns/abc", Ct);
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("{\"error\":\"campaign id 'abc': expected a positive integer\"}", await bad.Content.ReadAsStringAsync(Ct));
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync("/api/campaigns/99/steps", Ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task Silo_UnknownRole_IsAOneLineError()
     {
         var run = await CliProcess.RunAsync(["silo", "--roles", "rollout,gpu"], null, Ct);
         Assert.Equal(1, run.ExitCode);
-        Assert.Equal("deepseekrl: error: --roles: unknown role 'gpu'; expected a comma-separated list of rollout, reward, learner", run.StandardError.Trim());
+        Assert.Equal("deepseekrl: error: --roles: unknown role 'gpu'; expected a comma-separated list of rollout, reward, learner, api", run.StandardError.Trim());
     }
 }

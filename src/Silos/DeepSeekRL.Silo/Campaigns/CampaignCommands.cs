@@ -34,13 +34,15 @@ public static class CampaignCommands
     /// <returns>The command.</returns>
     public static Command CreateSilo()
     {
-        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner (default: all three).", DefaultValueFactory = _ => "rollout,reward,learner" };
+        var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner, api (default: rollout,reward,learner).", DefaultValueFactory = _ => "rollout,reward,learner" };
+        var apiPort = new Option<int>("--api-port") { Description = "The api role's port (default 5080).", DefaultValueFactory = _ => 5080 };
+        var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only)." };
         var nodeId = new Option<string?>("--node-id") { Description = "This silo's node id (default host-pid); a restarted silo with the same id is a new generation of that node." };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
         var campaign = new Option<long?>("--campaign") { Description = "Only work on this campaign." };
         var quiet = new Option<bool>("--quiet") { Description = "No log lines." };
         var command = new Command("silo", "A long-running host process that joins the cluster (the database) with the given roles; stop it with Ctrl-C or SIGTERM.");
-        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet })
+        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost })
         {
             command.Options.Add(option);
         }
@@ -51,6 +53,21 @@ public static class CampaignCommands
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
             var log = parseResult.GetValue(quiet) ? null : (Action<string>)(line => Console.WriteLine($"[{Stamp()}] {line}"));
             await using var services = new SiloServices(db.DataSource, parseResult.GetValue(threads), log);
+            System.Net.IPAddress? address = null;
+            if (parseResult.GetValue(apiHost) is { } host && !System.Net.IPAddress.TryParse(host, out address))
+            {
+                throw new CliException($"--api-host: '{host}' is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
+            }
+
+            await using var api = list.Contains(SiloRoles.Api)
+                ? await Api.ApiServer.StartAsync(db.DataSource, address, parseResult.GetValue(apiPort), cancellationToken)
+                : null;
+            if (api is not null)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"api on http://{(address is null ? "127.0.0.1" : address.ToString())}:{parseResult.GetValue(apiPort)}/api/campaigns"));
+            }
+
             var options = new SiloOptions
             {
                 Roles = list,
@@ -81,18 +98,13 @@ public static class CampaignCommands
         var list = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
         foreach (var role in list)
         {
-            if (role == SiloRoles.Api)
+            if (role is not (SiloRoles.Rollout or SiloRoles.Reward or SiloRoles.Learner or SiloRoles.Api))
             {
-                throw new CliException("--roles api: the HTTP API and dashboard role is not part of this build yet; expected rollout, reward, learner");
-            }
-
-            if (role is not (SiloRoles.Rollout or SiloRoles.Reward or SiloRoles.Learner))
-            {
-                throw new CliException($"--roles: unknown role '{role}'; expected a comma-separated list of rollout, reward, learner");
+                throw new CliException($"--roles: unknown role '{role}'; expected a comma-separated list of rollout, reward, learner, api");
             }
         }
 
-        return list.Count == 0 ? throw new CliException("--roles: empty; expected a comma-separated list of rollout, reward, learner") : list;
+        return list.Count == 0 ? throw new CliException("--roles: empty; expected a comma-separated list of rollout, reward, learner, api") : list;
     }
 
     private static Command Run()
