@@ -143,6 +143,29 @@ public sealed class CampaignRunTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_DynamicSamplingWithoutSignal_CutsExtraRoundsThenSkipsTheUpdate()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var spec = WriteSpec("dynamic", """{"rules": [{"rule": "accuracy"}]}""", steps: 1);
+        File.WriteAllText(spec, File.ReadAllText(spec).Replace("\"steps\": 1}", "\"steps\": 1, \"dynamic_sampling\": true}", StringComparison.Ordinal));
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
+        Assert.Equal(CampaignState.Completed, status.State);
+
+        // An untrained model never answers correctly: every group has zero reward variance, so the step asks for
+        // 2 more groups in each of 3 extra rounds, then goes ahead without an update (the weights stay version 0's).
+        Assert.Equal([0, 1, 2, 3], await ListAsync(db.DataSource,
+            "SELECT DISTINCT (payload->>'round')::int FROM work_items WHERE campaign_id = $1 AND kind = 'rollout' ORDER BY 1", id));
+        Assert.Equal(8L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM work_items WHERE campaign_id = $1 AND kind = 'rollout'", Ct, id));
+        using var m = JsonDocument.Parse(await db.DataSource.ScalarAsync<string>("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1", Ct, id));
+        Assert.Equal(0, m.RootElement.GetProperty("groups").GetInt32());
+        Assert.Equal(8, m.RootElement.GetProperty("groups_sampled").GetInt32());
+        Assert.Equal(1.0, m.RootElement.GetProperty("zero_std_group_fraction").GetDouble());
+        Assert.True(m.RootElement.TryGetProperty("update_skipped", out _));
+        Assert.Equal(1L, await db.DataSource.ScalarAsync<long>("SELECT count(DISTINCT sha256) FROM policy_versions WHERE campaign_id = $1", Ct, id));
+    }
+
+    [Fact]
     public async Task Create_MalformedRows_AreCountedAndNamedAndSkipped()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);

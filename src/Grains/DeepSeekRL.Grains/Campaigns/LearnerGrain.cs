@@ -349,7 +349,10 @@ public sealed class LearnerGrain : ILearnerGrain
         var directory = Directory.CreateTempSubdirectory("deepseekrl-publish-").FullName;
         try
         {
-            _policy!.SaveDirectory(directory);
+            // The same writer as version 0's, so equal weights give equal bytes (and equal checksums).
+            var store = ParameterStore.Allocate(_definition.Config!);
+            _policy!.Data.CopyTo(store.Data, 0);
+            ModelCheckpoint.Save(store, directory);
             var file = Path.Combine(directory, ModelCheckpoint.WeightsFileName);
             var existing = await _registry.GetAsync(_definition.Id, version, cancellationToken);
             var outcome = await _registry.PublishAsync(_definition.Id, version, file, Fence, cancellationToken);
