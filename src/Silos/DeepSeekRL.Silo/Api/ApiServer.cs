@@ -34,6 +34,16 @@ internal static class ApiServer
             }
         });
         var app = builder.Build();
+
+        // The dashboard: static files built at set-up into the output directory (src/Silos/DeepSeekRL.Silo/Dashboard).
+        var dashboard = Path.Combine(AppContext.BaseDirectory, "dashboard");
+        if (Directory.Exists(dashboard))
+        {
+            var files = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(dashboard);
+            app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
+        }
+
         var repository = new CampaignRepository(dataSource);
         app.MapGet("/api/health", () => Results.Json(new { status = "ok" }));
         app.MapGet("/api/campaigns", async (CancellationToken ct) =>
