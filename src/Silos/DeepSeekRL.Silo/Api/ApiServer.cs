@@ -44,6 +44,9 @@ internal static class ApiServer
             app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
         }
 
+        // Routing after the static files, so that "/" reaches index.html instead of the API's fallback endpoint.
+        app.UseRouting();
+
         var repository = new CampaignRepository(dataSource);
         app.MapGet("/api/health", () => Results.Json(new { status = "ok" }));
         app.MapGet("/api/campaigns", async (CancellationToken ct) =>

@@ -1,0 +1,370 @@
+// DeepSeekRL dashboard: plain JS, hash routing (#/ and #/campaigns/ID), uPlot charts, polling every 2 s.
+// window.__charts holds what each chart plots ({x: steps, series: {label: values}}), for tests and debugging.
+(function () {
+  "use strict";
+
+  const POLL_MS = 2000;
+  const TOKEN_KEY = "deepseekrl.token";
+  const COLORS = ["#2f6fdf", "#e0782f", "#2e8b57", "#b03a9c", "#c0392b", "#7a6ff0", "#1aa3a3", "#8a8a2e"];
+  const view = document.getElementById("view");
+  const live = document.getElementById("live");
+  let pollTimer = null;
+  let page = null; // the current page's state; replaced on navigation
+  window.__charts = {};
+
+  // ---- helpers ---------------------------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined) continue;
+      if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  // fetch JSON; resolves to {status, body} (body null when not JSON); never throws on HTTP errors.
+  async function api(path, init) {
+    const response = await fetch(path, Object.assign({ headers: { Accept: "application/json" } }, init || {}));
+    let body = null;
+    try { body = await response.json(); } catch (_) { body = null; }
+    return { status: response.status, ok: response.ok, body };
+  }
+
+  function fmt(v, digits) {
+    if (v === null || v === undefined || (typeof v === "number" && !isFinite(v))) return "–";
+    if (typeof v !== "number") return String(v);
+    if (Number.isInteger(v)) return String(v);
+    return v.toFixed(digits === undefined ? 3 : digits);
+  }
+
+  function num(v) { return typeof v === "number" && isFinite(v) ? v : null; }
+  function stateBadge(state) { return el("span", { class: "state state-" + state, "data-state": state }, state); }
+  function notAvailable(what) { return el("p", { class: "na" }, what + ": not available"); }
+
+  function schedule(fn) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(async () => {
+      try { await fn(); live.textContent = "live · updated " + new Date().toLocaleTimeString(); }
+      catch (e) { live.textContent = "update failed: " + e.message; }
+      if (page && page.poll === fn) schedule(fn);
+    }, POLL_MS);
+  }
+
+  // ---- routing ------------------------------------------------------------------------------------------------
+  function route() {
+    clearTimeout(pollTimer);
+    if (page && page.dispose) page.dispose();
+    page = null;
+    window.__charts = {};
+    const hash = location.hash || "#/";
+    const m = hash.match(/^#\/campaigns\/(\d+)/);
+    if (m) campaignPage(Number(m[1]));
+    else listPage();
+  }
+  window.addEventListener("hashchange", route);
+
+  // ---- campaign list --------------------------------------------------------------------------------------------
+  function listPage() {
+    const body = el("tbody", { id: "campaign-rows" });
+    view.replaceChildren(
+      el("h1", {}, "Campaigns"),
+      el("table", { id: "campaigns" },
+        el("thead", {}, el("tr", {}, ["Id", "Name", "State", "Mode", "Steps", "Policy", "Created"].map(h => el("th", {}, h)))),
+        body));
+    const poll = async () => {
+      const r = await api("/api/campaigns");
+      if (!r.ok) { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "error" }, (r.body && r.body.error) || "HTTP " + r.status))); return; }
+      if (r.body.length === 0) { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No campaigns yet: ./deepseekrl campaign run SPEC"))); return; }
+      body.replaceChildren(...r.body.map(c => el("tr", { "data-campaign-id": c.id },
+        el("td", {}, c.id),
+        el("td", {}, el("a", { href: "#/campaigns/" + c.id }, c.name)),
+        el("td", {}, stateBadge(c.state)),
+        el("td", {}, c.mode),
+        el("td", {}, fmt(c.steps_completed) + " / " + fmt(c.total_steps)),
+        el("td", {}, fmt(c.policy_version)),
+        el("td", {}, c.created_at ? new Date(c.created_at).toLocaleString() : "–"))));
+    };
+    page = { poll };
+    poll().then(() => schedule(poll), e => { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "error" }, e.message))); schedule(poll); });
+  }
+
+  // ---- campaign page --------------------------------------------------------------------------------------------
+  // Each chart: a title and a function from the step rows (and evaluations) to {x, series: {label: values}}.
+  const CHARTS = [
+    { id: "reward", title: "Reward (mean, std)", fields: ["reward_mean", "reward_std"] },
+    { id: "rewards_per_rule", title: "Reward per rule (mean)", build: (steps) => {
+        const rules = [];
+        for (const s of steps) for (const k of Object.keys(s.rewards || {})) if (!rules.includes(k)) rules.push(k);
+        const series = {};
+        for (const r of rules) series[r] = steps.map(s => num((s.rewards || {})[r]));
+        return { x: steps.map(s => s.step), series };
+      } },
+    { id: "eval_accuracy", title: "Eval accuracy", build: (steps, evals) =>
+        ({ x: evals.map(e => e.step), series: { accuracy: evals.map(e => num(e.accuracy)) } }) },
+    { id: "response_length", title: "Response length (tokens)", fields: ["response_length_mean", "response_length_max"] },
+    { id: "clipped_length_ratio", title: "Clipped-length ratio", fields: ["clipped_length_ratio"] },
+    { id: "kl", title: "KL", fields: ["kl"] },
+    { id: "entropy", title: "Entropy", fields: ["entropy"] },
+    { id: "clip_fractions", title: "Clip fractions", fields: ["clip_fraction", "clip_low_fraction", "clip_high_fraction"] },
+    { id: "zero_std_group_fraction", title: "Zero-std group fraction", fields: ["zero_std_group_fraction"] },
+    { id: "tokens_per_second", title: "Sampling throughput (tokens/s)", build: (steps) => ({
+        x: steps.map(s => s.step),
+        series: { "tokens/s": steps.map(s => num(s.completion_tokens) !== null && num(s.sampling_seconds) ? s.completion_tokens / s.sampling_seconds : null) } }) },
+    { id: "step_time", title: "Step time breakdown (s)", fields: ["sampling_seconds", "scoring_seconds", "update_seconds", "publish_seconds"] },
+  ];
+
+  function chartData(def, steps, evals) {
+    if (def.build) return def.build(steps, evals);
+    const series = {};
+    for (const f of def.fields) series[f] = steps.map(s => num(s[f]));
+    return { x: steps.map(s => s.step), series };
+  }
+
+  function makePlot(container, data) {
+    const labels = Object.keys(data.series);
+    const width = Math.max(300, container.clientWidth - 10);
+    const opts = {
+      width, height: 220,
+      scales: { x: { time: false } },
+      series: [{ label: "step" }].concat(labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { size: 4 } }))),
+      axes: [{ label: "step" }, {}],
+      legend: { live: true },
+    };
+    return new uPlot(opts, [data.x].concat(labels.map(l => data.series[l])), container);
+  }
+
+  function campaignPage(id) {
+    const header = el("div", { id: "status" }, el("p", { class: "muted" }, "Loading…"));
+    const chartsBox = el("div", { class: "charts", id: "charts" });
+    const heatBox = el("div", { class: "heatmaps", id: "expert-load" });
+    const nodesBox = el("div", { id: "nodes" });
+    const controls = controlsPanel(id);
+    const samples = sampleBrowser(id);
+    view.replaceChildren(
+      el("p", {}, el("a", { href: "#/" }, "← all campaigns")),
+      header, controls,
+      el("h2", {}, "Metrics per step"), chartsBox,
+      el("h2", {}, "Expert load per MoE layer"), heatBox,
+      el("h2", {}, "Nodes"), nodesBox,
+      el("h2", {}, "Samples"), samples.root);
+
+    const plots = {}; // chart id -> {plot, labels}
+    const chartBoxes = {};
+    for (const def of CHARTS) {
+      const box = el("div", { class: "chart-body" });
+      chartBoxes[def.id] = box;
+      chartsBox.append(el("div", { class: "chart", id: "chart-" + def.id, "data-chart": def.id }, el("h3", {}, def.title), box));
+    }
+    let lastSteps = -1;
+
+    const poll = async () => {
+      const [status, steps, nodes] = await Promise.all([api("/api/campaigns/" + id), api("/api/campaigns/" + id + "/steps"), api("/api/nodes")]);
+      if (page === null || page.id !== id) return;
+      if (!status.ok) {
+        header.replaceChildren(el("p", { class: "error" }, (status.body && status.body.error) || "HTTP " + status.status));
+        return;
+      }
+      renderStatus(header, status.body);
+      const rows = steps.ok && Array.isArray(steps.body) ? steps.body : [];
+      const evals = Array.isArray(status.body.evaluations) ? status.body.evaluations : [];
+      const key = rows.length + ":" + evals.length + ":" + (rows.length ? JSON.stringify(rows[rows.length - 1]).length : 0);
+      if (key !== lastSteps) {
+        lastSteps = key;
+        for (const def of CHARTS) {
+          const data = chartData(def, rows, evals);
+          window.__charts[def.id] = data;
+          const labels = Object.keys(data.series);
+          const box = chartBoxes[def.id];
+          box.dataset.points = String(data.x.length);
+          if (data.x.length === 0 || labels.length === 0) {
+            if (plots[def.id]) { plots[def.id].plot.destroy(); delete plots[def.id]; }
+            box.replaceChildren(el("p", { class: "na" }, "no data yet"));
+            continue;
+          }
+          const existing = plots[def.id];
+          if (existing && existing.labels.join("\u0000") === labels.join("\u0000")) {
+            existing.plot.setData([data.x].concat(labels.map(l => data.series[l])));
+          } else {
+            if (existing) existing.plot.destroy();
+            box.replaceChildren();
+            plots[def.id] = { plot: makePlot(box, data), labels };
+          }
+        }
+        renderHeatmaps(heatBox, rows);
+      }
+      renderNodes(nodesBox, nodes);
+    };
+    page = { id, poll, dispose: () => { for (const p of Object.values(plots)) p.plot.destroy(); } };
+    poll().then(() => schedule(poll), e => { header.replaceChildren(el("p", { class: "error" }, e.message)); schedule(poll); });
+    samples.load(true);
+  }
+
+  function renderStatus(box, c) {
+    const counters = c.counters || {};
+    const cards = [["State", stateBadge(c.state)], ["Mode", c.mode], ["Steps", fmt(c.steps_completed) + " / " + fmt(c.total_steps)], ["Policy version", fmt(c.policy_version)]];
+    for (const [k, v] of Object.entries(counters)) cards.push([k.replace(/_/g, " "), fmt(v)]);
+    box.replaceChildren(
+      el("h1", {}, "Campaign " + c.id + " · ", el("span", { id: "campaign-name" }, c.name), " ", stateBadge(c.state)),
+      c.error ? el("p", { class: "error", id: "campaign-error" }, c.error) : "",
+      el("div", { class: "cards", id: "counters" }, cards.map(([k, v]) => el("div", { class: "card" }, el("div", { class: "k" }, k), el("div", { class: "v" }, v)))));
+  }
+
+  // One canvas per MoE layer: x = step, y = expert, colour = the expert's share of that step's routed tokens.
+  function renderHeatmaps(box, rows) {
+    const withLoad = rows.filter(r => Array.isArray(r.expert_load) && r.expert_load.length > 0);
+    const layers = withLoad.length ? Math.max(...withLoad.map(r => r.expert_load.length)) : 0;
+    const moe = [];
+    for (let l = 0; l < layers; l++) if (withLoad.some(r => Array.isArray(r.expert_load[l]) && r.expert_load[l].length > 0)) moe.push(l);
+    if (moe.length === 0) { box.replaceChildren(el("p", { class: "na" }, "no expert load recorded (dense model or no update yet)")); return; }
+    const items = [];
+    for (const layer of moe) {
+      const experts = Math.max(...withLoad.map(r => (r.expert_load[layer] || []).length));
+      const matrix = withLoad.map(r => r.expert_load[layer] || []);
+      window.__charts["expert_load_layer_" + layer] = { x: withLoad.map(r => r.step), matrix };
+      const cell = Math.max(2, Math.min(24, Math.floor(600 / Math.max(1, withLoad.length))));
+      const cellY = Math.max(4, Math.min(16, Math.floor(240 / experts)));
+      const canvas = el("canvas", { width: withLoad.length * cell, height: experts * cellY, "data-layer": layer, title: "layer " + layer + ": " + experts + " experts × " + withLoad.length + " steps" });
+      const g = canvas.getContext("2d");
+      matrix.forEach((counts, x) => {
+        const total = counts.reduce((a, b) => a + (b || 0), 0) || 1;
+        for (let e = 0; e < experts; e++) {
+          const share = (counts[e] || 0) / total * experts; // 1 = perfectly balanced
+          const t = Math.max(0, Math.min(1, share / 2));
+          g.fillStyle = `rgb(${Math.round(255 * t)}, ${Math.round(80 + 100 * (1 - Math.abs(t - 0.5) * 2))}, ${Math.round(255 * (1 - t))})`;
+          g.fillRect(x * cell, e * cellY, cell, cellY);
+        }
+      });
+      items.push(el("div", { class: "heatmap" }, el("h3", {}, "Layer " + layer), canvas,
+        el("div", { class: "muted" }, "steps " + withLoad[0].step + "–" + withLoad[withLoad.length - 1].step + "; blue = idle, red = 2× its fair share")));
+    }
+    box.replaceChildren(...items);
+  }
+
+  function renderNodes(box, r) {
+    if (r.status === 404) { box.replaceChildren(notAvailable("Nodes")); return; }
+    if (!r.ok || !Array.isArray(r.body)) { box.replaceChildren(el("p", { class: "error" }, (r.body && r.body.error) || "HTTP " + r.status)); return; }
+    if (r.body.length === 0) { box.replaceChildren(el("p", { class: "muted" }, "No nodes registered.")); return; }
+    const now = Date.now();
+    box.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, ["Node", "Generation", "Roles", "State", "Heartbeat", "Host", "PID"].map(h => el("th", {}, h)))),
+      el("tbody", {}, r.body.map(n => {
+        const age = n.heartbeat_at ? Math.round((now - new Date(n.heartbeat_at).getTime()) / 1000) : null;
+        return el("tr", { "data-node-id": n.node_id },
+          el("td", {}, n.node_id), el("td", {}, fmt(n.generation)), el("td", {}, (n.roles || []).join(", ")),
+          el("td", {}, stateBadge(n.state)),
+          el("td", { class: age !== null && age > 30 ? "error" : "" }, age === null ? "–" : age + " s ago"),
+          el("td", {}, n.host || "–"), el("td", {}, fmt(n.pid)));
+      }))));
+  }
+
+  // ---- controls -------------------------------------------------------------------------------------------------
+  function controlsPanel(id) {
+    const message = el("span", { id: "control-message", class: "muted" });
+    const tokenInput = el("input", { type: "password", id: "token", placeholder: "API token", autocomplete: "off" });
+    tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
+    tokenInput.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim()));
+    async function act(action) {
+      let token = tokenInput.value.trim() || sessionStorage.getItem(TOKEN_KEY) || "";
+      if (!token) {
+        token = (window.prompt("API token (printed by the api role at first start):") || "").trim();
+        if (!token) { message.className = "error"; message.textContent = action + ": a token is required"; return; }
+      }
+      sessionStorage.setItem(TOKEN_KEY, token);
+      tokenInput.value = token;
+      message.className = "muted";
+      message.textContent = action + "…";
+      let r;
+      try { r = await api("/api/campaigns/" + id + "/" + action, { method: "POST", headers: { Accept: "application/json", Authorization: "Bearer " + token } }); }
+      catch (e) { message.className = "error"; message.textContent = action + ": " + e.message; return; }
+      if (r.status === 404 && !(r.body && r.body.error && /campaign/.test(r.body.error))) { message.className = "na"; message.textContent = action + ": not available"; return; }
+      if (r.status === 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        tokenInput.value = "";
+        message.className = "error";
+        message.textContent = action + " refused: " + ((r.body && r.body.error) || "unauthorized");
+        return;
+      }
+      if (!r.ok) { message.className = "error"; message.textContent = action + ": " + ((r.body && r.body.error) || "HTTP " + r.status); return; }
+      message.className = "accepted";
+      message.textContent = action + ": campaign is now " + (r.body && r.body.state);
+      if (page && page.poll) page.poll();
+    }
+    return el("div", { class: "controls", id: "controls" },
+      ["pause", "resume", "cancel"].map(a => el("button", { type: "button", "data-action": a, onclick: () => act(a) }, a[0].toUpperCase() + a.slice(1))),
+      tokenInput, message);
+  }
+
+  // ---- sample browser -------------------------------------------------------------------------------------------
+  function splitReasoning(item) {
+    if (item.reasoning !== undefined || item.answer !== undefined) return { reasoning: item.reasoning || "", answer: item.answer || "" };
+    const text = item.text || "";
+    const m = text.match(/<think>([\s\S]*?)<\/think>([\s\S]*)/);
+    return m ? { reasoning: m[1].trim(), answer: m[2].trim() } : { reasoning: "", answer: text };
+  }
+
+  function sampleBrowser(id) {
+    const list = el("div", { id: "sample-list" });
+    const message = el("p", { id: "sample-message", class: "muted" });
+    const more = el("button", { type: "button", id: "sample-next", hidden: "" }, "Next page");
+    const form = el("form", { class: "filters", id: "sample-filters" },
+      el("label", {}, "Step", el("input", { name: "step", type: "number", min: "0" })),
+      el("label", {}, "Rule", el("input", { name: "rule", placeholder: "accuracy" })),
+      el("label", {}, "Min", el("input", { name: "min", type: "number", step: "any" })),
+      el("label", {}, "Max", el("input", { name: "max", type: "number", step: "any" })),
+      el("label", {}, "Verdict", el("select", { name: "accepted" }, el("option", { value: "" }, "all"), el("option", { value: "true" }, "accepted"), el("option", { value: "false" }, "rejected"))),
+      el("label", {}, "Text", el("input", { name: "q", placeholder: "search" })),
+      el("button", { type: "submit" }, "Filter"));
+    let after = null;
+    form.addEventListener("submit", (e) => { e.preventDefault(); load(true); });
+    more.addEventListener("click", () => load(false));
+
+    async function load(reset) {
+      if (reset) after = null;
+      const q = new URLSearchParams({ limit: "50" });
+      if (after !== null) q.set("after_id", String(after));
+      for (const name of ["step", "rule", "min", "max", "accepted", "q"]) {
+        const v = form.elements[name].value.trim();
+        if (v !== "") q.set(name, v);
+      }
+      let r;
+      try { r = await api("/api/campaigns/" + id + "/samples?" + q.toString()); }
+      catch (e) { message.className = "error"; message.textContent = e.message; return; }
+      if (r.status === 404 && !(r.body && r.body.error && /campaign \d+ does not exist/.test(r.body.error))) {
+        form.hidden = true; more.hidden = true; list.replaceChildren(); message.className = "na"; message.textContent = "Samples: not available"; return;
+      }
+      if (!r.ok) { message.className = "error"; message.textContent = (r.body && r.body.error) || "HTTP " + r.status; return; }
+      const items = r.body.items || [];
+      if (reset) list.replaceChildren();
+      list.append(...items.map(renderSample));
+      after = r.body.next_after_id === undefined ? null : r.body.next_after_id;
+      more.hidden = after === null;
+      message.className = "muted";
+      message.textContent = list.children.length === 0 ? "No samples match." : list.children.length + " samples shown" + (after === null ? " (end)" : "");
+    }
+    return { root: el("div", { id: "samples" }, form, message, list, more), load };
+  }
+
+  function renderSample(item) {
+    const parts = splitReasoning(item);
+    const scores = Object.entries(item.scores || {});
+    const verdicts = item.verdicts ? Object.entries(item.verdicts) : [];
+    return el("div", { class: "sample", "data-completion-id": item.completion_id },
+      el("div", { class: "meta" },
+        el("span", {}, "#" + item.completion_id), el("span", {}, "step " + fmt(item.step)), el("span", {}, "policy v" + fmt(item.policy_version)),
+        el("span", {}, "reward " + fmt(item.reward)),
+        el("span", { class: item.accepted ? "accepted" : "rejected" }, item.accepted ? "accepted" : "rejected")),
+      el("details", {}, el("summary", {}, "Prompt"), el("pre", {}, item.prompt || "")),
+      parts.reasoning ? el("div", {}, el("div", { class: "muted" }, "Reasoning"), el("pre", { class: "reasoning" }, parts.reasoning)) : null,
+      el("div", {}, el("div", { class: "muted" }, "Answer"), el("pre", { class: "answer" }, parts.answer)),
+      el("div", { class: "scores" }, scores.map(([rule, v]) => el("span", {}, rule + ": " + fmt(v)))),
+      verdicts.length ? el("div", { class: "scores" }, "Verdict: ", verdicts.map(([rule, v]) => el("span", { class: v === false ? "rejected" : "" }, rule + " " + (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v))))) : null);
+  }
+
+  route();
+})();
