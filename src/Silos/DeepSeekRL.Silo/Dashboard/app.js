@@ -182,7 +182,8 @@
           const labels = Object.keys(data.series);
           const box = chartBoxes[def.id];
           box.dataset.points = String(data.x.length);
-          if (data.x.length === 0 || labels.length === 0) {
+          const empty = labels.every(l => data.series[l].every(v => v === null));
+          if (data.x.length === 0 || labels.length === 0 || empty) {
             if (plots[def.id]) { plots[def.id].plot.destroy(); delete plots[def.id]; }
             box.replaceChildren(el("p", { class: "na" }, "no data yet"));
             continue;
@@ -227,7 +228,7 @@
       const experts = Math.max(...withLoad.map(r => (r.expert_load[layer] || []).length));
       const matrix = withLoad.map(r => r.expert_load[layer] || []);
       window.__charts["expert_load_layer_" + layer] = { x: withLoad.map(r => r.step), matrix };
-      const cell = Math.max(2, Math.min(24, Math.floor(600 / Math.max(1, withLoad.length))));
+      const cell = Math.max(2, Math.min(40, Math.floor(600 / Math.max(1, withLoad.length))));
       const cellY = Math.max(4, Math.min(16, Math.floor(240 / experts)));
       const canvas = el("canvas", { width: withLoad.length * cell, height: experts * cellY, "data-layer": layer, title: "layer " + layer + ": " + experts + " experts × " + withLoad.length + " steps" });
       const g = canvas.getContext("2d");
