@@ -283,7 +283,7 @@
       let r;
       try { r = await api("/api/campaigns/" + id + "/" + action, { method: "POST", headers: { Accept: "application/json", Authorization: "Bearer " + token } }); }
       catch (e) { message.className = "error"; message.textContent = action + ": " + e.message; return; }
-      if (r.status === 404 && !(r.body && r.body.error && /campaign/.test(r.body.error))) { message.className = "na"; message.textContent = action + ": not available"; return; }
+      if (r.status === 404 && !(r.body && r.body.error && /campaign \d+ does not exist/.test(r.body.error))) { message.className = "na"; message.textContent = action + ": not available"; return; }
       if (r.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
         tokenInput.value = "";
