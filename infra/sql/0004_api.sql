@@ -8,3 +8,9 @@ CREATE TABLE api_tokens (
 
 -- The sample browser pages completions of a campaign by id.
 CREATE INDEX completions_campaign_id ON completions (campaign_id, id);
+
+-- The sample browser's text search (ILIKE '%...%' over prompts and completions): trigram indexes. pg_trgm ships
+-- with PostgreSQL and is a trusted extension (the database owner may create it).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX completions_text_trgm ON completions USING gin (text gin_trgm_ops);
+CREATE INDEX completions_prompt_trgm ON completions USING gin (prompt gin_trgm_ops);
