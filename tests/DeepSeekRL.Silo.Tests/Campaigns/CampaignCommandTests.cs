@@ -71,11 +71,13 @@ public sealed class CampaignCommandTests : IDisposable
         var spec = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
         var created = await CliProcess.RunAsync(["campaign", "run", spec, "--detach", "--db", db.ConnectionString], null, Ct);
         Assert.Equal(0, created.ExitCode);
+        var finished = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(0, finished.ExitCode);
         using var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         probe.Start();
         var port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        using var silo = CliChild.Start("api", ["silo", "--roles", "api", "--api-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--db", db.ConnectionString]);
+        using var silo = CliChild.Start("api", ["silo", "--roles", "api", "--api-port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--db", db.ConnectionString, "--api-token", Token]);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         HttpResponseMessage? list = null;
         for (var i = 0; i < 100 && list is null; i++)
@@ -95,12 +97,78 @@ public sealed class CampaignCommandTests : IDisposable
         Assert.Equal(System.Net.HttpStatusCode.OK, list.StatusCode);
         Assert.Contains("\"name\":\"quick-native\"", await list.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         var one = await http.GetAsync("/api/campaigns/1", Ct);
-        Assert.Contains("\"state\":\"created\"", await one.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Contains("\"name\":\"quick-native\"", await one.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         var bad = await http.GetAsync("/api/campaigns/abc", Ct);
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Equal("{\"error\":\"campaign id 'abc': expected a positive integer\"}", await bad.Content.ReadAsStringAsync(Ct));
         Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync("/api/campaigns/99/steps", Ct)).StatusCode);
+
+        // Campaign 2 ran: steps, samples (paged, filtered), policies, export, nodes, OpenAPI.
+        Assert.Equal(4, System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/steps", Ct)).RootElement.GetArrayLength());
+        var page = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/samples?limit=10", Ct)).RootElement;
+        Assert.Equal(10, page.GetProperty("items").GetArrayLength());
+        var next = page.GetProperty("next_after_id").GetInt64();
+        var page2 = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/campaigns/2/samples?limit=30&after_id={next}", Ct)).RootElement;
+        Assert.Equal(22, page2.GetProperty("items").GetArrayLength());
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, page2.GetProperty("next_after_id").ValueKind);
+        var first = page.GetProperty("items")[0];
+        Assert.True(first.GetProperty("accepted").GetBoolean());
+        Assert.Equal(0.0, first.GetProperty("scores").GetProperty("accuracy").GetDouble());
+        var step3 = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/samples?step=3&rule=accuracy&max=0&accepted=true", Ct)).RootElement;
+        Assert.Equal(8, step3.GetProperty("items").GetArrayLength());
+        Assert.All(step3.GetProperty("items").EnumerateArray(), i => Assert.Equal(3, i.GetProperty("step").GetInt32()));
+        Assert.Empty(System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/samples?rule=accuracy&min=1", Ct)).RootElement.GetProperty("items").EnumerateArray());
+        Assert.Empty(System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/samples?accepted=false", Ct)).RootElement.GetProperty("items").EnumerateArray());
+        foreach (var (query, error) in new[]
+        {
+            ("limit=0", "limit = '0': expected an integer in 1..500"),
+            ("step=-1", "step = '-1': expected a non-negative integer"),
+            ("min=1", "min/max: need rule=NAME (or rule=reward for the total)"),
+            ("accepted=maybe", "accepted = 'maybe': expected true or false"),
+            ("rule=accuracy&min=NaN", "min = 'NaN': expected a finite number"),
+            ("sort=id", "unknown parameter 'sort'; expected limit, after_id, step, rule, min, max, accepted, q"),
+        })
+        {
+            var response = await http.GetAsync($"/api/campaigns/2/samples?{query}", Ct);
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal(error, System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct)).RootElement.GetProperty("error").GetString());
+        }
+
+        Assert.Equal(5, System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/policies", Ct)).RootElement.GetArrayLength());
+        var export = await http.GetStringAsync("/api/campaigns/2/export", Ct);
+        Assert.Equal(32, export.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Contains("\"roles\":[\"api\"]", await http.GetStringAsync("/api/nodes", Ct), StringComparison.Ordinal);
+        Assert.Contains("\"/api/campaigns/{id}/samples\"", await http.GetStringAsync("/openapi.json", Ct), StringComparison.Ordinal);
+
+        // Controls: refused without the token (and with a wrong one), applied with it.
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.PostAsync("/api/campaigns/1/pause", null, Ct)).StatusCode);
+        using (var wrong = new HttpRequestMessage(HttpMethod.Post, "/api/campaigns/1/pause"))
+        {
+            wrong.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "not-the-token-at-all");
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.SendAsync(wrong, Ct)).StatusCode);
+        }
+
+        Assert.Equal("created", await StateAsync(http, 1));
+        using (var pause = new HttpRequestMessage(HttpMethod.Post, "/api/campaigns/1/pause"))
+        {
+            pause.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Token);
+            var response = await http.SendAsync(pause, Ct);
+            Assert.Equal("{\"state\":\"paused\"}", await response.Content.ReadAsStringAsync(Ct));
+        }
+
+        using (var pauseDone = new HttpRequestMessage(HttpMethod.Post, "/api/campaigns/2/pause"))
+        {
+            pauseDone.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Token);
+            Assert.Equal(System.Net.HttpStatusCode.Conflict, (await http.SendAsync(pauseDone, Ct)).StatusCode);
+        }
+
+        Assert.Equal("paused", await StateAsync(http, 1));
     }
+
+    private const string Token = "test-token-0123456789abcdef";
+
+    private static async Task<string> StateAsync(HttpClient http, int id) =>
+        System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/campaigns/{id}", TestContext.Current.CancellationToken)).RootElement.GetProperty("state").GetString()!;
 
     [Fact]
     public async Task Silo_UnknownRole_IsAOneLineError()

@@ -37,12 +37,13 @@ public static class CampaignCommands
         var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner, api (default: rollout,reward,learner).", DefaultValueFactory = _ => "rollout,reward,learner" };
         var apiPort = new Option<int>("--api-port") { Description = "The api role's port (default 5080).", DefaultValueFactory = _ => 5080 };
         var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only)." };
+        var apiToken = new Option<string?>("--api-token") { Description = "The bearer token of state-changing API calls (default: $DEEPSEEKRL_API_TOKEN, else generated at the cluster's first api start and printed once)." };
         var nodeId = new Option<string?>("--node-id") { Description = "This silo's node id (default host-pid); a restarted silo with the same id is a new generation of that node." };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
         var campaign = new Option<long?>("--campaign") { Description = "Only work on this campaign." };
         var quiet = new Option<bool>("--quiet") { Description = "No log lines." };
         var command = new Command("silo", "A long-running host process that joins the cluster (the database) with the given roles; stop it with Ctrl-C or SIGTERM.");
-        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost })
+        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost, apiToken })
         {
             command.Options.Add(option);
         }
@@ -59,9 +60,20 @@ public static class CampaignCommands
                 throw new CliException($"--api-host: '{host}' is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
             }
 
-            await using var api = list.Contains(SiloRoles.Api)
-                ? await Api.ApiServer.StartAsync(db.DataSource, address, parseResult.GetValue(apiPort), cancellationToken)
-                : null;
+            WebApplicationHolder? holder = null;
+            if (list.Contains(SiloRoles.Api))
+            {
+                var (token, generated) = await Api.ApiToken.InitializeAsync(
+                    db.DataSource, parseResult.GetValue(apiToken) ?? Environment.GetEnvironmentVariable(Api.ApiToken.EnvironmentVariable), cancellationToken);
+                if (generated is not null)
+                {
+                    Console.WriteLine($"api token (printed once; state-changing calls need 'Authorization: Bearer TOKEN'): {generated}");
+                }
+
+                holder = new WebApplicationHolder(await Api.ApiServer.StartAsync(db.DataSource, address, parseResult.GetValue(apiPort), token, cancellationToken));
+            }
+
+            await using var api = holder;
             if (api is not null)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -91,6 +103,11 @@ public static class CampaignCommands
             return 0;
         });
         return command;
+    }
+
+    private sealed class WebApplicationHolder(Microsoft.AspNetCore.Builder.WebApplication app) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => app.DisposeAsync();
     }
 
     private static IReadOnlyList<string> ParseRoles(string text)

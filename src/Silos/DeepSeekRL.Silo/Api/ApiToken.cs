@@ -1,0 +1,72 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+
+namespace DeepSeekRL.Silo.Api;
+
+/// <summary>
+/// The bearer token of state-changing calls. Configured (<c>--api-token</c> or <c>DEEPSEEKRL_API_TOKEN</c>), or
+/// generated at the api role's first start in the cluster and printed once; only its SHA-256 is stored.
+/// </summary>
+internal sealed class ApiToken
+{
+    /// <summary>The environment variable holding a configured token.</summary>
+    public const string EnvironmentVariable = "DEEPSEEKRL_API_TOKEN";
+
+    private readonly NpgsqlDataSource _dataSource;
+
+    private ApiToken(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+
+    /// <summary>Sets up the token: stores the configured one, or generates one when the cluster has none.</summary>
+    /// <returns>The token and, when it was generated now, its value to print once.</returns>
+    public static async Task<(ApiToken Token, string? Generated)> InitializeAsync(NpgsqlDataSource dataSource, string? configured, CancellationToken cancellationToken)
+    {
+        string? generated = null;
+        if (configured is not null)
+        {
+            if (configured.Length < 16)
+            {
+                throw new CommandLine.CliException($"--api-token: {configured.Length} characters; expected at least 16");
+            }
+
+            await using var set = dataSource.CreateCommand(
+                "INSERT INTO api_tokens (singleton, sha256) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET sha256 = excluded.sha256, created_at = now()");
+            set.Parameters.Add(new NpgsqlParameter { Value = Hash(configured) });
+            await set.ExecuteNonQueryAsync(cancellationToken);
+        }
+        else
+        {
+            var candidate = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
+            await using var insert = dataSource.CreateCommand("INSERT INTO api_tokens (singleton, sha256) VALUES (true, $1) ON CONFLICT DO NOTHING");
+            insert.Parameters.Add(new NpgsqlParameter { Value = Hash(candidate) });
+            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 1)
+            {
+                generated = candidate;
+            }
+        }
+
+        return (new ApiToken(dataSource), generated);
+    }
+
+    /// <summary>Whether the request carries the token.</summary>
+    public async Task<bool> AuthorizedAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length > 512)
+        {
+            return false;
+        }
+
+        await using var read = _dataSource.CreateCommand("SELECT sha256 FROM api_tokens");
+        if (await read.ExecuteScalarAsync(cancellationToken) is not string stored)
+        {
+            return false;
+        }
+
+        var given = Encoding.ASCII.GetBytes(Hash(header["Bearer ".Length..].Trim()));
+        return CryptographicOperations.FixedTimeEquals(given, Encoding.ASCII.GetBytes(stored));
+    }
+
+    private static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+}
