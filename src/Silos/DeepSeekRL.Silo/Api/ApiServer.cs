@@ -156,8 +156,8 @@ internal static class ApiServer
                    'heartbeat_at', heartbeat_at, 'started_at', started_at, 'host', host, 'pid', pid,
                    'leases', (SELECT count(*) FROM work_items w WHERE w.state = 'running' AND w.lease_node = n.node_id AND w.lease_generation = n.generation),
                    'singletons', (SELECT coalesce(json_agg(name), '[]'::json) FROM singleton_leases s WHERE s.owner_node = n.node_id AND s.owner_generation = n.generation AND s.expires_at > now()))::text
-              FROM nodes n WHERE $1::bigint = 0 ORDER BY node_id
-            """, 0, ct)));
+              FROM nodes n ORDER BY node_id
+            """, null, ct)));
         foreach (var (action, to, from) in new (string, CampaignState, CampaignState[])[]
         {
             ("pause", CampaignState.Paused, [CampaignState.Created, CampaignState.Running]),
@@ -269,10 +269,14 @@ internal static class ApiServer
 
     private static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
 
-    private static async Task<List<JsonElement>> RowsAsync(NpgsqlDataSource dataSource, string sql, long id, CancellationToken ct)
+    private static async Task<List<JsonElement>> RowsAsync(NpgsqlDataSource dataSource, string sql, long? id, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand(sql);
-        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        if (id is { } value)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
+
         var rows = new List<JsonElement>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -284,7 +288,10 @@ internal static class ApiServer
         return rows;
     }
 
-    private static Dictionary<string, object?> ToJson(CampaignStatus s) => new()
+    /// <summary>A campaign's status as the API and <c>campaign list|status --json</c> print it.</summary>
+    /// <param name="s">The status.</param>
+    /// <returns>A JSON-serializable object.</returns>
+    internal static Dictionary<string, object?> ToJson(CampaignStatus s) => new()
     {
         ["id"] = s.Id,
         ["name"] = s.Name,

@@ -278,7 +278,7 @@ public static class CampaignCommands
             {
                 foreach (var status in list)
                 {
-                    Console.WriteLine(JsonSerializer.Serialize(ToJson(status)));
+                    Console.WriteLine(JsonSerializer.Serialize(Api.ApiServer.ToJson(status)));
                 }
 
                 return 0;
@@ -332,7 +332,7 @@ public static class CampaignCommands
 
             if (parseResult.GetValue(json))
             {
-                var o = ToJson(status);
+                var o = Api.ApiServer.ToJson(status);
                 o["evaluations"] = evaluations;
                 o["last_step"] = last;
                 Console.WriteLine(JsonSerializer.Serialize(o));
@@ -387,20 +387,6 @@ public static class CampaignCommands
         });
         return command;
     }
-
-    private static Dictionary<string, object?> ToJson(CampaignStatus s) => new()
-    {
-        ["id"] = s.Id,
-        ["name"] = s.Name,
-        ["state"] = CampaignRepository.StateName(s.State),
-        ["mode"] = s.Mode.ToString().ToLowerInvariant(),
-        ["steps_completed"] = s.StepsCompleted,
-        ["total_steps"] = s.TotalSteps,
-        ["policy_version"] = s.PolicyVersion,
-        ["error"] = s.Error,
-        ["created_at"] = s.CreatedAt,
-        ["counters"] = s.Counters,
-    };
 
     private static string Stamp() => TimeProvider.System.GetUtcNow().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 }
