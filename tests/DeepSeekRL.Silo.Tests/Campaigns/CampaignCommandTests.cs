@@ -126,6 +126,7 @@ public sealed class CampaignCommandTests : IDisposable
             ("min=1", "min/max: need rule=NAME (or rule=reward for the total)"),
             ("accepted=maybe", "accepted = 'maybe': expected true or false"),
             ("rule=accuracy&min=NaN", "min = 'NaN': expected a finite number"),
+            ("rule=accuracy&min=2&max=1", "min = 2 is greater than max = 1: expected min <= max"),
             ("sort=id", "unknown parameter 'sort'; expected limit, after_id, step, rule, min, max, accepted, q"),
         })
         {
@@ -139,6 +140,24 @@ public sealed class CampaignCommandTests : IDisposable
         Assert.Equal(32, export.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.Contains("\"roles\":[\"api\"]", await http.GetStringAsync("/api/nodes", Ct), StringComparison.Ordinal);
         Assert.Contains("\"/api/campaigns/{id}/samples\"", await http.GetStringAsync("/openapi.json", Ct), StringComparison.Ordinal);
+
+        // CORS closed: a cross-origin request (and its pre-flight) gets no Access-Control-* header, so no other origin can read or steer.
+        using (var cross = new HttpRequestMessage(HttpMethod.Get, "/api/campaigns"))
+        {
+            cross.Headers.Add("Origin", "http://evil.example");
+            var response = await http.SendAsync(cross, Ct);
+            Assert.DoesNotContain(response.Headers, h => h.Key.StartsWith("Access-Control-", StringComparison.OrdinalIgnoreCase));
+        }
+
+        using (var preflight = new HttpRequestMessage(HttpMethod.Options, "/api/campaigns/1/pause"))
+        {
+            preflight.Headers.Add("Origin", "http://evil.example");
+            preflight.Headers.Add("Access-Control-Request-Method", "POST");
+            preflight.Headers.Add("Access-Control-Request-Headers", "authorization");
+            var response = await http.SendAsync(preflight, Ct);
+            Assert.DoesNotContain(response.Headers, h => h.Key.StartsWith("Access-Control-", StringComparison.OrdinalIgnoreCase));
+            Assert.NotEqual(System.Net.HttpStatusCode.OK, response.StatusCode);
+        }
 
         // Controls: refused without the token (and with a wrong one), applied with it.
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await http.PostAsync("/api/campaigns/1/pause", null, Ct)).StatusCode);

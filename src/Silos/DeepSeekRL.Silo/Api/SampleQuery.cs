@@ -79,6 +79,11 @@ internal sealed class SampleQuery
             }
         }
 
+        if (min is { } low && max is { } high && low > high)
+        {
+            return Fail(string.Create(CultureInfo.InvariantCulture, $"min = {low} is greater than max = {high}: expected min <= max"));
+        }
+
         var rule = Get("rule");
         if (rule is not null && (rule.Length is 0 or > 128))
         {

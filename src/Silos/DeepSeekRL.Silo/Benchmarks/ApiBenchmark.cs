@@ -19,6 +19,18 @@ internal static class ApiBenchmark
 
     public static async Task RunAsync(BenchDatabase db, int runs, BenchReport report, CancellationToken cancellationToken)
     {
+        var id = await FillAsync(db, cancellationToken);
+        var port = FreePort();
+        var (token, _) = await ApiToken.InitializeAsync(db.DataSource, "bench-token-0123456789", cancellationToken);
+        await using var app = await ApiServer.StartAsync(db.DataSource, null, port, token, cancellationToken);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var firstStep = await FirstCompletionIdAsync(db.DataSource, id, Completions / 2, cancellationToken);
+        await RunCallsAsync(http, id, firstStep, runs, report, cancellationToken);
+    }
+
+    /// <summary>Stores the benchmark campaign (10,000 steps, 1,000,000 completions); returns its id.</summary>
+    public static async Task<long> FillAsync(BenchDatabase db, CancellationToken cancellationToken)
+    {
         var fill = Stopwatch.StartNew();
         long id;
         await using (var command = db.DataSource.CreateCommand(
@@ -58,6 +70,11 @@ internal static class ApiBenchmark
             SELECT {{id}}, step, policy_version, id, prompt, 'add the digits', '42', reward, '{"accuracy": 1}', '{"accuracy==1": true}'
               FROM completions WHERE campaign_id = {{id}} AND id % 4 = 0
             """,
+            $"""
+            INSERT INTO evaluations (campaign_id, step, policy_version, metrics)
+            SELECT {id}, s, s, jsonb_build_object('step', s, 'accuracy', random(), 'reward_mean', random(), 'response_length_mean', 100 + random() * 50)
+              FROM generate_series(0, {Steps - 1}, 100) s
+            """,
             "ANALYZE",
         })
         {
@@ -67,14 +84,21 @@ internal static class ApiBenchmark
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  filled {Steps} steps and {Completions} completions in {fill.Elapsed.TotalSeconds:0.0} s"));
+        return id;
+    }
+
+    /// <summary>A free loopback TCP port.</summary>
+    public static int FreePort()
+    {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         var port = ((IPEndPoint)probe.LocalEndpoint).Port;
         probe.Stop();
-        var (token, _) = await ApiToken.InitializeAsync(db.DataSource, "bench-token-0123456789", cancellationToken);
-        await using var app = await ApiServer.StartAsync(db.DataSource, null, port, token, cancellationToken);
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        var firstStep = await FirstCompletionIdAsync(db.DataSource, id, Completions / 2, cancellationToken);
+        return port;
+    }
+
+    private static async Task RunCallsAsync(HttpClient http, long id, long firstStep, int runs, BenchReport report, CancellationToken cancellationToken)
+    {
         var calls = new (string Metric, string Note, string[] Paths)[]
         {
             ("api_campaign_page_ms", "campaign page data: status + evaluations and all 10,000 steps of metrics", [$"/api/campaigns/{id}", $"/api/campaigns/{id}/steps"]),

@@ -16,6 +16,7 @@ public static class BenchCommands
         bench.Subcommands.Add(Plain("tokenizer", "Tokenizer: single-thread encode and decode MB/s of DeepSeek-V3's tokenizer on the golden corpus, and the JS reference's encode MB/s in the same run.", 5, TokenizerBenchmark.RunAsync));
         bench.Subcommands.Add(ModelBenchmark.Create());
         bench.Subcommands.Add(Database("api", "Dashboard API over 10,000 steps of metrics and 1,000,000 completions: campaign page data and sample pages (ms).", 5, ApiBenchmark.RunAsync));
+        bench.Subcommands.Add(Database("dashboard", "The dashboard in headless chromium over the api benchmark's data: campaign page interactive, sample pages (ms).", 5, DashboardBenchmark.RunAsync));
         bench.Subcommands.Add(Database("campaign", "A small native campaign: time per step split into sampling, scoring, update and orchestration; steps per minute with 1, 2 and 3 rollout silos.", 3, CampaignBenchmark.RunAsync));
         bench.Subcommands.Add(QueueWorkerProcess.Create());
         return bench;

@@ -76,7 +76,8 @@
       el("h1", {}, "Campaigns"),
       el("table", { id: "campaigns" },
         el("thead", {}, el("tr", {}, ["Id", "Name", "State", "Mode", "Steps", "Policy", "Created"].map(h => el("th", {}, h)))),
-        body));
+        body),
+      startPanel());
     const poll = async () => {
       const r = await api("/api/campaigns");
       if (!r.ok) { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "error" }, (r.body && r.body.error) || "HTTP " + r.status))); return; }
@@ -90,8 +91,9 @@
         el("td", {}, fmt(c.policy_version)),
         el("td", {}, c.created_at ? new Date(c.created_at).toLocaleString() : "–"))));
     };
-    page = { poll };
-    poll().then(() => schedule(poll), e => { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "error" }, e.message))); schedule(poll); });
+    const current = page = { poll };
+    const again = () => { if (page === current) schedule(poll); };
+    poll().then(again, e => { body.replaceChildren(el("tr", {}, el("td", { colspan: 7, class: "error" }, e.message))); again(); });
   }
 
   // ---- campaign page --------------------------------------------------------------------------------------------
@@ -188,6 +190,10 @@
             box.replaceChildren(el("p", { class: "na" }, "no data yet"));
             continue;
           }
+          if (typeof uPlot === "undefined") {
+            box.replaceChildren(el("p", { class: "error" }, "the charting library (vendor/uPlot.iife.min.js) is missing: run infra/setup.sh and rebuild"));
+            continue;
+          }
           const existing = plots[def.id];
           if (existing && existing.labels.join("\u0000") === labels.join("\u0000")) {
             existing.plot.setData([data.x].concat(labels.map(l => data.series[l])));
@@ -201,8 +207,9 @@
       }
       renderNodes(nodesBox, nodes);
     };
-    page = { id, poll, dispose: () => { for (const p of Object.values(plots)) p.plot.destroy(); } };
-    poll().then(() => schedule(poll), e => { header.replaceChildren(el("p", { class: "error" }, e.message)); schedule(poll); });
+    const current = page = { id, poll, dispose: () => { for (const p of Object.values(plots)) p.plot.destroy(); } };
+    const again = () => { if (page === current) schedule(poll); };
+    poll().then(again, e => { header.replaceChildren(el("p", { class: "error" }, e.message)); again(); });
     samples.load(true);
   }
 
@@ -216,7 +223,9 @@
       el("div", { class: "cards", id: "counters" }, cards.map(([k, v]) => el("div", { class: "card" }, el("div", { class: "k" }, k), el("div", { class: "v" }, v)))));
   }
 
-  // One canvas per MoE layer: x = step, y = expert, colour = the expert's share of that step's routed tokens.
+  // One canvas per MoE layer: x = step (binned to at most 600 columns), y = expert, colour = the expert's share of
+  // the routed tokens in those steps relative to a fair share (drawn as pixels, then scaled up without smoothing).
+  const HEAT_COLUMNS = 600;
   function renderHeatmaps(box, rows) {
     const withLoad = rows.filter(r => Array.isArray(r.expert_load) && r.expert_load.length > 0);
     const layers = withLoad.length ? Math.max(...withLoad.map(r => r.expert_load.length)) : 0;
@@ -224,25 +233,47 @@
     for (let l = 0; l < layers; l++) if (withLoad.some(r => Array.isArray(r.expert_load[l]) && r.expert_load[l].length > 0)) moe.push(l);
     if (moe.length === 0) { box.replaceChildren(el("p", { class: "na" }, "no expert load recorded (dense model or no update yet)")); return; }
     const items = [];
+    const n = withLoad.length;
+    const columns = Math.min(n, HEAT_COLUMNS);
     for (const layer of moe) {
-      const experts = Math.max(...withLoad.map(r => (r.expert_load[layer] || []).length));
-      const matrix = withLoad.map(r => r.expert_load[layer] || []);
-      window.__charts["expert_load_layer_" + layer] = { x: withLoad.map(r => r.step), matrix };
-      const cell = Math.max(2, Math.min(40, Math.floor(600 / Math.max(1, withLoad.length))));
-      const cellY = Math.max(4, Math.min(16, Math.floor(240 / experts)));
-      const canvas = el("canvas", { width: withLoad.length * cell, height: experts * cellY, "data-layer": layer, title: "layer " + layer + ": " + experts + " experts × " + withLoad.length + " steps" });
-      const g = canvas.getContext("2d");
-      matrix.forEach((counts, x) => {
-        const total = counts.reduce((a, b) => a + (b || 0), 0) || 1;
+      let experts = 0;
+      for (const r of withLoad) experts = Math.max(experts, (r.expert_load[layer] || []).length);
+      window.__charts["expert_load_layer_" + layer] = { x: withLoad.map(r => r.step), matrix: withLoad.map(r => r.expert_load[layer] || []) };
+      const shares = new Float64Array(columns * experts);
+      const counts = new Int32Array(columns);
+      for (let i = 0; i < n; i++) {
+        const c = Math.floor(i * columns / n);
+        const load = withLoad[i].expert_load[layer] || [];
+        let total = 0;
+        for (let e = 0; e < load.length; e++) total += load[e] || 0;
+        if (total <= 0) continue;
+        for (let e = 0; e < experts; e++) shares[c * experts + e] += (load[e] || 0) / total * experts; // 1 = perfectly balanced
+        counts[c]++;
+      }
+      const pixels = document.createElement("canvas");
+      pixels.width = columns; pixels.height = experts;
+      const pg = pixels.getContext("2d");
+      const image = pg.createImageData(columns, experts);
+      for (let c = 0; c < columns; c++) {
         for (let e = 0; e < experts; e++) {
-          const share = (counts[e] || 0) / total * experts; // 1 = perfectly balanced
+          const share = counts[c] ? shares[c * experts + e] / counts[c] : 0;
           const t = Math.max(0, Math.min(1, share / 2));
-          g.fillStyle = `rgb(${Math.round(255 * t)}, ${Math.round(80 + 100 * (1 - Math.abs(t - 0.5) * 2))}, ${Math.round(255 * (1 - t))})`;
-          g.fillRect(x * cell, e * cellY, cell, cellY);
+          const o = (e * columns + c) * 4;
+          image.data[o] = Math.round(255 * t);
+          image.data[o + 1] = Math.round(80 + 100 * (1 - Math.abs(t - 0.5) * 2));
+          image.data[o + 2] = Math.round(255 * (1 - t));
+          image.data[o + 3] = counts[c] ? 255 : 0;
         }
-      });
+      }
+      pg.putImageData(image, 0, 0);
+      const cellX = Math.max(1, Math.min(40, Math.floor(HEAT_COLUMNS / columns)));
+      const cellY = Math.max(4, Math.min(16, Math.floor(240 / experts)));
+      const canvas = el("canvas", { width: columns * cellX, height: experts * cellY, "data-layer": layer, title: "layer " + layer + ": " + experts + " experts × " + n + " steps" });
+      const g = canvas.getContext("2d");
+      g.imageSmoothingEnabled = false;
+      g.drawImage(pixels, 0, 0, canvas.width, canvas.height);
       items.push(el("div", { class: "heatmap" }, el("h3", {}, "Layer " + layer), canvas,
-        el("div", { class: "muted" }, "steps " + withLoad[0].step + "–" + withLoad[withLoad.length - 1].step + "; blue = idle, red = 2× its fair share")));
+        el("div", { class: "muted" }, "steps " + withLoad[0].step + "–" + withLoad[n - 1].step + (columns < n ? " (" + Math.ceil(n / columns) + " steps per column)" : "") + "; blue = idle, red = 2× its fair share")));
     }
     box.replaceChildren(...items);
   }
@@ -253,60 +284,103 @@
     if (r.body.length === 0) { box.replaceChildren(el("p", { class: "muted" }, "No nodes registered.")); return; }
     const now = Date.now();
     box.replaceChildren(el("table", {},
-      el("thead", {}, el("tr", {}, ["Node", "Generation", "Roles", "State", "Heartbeat", "Host", "PID"].map(h => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Node", "Generation", "Roles", "State", "Heartbeat", "Items held", "Singleton leases", "Host", "PID"].map(h => el("th", {}, h)))),
       el("tbody", {}, r.body.map(n => {
         const age = n.heartbeat_at ? Math.round((now - new Date(n.heartbeat_at).getTime()) / 1000) : null;
         return el("tr", { "data-node-id": n.node_id },
           el("td", {}, n.node_id), el("td", {}, fmt(n.generation)), el("td", {}, (n.roles || []).join(", ")),
           el("td", {}, stateBadge(n.state)),
           el("td", { class: age !== null && age > 30 ? "error" : "" }, age === null ? "–" : age + " s ago"),
+          el("td", { class: "leases" }, fmt(n.leases)), el("td", { class: "singletons" }, (n.singletons || []).join(", ") || "–"),
           el("td", {}, n.host || "–"), el("td", {}, fmt(n.pid)));
       }))));
   }
 
   // ---- controls -------------------------------------------------------------------------------------------------
+  // The token for state-changing calls: the input's value, else the session's, else asked for. null when none given.
+  function tokenFor(input) {
+    let token = (input && input.value.trim()) || sessionStorage.getItem(TOKEN_KEY) || "";
+    if (!token) token = (window.prompt("API token (printed by the api role at first start):") || "").trim();
+    if (!token) return null;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    if (input) input.value = token;
+    return token;
+  }
+
+  function tokenInput() {
+    const input = el("input", { type: "password", class: "token", placeholder: "API token", autocomplete: "off" });
+    input.value = sessionStorage.getItem(TOKEN_KEY) || "";
+    input.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, input.value.trim()));
+    return input;
+  }
+
+  // POST with the bearer token; shows progress and the outcome in `message`; resolves to the response or null.
+  async function authorizedPost(path, body, what, input, message) {
+    const token = tokenFor(input);
+    if (!token) { message.className = "error"; message.textContent = what + ": a token is required"; return null; }
+    message.className = "muted";
+    message.textContent = what + "…";
+    let r;
+    const headers = { Accept: "application/json", Authorization: "Bearer " + token };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    try { r = await api(path, { method: "POST", headers, body }); }
+    catch (e) { message.className = "error"; message.textContent = what + ": " + e.message; return null; }
+    if (r.status === 404 && !(r.body && r.body.error && /campaign \d+ does not exist/.test(r.body.error))) { message.className = "na"; message.textContent = what + ": not available"; return null; }
+    if (r.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      if (input) input.value = "";
+      message.className = "error";
+      message.textContent = what + " refused: " + ((r.body && r.body.error) || "unauthorized");
+      return null;
+    }
+    if (!r.ok) { message.className = "error"; message.textContent = what + ": " + ((r.body && r.body.error) || "HTTP " + r.status); return null; }
+    return r;
+  }
+
   function controlsPanel(id) {
     const message = el("span", { id: "control-message", class: "muted" });
-    const tokenInput = el("input", { type: "password", id: "token", placeholder: "API token", autocomplete: "off" });
-    tokenInput.value = sessionStorage.getItem(TOKEN_KEY) || "";
-    tokenInput.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim()));
+    const input = tokenInput();
+    input.id = "token";
     async function act(action) {
-      let token = tokenInput.value.trim() || sessionStorage.getItem(TOKEN_KEY) || "";
-      if (!token) {
-        token = (window.prompt("API token (printed by the api role at first start):") || "").trim();
-        if (!token) { message.className = "error"; message.textContent = action + ": a token is required"; return; }
-      }
-      sessionStorage.setItem(TOKEN_KEY, token);
-      tokenInput.value = token;
-      message.className = "muted";
-      message.textContent = action + "…";
-      let r;
-      try { r = await api("/api/campaigns/" + id + "/" + action, { method: "POST", headers: { Accept: "application/json", Authorization: "Bearer " + token } }); }
-      catch (e) { message.className = "error"; message.textContent = action + ": " + e.message; return; }
-      if (r.status === 404 && !(r.body && r.body.error && /campaign \d+ does not exist/.test(r.body.error))) { message.className = "na"; message.textContent = action + ": not available"; return; }
-      if (r.status === 401) {
-        sessionStorage.removeItem(TOKEN_KEY);
-        tokenInput.value = "";
-        message.className = "error";
-        message.textContent = action + " refused: " + ((r.body && r.body.error) || "unauthorized");
-        return;
-      }
-      if (!r.ok) { message.className = "error"; message.textContent = action + ": " + ((r.body && r.body.error) || "HTTP " + r.status); return; }
+      const r = await authorizedPost("/api/campaigns/" + id + "/" + action, undefined, action, input, message);
+      if (!r) return;
       message.className = "accepted";
       message.textContent = action + ": campaign is now " + (r.body && r.body.state);
       if (page && page.poll) page.poll();
     }
     return el("div", { class: "controls", id: "controls" },
       ["pause", "resume", "cancel"].map(a => el("button", { type: "button", "data-action": a, onclick: () => act(a) }, a[0].toUpperCase() + a.slice(1))),
-      tokenInput, message);
+      input, message);
+  }
+
+  // Start a campaign from a spec (JSON; relative paths resolve against the server's checkout).
+  function startPanel() {
+    const message = el("span", { id: "start-message", class: "muted" });
+    const input = tokenInput();
+    input.id = "start-token";
+    const spec = el("textarea", { id: "spec", rows: "10", spellcheck: "false", placeholder: '{"name": "...", "policy": {...}, "dataset": {...}, ...}  (see docs/campaign-spec.md)' });
+    async function start() {
+      const r = await authorizedPost("/api/campaigns", spec.value, "start", input, message);
+      if (!r) return;
+      message.className = "accepted";
+      message.textContent = "started campaign " + r.body.id;
+      location.hash = "#/campaigns/" + r.body.id;
+    }
+    return el("details", { class: "start", id: "start-panel" }, el("summary", {}, "Start a campaign from a spec"),
+      spec, el("div", { class: "controls" }, el("button", { type: "button", id: "start", onclick: start }, "Start"), input, message));
   }
 
   // ---- sample browser -------------------------------------------------------------------------------------------
+  // Accepted samples carry the stored split; for the others, split the text at </think> (r1_zero prompts open the
+  // <think> block themselves, so the completion may start inside it).
   function splitReasoning(item) {
-    if (item.reasoning !== undefined || item.answer !== undefined) return { reasoning: item.reasoning || "", answer: item.answer || "" };
+    if (item.reasoning != null || item.answer != null) return { reasoning: item.reasoning || "", answer: item.answer || "" };
     const text = item.text || "";
-    const m = text.match(/<think>([\s\S]*?)<\/think>([\s\S]*)/);
-    return m ? { reasoning: m[1].trim(), answer: m[2].trim() } : { reasoning: "", answer: text };
+    const close = text.indexOf("</think>");
+    if (close >= 0) return { reasoning: text.slice(0, close).replace(/^\s*<think>/, "").trim(), answer: text.slice(close + 8).trim() };
+    const open = text.indexOf("<think>");
+    if (open >= 0) return { reasoning: text.slice(open + 7).trim(), answer: text.slice(0, open).trim() };
+    return { reasoning: "", answer: text };
   }
 
   function sampleBrowser(id) {
@@ -320,6 +394,7 @@
       el("label", {}, "Max", el("input", { name: "max", type: "number", step: "any" })),
       el("label", {}, "Verdict", el("select", { name: "accepted" }, el("option", { value: "" }, "all"), el("option", { value: "true" }, "accepted"), el("option", { value: "false" }, "rejected"))),
       el("label", {}, "Text", el("input", { name: "q", placeholder: "search" })),
+      el("label", {}, "Per page", el("select", { name: "limit" }, ["10", "25", "50", "100"].map(n => el("option", n === "50" ? { value: n, selected: "" } : { value: n }, n)))),
       el("button", { type: "submit" }, "Filter"));
     let after = null;
     form.addEventListener("submit", (e) => { e.preventDefault(); load(true); });
@@ -327,7 +402,7 @@
 
     async function load(reset) {
       if (reset) after = null;
-      const q = new URLSearchParams({ limit: "50" });
+      const q = new URLSearchParams({ limit: form.elements.limit.value || "50" });
       if (after !== null) q.set("after_id", String(after));
       for (const name of ["step", "rule", "min", "max", "accepted", "q"]) {
         const v = form.elements[name].value.trim();
