@@ -1,0 +1,113 @@
+using System.Globalization;
+
+namespace DeepSeekRL.Grains.Demo;
+
+/// <summary>The worked column steps of one addition, subtraction or one-digit multiplication.</summary>
+/// <param name="Lines">One line per column, ones first: <c>ones: 7 + 9 = 16, write 6 carry 1</c>.</param>
+/// <param name="Answer">The number the written digits make (wrong when a column was made wrong).</param>
+/// <param name="Carries">How many columns carry (<c>+</c>, <c>*</c>) or borrow (<c>-</c>).</param>
+/// <param name="Digits">The digit written in each column that has an equation, ones first (the final carry excluded).</param>
+internal sealed record ColumnWork(IReadOnlyList<string> Lines, long Answer, int Carries, IReadOnlyList<int> Digits);
+
+/// <summary>
+/// School column arithmetic as the demo traces spell it out. A column can be made wrong on purpose: its stated value
+/// gets another last digit, that digit is written, and the carry stays as it was, so the error reaches the answer.
+/// </summary>
+internal static class ColumnArithmetic
+{
+    private static readonly string[] Places = ["ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands"];
+
+    /// <summary>Works <paramref name="a"/> <paramref name="op"/> <paramref name="b"/> column by column.</summary>
+    /// <param name="a">The left operand (the larger for <c>-</c>; the multi-digit one for <c>*</c>).</param>
+    /// <param name="op"><c>+</c>, <c>-</c> or <c>*</c>.</param>
+    /// <param name="b">The right operand (one digit for <c>*</c>).</param>
+    /// <param name="wrongColumn">The column to get wrong (0 = ones), or -1 for none.</param>
+    /// <param name="wrongDigit">The digit to write there instead; must differ from the right one.</param>
+    public static ColumnWork Work(long a, char op, long b, int wrongColumn, int wrongDigit)
+    {
+        var lines = new List<string>();
+        var digits = new List<int>();
+        var columns = op == '*' ? Length(a) : Math.Max(Length(a), Length(b));
+        long answer = 0;
+        long scale = 1;
+        long carry = 0;
+        var carries = 0;
+        for (var place = 0; place < columns; place++, scale *= 10)
+        {
+            var da = a / scale % 10;
+            var db = b / scale % 10;
+            string text;
+            long value;
+            long carryOut;
+            string lhs;
+            string tail = string.Empty;
+            switch (op)
+            {
+                case '+':
+                    value = da + db + carry;
+                    lhs = carry > 0 ? Invariant($"{da} + {db} + {carry}") : Invariant($"{da} + {db}");
+                    carryOut = value / 10;
+                    break;
+                case '*':
+                    value = (da * b) + carry;
+                    lhs = carry > 0 ? Invariant($"{da} * {b} + {carry}") : Invariant($"{da} * {b}");
+                    carryOut = value / 10;
+                    break;
+                case '-':
+                    var top = da - carry;
+                    if (top < db)
+                    {
+                        // Borrow ten from the next column: the column value is (top + 10) - db and one digit.
+                        tail = carry > 0
+                            ? Invariant($"{da} - {carry} = {top} is less than {db}, borrow 10: ")
+                            : Invariant($"{da} is less than {db}, borrow 10: ");
+                        lhs = Invariant($"{top + 10} - {db}");
+                        value = top + 10 - db;
+                        carryOut = 1;
+                    }
+                    else
+                    {
+                        lhs = carry > 0 ? Invariant($"{da} - {carry} - {db}") : Invariant($"{da} - {db}");
+                        value = top - db;
+                        carryOut = 0;
+                    }
+
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(op), op, "expected + - *");
+            }
+
+            var digit = (int)(value % 10);
+            if (place == wrongColumn)
+            {
+                if (wrongDigit == digit || wrongDigit is < 0 or > 9)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(wrongDigit), wrongDigit, "expected a digit other than the right one");
+                }
+
+                value += wrongDigit - digit;
+                digit = wrongDigit;
+            }
+
+            var word = op == '-' ? "borrow" : "carry";
+            text = Invariant($"{Places[place]}: {tail}{lhs} = {value}, write {digit}") + (carryOut > 0 ? Invariant($" {word} {carryOut}") : string.Empty);
+            lines.Add(text);
+            digits.Add(digit);
+            answer += digit * scale;
+            carries += carryOut > 0 ? 1 : 0;
+            carry = carryOut;
+        }
+
+        if (carry > 0 && op != '-')
+        {
+            lines.Add(Invariant($"{Places[columns]}: write the carry {carry}"));
+            answer += carry * scale;
+        }
+
+        return new ColumnWork(lines, answer, carries, digits);
+    }
+
+    private static int Length(long n) => n.ToString(CultureInfo.InvariantCulture).Length;
+
+    private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

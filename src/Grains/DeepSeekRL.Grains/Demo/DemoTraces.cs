@@ -1,0 +1,235 @@
+using System.Globalization;
+using System.Text;
+
+namespace DeepSeekRL.Grains.Demo;
+
+/// <summary>The kinds of completion in the cold-start SFT mix.</summary>
+public enum TraceVariant
+{
+    /// <summary>The full worked reasoning and the right answer.</summary>
+    Full,
+
+    /// <summary>An empty think block (<c>&lt;think&gt;\n&lt;/think&gt;\n</c>) then the right answer: no reasoning.</summary>
+    EmptyThink,
+
+    /// <summary>A full trace in which one step has a wrong digit, carried through to a wrong final answer.</summary>
+    OneDigitWrong,
+}
+
+/// <summary>The fractions of each variant in <see cref="DemoTraces.SftMix"/>.</summary>
+/// <param name="Full">Fraction of <see cref="TraceVariant.Full"/>.</param>
+/// <param name="EmptyThink">Fraction of <see cref="TraceVariant.EmptyThink"/>.</param>
+/// <param name="OneDigitWrong">Fraction of <see cref="TraceVariant.OneDigitWrong"/>.</param>
+/// <remarks>Each in [0, 1]; they must sum to 1 (within 1e-9).</remarks>
+public sealed record SftFractions(double Full, double EmptyThink, double OneDigitWrong)
+{
+    /// <summary>80% full, 10% empty think, 10% one digit wrong.</summary>
+    public static SftFractions Default { get; } = new(0.8, 0.1, 0.1);
+}
+
+/// <summary>One supervised example: a prompt and the completion to learn.</summary>
+/// <param name="Prompt">The task's prompt (no chat template).</param>
+/// <param name="Completion">The R1-format completion.</param>
+/// <param name="Variant">Which variant the completion is.</param>
+/// <param name="Task">The task.</param>
+public sealed record SftExample(string Prompt, string Completion, TraceVariant Variant, DemoTask Task);
+
+/// <summary>
+/// DeepSeek-R1-format chain-of-thought completions for the demo tasks: <c>&lt;think&gt;\n</c>, the worked steps,
+/// <c>\n&lt;/think&gt;\n</c>, then <c>The answer is \boxed{ANSWER}.</c>.
+/// </summary>
+/// <remarks>
+/// <para>Arithmetic traces show one step per column with its carry or borrow; they score 1 on <c>format_r1</c>,
+/// <c>accuracy</c> and <c>language_consistency</c> (English). Countdown traces show one line per operation
+/// (<c>25 - 5 = 20</c>); their last line also carries the equation as <c>&lt;answer&gt;...&lt;/answer&gt;</c>, which is
+/// where the <c>countdown</c> rule reads it (last line only, all numbers exactly once), so full traces score 1 there.</para>
+/// <para>Deterministic for a seed; thread-safe.</para>
+/// </remarks>
+public static class DemoTraces
+{
+    /// <summary>The full trace.</summary>
+    /// <param name="task">The task.</param>
+    /// <returns>The completion.</returns>
+    public static string Full(DemoTask task) => Compose(WorkedSteps(task), FinalLine(task, task.Kind == DemoTask.Countdown ? task.Solution! : task.Answer));
+
+    /// <summary>No reasoning: an empty think block, then the right answer.</summary>
+    /// <param name="task">The task.</param>
+    /// <returns>The completion.</returns>
+    public static string EmptyThink(DemoTask task) => Compose([], FinalLine(task, task.Kind == DemoTask.Countdown ? task.Solution! : task.Answer));
+
+    /// <summary>
+    /// A full trace with one wrong digit carried through: for arithmetic one column writes another digit (the carry
+    /// is kept), so the answer is wrong; for Countdown one number has its last digit misread, the steps are redone
+    /// with it, and the equation ends on another value and uses a number that was not given.
+    /// </summary>
+    /// <param name="task">The task.</param>
+    /// <param name="seed">Chooses the column (or number) and the wrong digit.</param>
+    /// <returns>The completion.</returns>
+    public static string OneDigitWrong(DemoTask task, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var rng = new Random(seed);
+        if (task.Kind == DemoTask.Countdown)
+        {
+            var wrong = MisreadNumber(task, rng);
+            return Compose(CountdownSteps(task, wrong), FinalLine(task, wrong.ToString()));
+        }
+
+        var right = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0);
+        var column = rng.Next(right.Digits.Count);
+        var digit = rng.Next(9);
+        digit += digit >= right.Digits[column] ? 1 : 0;
+        var work = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, column, digit);
+        return Compose(ArithmeticSteps(task, work), FinalLine(task, work.Answer.ToString(CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>The completion of one variant.</summary>
+    /// <param name="task">The task.</param>
+    /// <param name="variant">The variant.</param>
+    /// <param name="seed">The seed of <see cref="OneDigitWrong"/>.</param>
+    /// <returns>The completion.</returns>
+    public static string Render(DemoTask task, TraceVariant variant, int seed) => variant switch
+    {
+        TraceVariant.Full => Full(task),
+        TraceVariant.EmptyThink => EmptyThink(task),
+        TraceVariant.OneDigitWrong => OneDigitWrong(task, seed),
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, "unknown variant"),
+    };
+
+    /// <summary>The worked steps of the full trace, one per line, without tags or the answer line.</summary>
+    /// <param name="task">The task.</param>
+    /// <returns>The lines.</returns>
+    public static IReadOnlyList<string> WorkedSteps(DemoTask task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return task.Kind == DemoTask.Countdown
+            ? CountdownSteps(task, CountdownExpression.Parse(task.Solution!))
+            : ArithmeticSteps(task, ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0));
+    }
+
+    /// <summary>
+    /// The cold-start SFT mix: one example per task, with <paramref name="fractions"/> of each variant (rounded; the
+    /// full traces take the remainder), the variants assigned to tasks by a seeded shuffle.
+    /// </summary>
+    /// <param name="tasks">The tasks.</param>
+    /// <param name="seed">The seed of the assignment and of the wrong digits.</param>
+    /// <param name="fractions">The fractions of each variant.</param>
+    /// <returns>The examples, in task order.</returns>
+    /// <exception cref="ArgumentException">A fraction is outside [0, 1] or they do not sum to 1.</exception>
+    public static IReadOnlyList<SftExample> SftMix(IReadOnlyList<DemoTask> tasks, int seed, SftFractions fractions)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        ArgumentNullException.ThrowIfNull(fractions);
+        double[] f = [fractions.Full, fractions.EmptyThink, fractions.OneDigitWrong];
+        if (f.Any(x => !(x >= 0 && x <= 1)) || Math.Abs(f.Sum() - 1) > 1e-9)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"fractions {fractions.Full}, {fractions.EmptyThink}, {fractions.OneDigitWrong}: expected each in [0, 1] and a sum of 1"),
+                nameof(fractions));
+        }
+
+        var n = tasks.Count;
+        var empty = (int)Math.Round(n * fractions.EmptyThink, MidpointRounding.AwayFromZero);
+        var wrong = Math.Min(n - empty, (int)Math.Round(n * fractions.OneDigitWrong, MidpointRounding.AwayFromZero));
+        var order = Enumerable.Range(0, n).ToArray();
+        var rng = new Random(seed);
+        rng.Shuffle(order);
+        var variants = new TraceVariant[n];
+        for (var i = 0; i < n; i++)
+        {
+            variants[order[i]] = i < empty ? TraceVariant.EmptyThink : i < empty + wrong ? TraceVariant.OneDigitWrong : TraceVariant.Full;
+        }
+
+        var examples = new List<SftExample>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var completion = Render(tasks[i], variants[i], rng.Next());
+            examples.Add(new SftExample(tasks[i].Prompt, completion, variants[i], tasks[i]));
+        }
+
+        return examples;
+    }
+
+    private static string Compose(IReadOnlyList<string> steps, string finalLine)
+    {
+        var sb = new StringBuilder("<think>\n");
+        foreach (var line in steps)
+        {
+            sb.Append(line).Append('\n');
+        }
+
+        return sb.Append("</think>\n").Append(finalLine).ToString();
+    }
+
+    // The countdown rule reads <answer> on the last line only; the accuracy rule reads the same answer block.
+    private static string FinalLine(DemoTask task, string answer) => task.Kind == DemoTask.Countdown
+        ? $"The answer is \\boxed{{{answer}}}. <answer>{answer}</answer>"
+        : $"The answer is \\boxed{{{answer}}}.";
+
+    private static List<string> ArithmeticSteps(DemoTask task, ColumnWork work)
+    {
+        var what = task.Operator switch
+        {
+            '+' => "add",
+            '-' => "subtract",
+            _ => "multiply",
+        };
+        var steps = new List<string>(work.Lines.Count + 2)
+        {
+            string.Create(CultureInfo.InvariantCulture, $"We {what} {task.Left} {task.Operator} {task.Right} column by column, starting from the ones."),
+        };
+        steps.AddRange(work.Lines);
+        steps.Add(string.Create(CultureInfo.InvariantCulture, $"So {task.Left} {task.Operator} {task.Right} = {work.Answer}."));
+        return steps;
+    }
+
+    private static List<string> CountdownSteps(DemoTask task, CountdownExpression solution)
+    {
+        var steps = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"We need {task.Target} from {string.Join(", ", task.Numbers!)}, using each number exactly once."),
+        };
+        steps.AddRange(solution.Steps());
+        steps.Add(string.Create(CultureInfo.InvariantCulture, $"So {solution} = {solution.Evaluate()}."));
+        return steps;
+    }
+
+    private static CountdownExpression MisreadNumber(DemoTask task, Random rng) =>
+        Misread(CountdownExpression.Parse(task.Solution!), task.Target!.Value, rng)
+        ?? throw new InvalidOperationException($"no misreading of '{task.Solution}' keeps its steps whole"); // the generator rules these out
+
+    /// <summary>
+    /// Misreads one number of <paramref name="solution"/> (another last digit) and redoes it with that number: the
+    /// first candidate, in a seeded order (or in order without <paramref name="rng"/>), whose steps stay positive
+    /// integers and whose value is not <paramref name="target"/>; <see langword="null"/> when there is none.
+    /// </summary>
+    internal static CountdownExpression? Misread(CountdownExpression solution, long target, Random? rng)
+    {
+        var leaves = solution.Leaves();
+        var candidates = new List<(int Leaf, long Number)>();
+        for (var leaf = 0; leaf < leaves.Count; leaf++)
+        {
+            var n = leaves[leaf];
+            for (var d = 0; d < 10; d++)
+            {
+                var m = n - (n % 10) + d;
+                if (m != n && m > 0)
+                {
+                    candidates.Add((leaf, m));
+                }
+            }
+        }
+
+        rng?.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(candidates));
+        foreach (var (leaf, number) in candidates)
+        {
+            var wrong = solution.WithLeaf(leaf, number);
+            if (wrong.Evaluate() is { } value && value != target)
+            {
+                return wrong;
+            }
+        }
+
+        return null;
+    }
+}
