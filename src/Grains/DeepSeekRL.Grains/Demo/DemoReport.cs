@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace DeepSeekRL.Grains.Demo;
+
+/// <summary>One held-out evaluation of the RL policy.</summary>
+/// <param name="Step">The RL step after which it was taken (0 = the SFT model).</param>
+/// <param name="Accuracy">Held-out accuracy, 0..1.</param>
+/// <param name="RewardMean">Mean total reward on the held-out set.</param>
+/// <param name="ResponseLengthMean">Mean completion length in tokens.</param>
+public sealed record DemoRlEvaluation(int Step, double Accuracy, double RewardMean, double ResponseLengthMean);
+
+/// <summary>One RL step's training numbers, for the picture.</summary>
+/// <param name="Step">The step.</param>
+/// <param name="RewardMean">Mean reward of the step's samples.</param>
+/// <param name="ResponseLengthMean">Mean completion length in tokens.</param>
+public sealed record DemoRlStep(int Step, double RewardMean, double ResponseLengthMean);
+
+/// <summary>
+/// What <c>demo --report FILE</c> writes: held-out accuracy of every stage on the same held-out set, the reasoning
+/// fraction and the accuracy among completions that reason (SFT and after RL), every RL evaluation, sample counts and
+/// time per stage. Key names are the issue's and are stable.
+/// </summary>
+public sealed record DemoReport
+{
+    /// <summary>Held-out accuracy of the pretrained base model.</summary>
+    public required double AccuracyBase { get; init; }
+
+    /// <summary>Held-out accuracy after the cold-start SFT.</summary>
+    public required double AccuracySft { get; init; }
+
+    /// <summary>Held-out accuracy after the last RL step.</summary>
+    public required double AccuracyRlFinal { get; init; }
+
+    /// <summary>Held-out accuracy of the fresh base model fine-tuned on the rejection-sampled data.</summary>
+    public required double AccuracyDistilled { get; init; }
+
+    /// <summary>Fraction of the SFT model's held-out completions that write out their reasoning.</summary>
+    public required double ReasoningFractionSft { get; init; }
+
+    /// <summary>The same after RL.</summary>
+    public required double ReasoningFractionRl { get; init; }
+
+    /// <summary>Accuracy among the SFT model's completions that reason.</summary>
+    public required double AccuracyWhenReasoningSft { get; init; }
+
+    /// <summary>The same after RL.</summary>
+    public required double AccuracyWhenReasoningRl { get; init; }
+
+    /// <summary>Every RL evaluation in step order.</summary>
+    public required IReadOnlyList<DemoRlEvaluation> RlEvaluations { get; init; }
+
+    /// <summary>Completions sampled for rejection sampling.</summary>
+    public required long SamplesGenerated { get; init; }
+
+    /// <summary>Of those, accepted into the SFT set.</summary>
+    public required long SamplesAccepted { get; init; }
+
+    /// <summary>Wall-clock seconds of the whole run.</summary>
+    public required double SecondsTotal { get; init; }
+
+    /// <summary>Wall-clock seconds per stage, in stage order.</summary>
+    public required IReadOnlyList<KeyValuePair<string, double>> SecondsPerStage { get; init; }
+
+    /// <summary>The report as the JSON object <c>--report</c> writes.</summary>
+    /// <returns>Indented JSON.</returns>
+    public string ToJson()
+    {
+        var evals = new JsonArray();
+        foreach (var e in RlEvaluations)
+        {
+            evals.Add(new JsonObject
+            {
+                ["step"] = e.Step,
+                ["accuracy"] = Finite(e.Accuracy),
+                ["reward_mean"] = Finite(e.RewardMean),
+                ["response_length_mean"] = Finite(e.ResponseLengthMean),
+            });
+        }
+
+        var stages = new JsonObject();
+        foreach (var (name, seconds) in SecondsPerStage)
+        {
+            stages[name] = Finite(seconds);
+        }
+
+        var root = new JsonObject
+        {
+            ["accuracy_base"] = Finite(AccuracyBase),
+            ["accuracy_sft"] = Finite(AccuracySft),
+            ["accuracy_rl_final"] = Finite(AccuracyRlFinal),
+            ["accuracy_distilled"] = Finite(AccuracyDistilled),
+            ["reasoning_fraction_sft"] = Finite(ReasoningFractionSft),
+            ["reasoning_fraction_rl"] = Finite(ReasoningFractionRl),
+            ["accuracy_when_reasoning_sft"] = Finite(AccuracyWhenReasoningSft),
+            ["accuracy_when_reasoning_rl"] = Finite(AccuracyWhenReasoningRl),
+            ["rl_evals"] = evals,
+            ["samples_generated"] = SamplesGenerated,
+            ["samples_accepted"] = SamplesAccepted,
+            ["seconds_total"] = Finite(SecondsTotal),
+            ["seconds_per_stage"] = stages,
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    // JSON has no NaN: a number that could not be measured is null.
+    private static JsonNode? Finite(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+}
+
+/// <summary>The demo's picture: reward, held-out accuracy and response length per RL step, as a standalone SVG.</summary>
+public static class DemoChart
+{
+    private const int PanelWidth = 320;
+    private const int PanelHeight = 200;
+    private const int Margin = 40;
+
+    /// <summary>Three panels side by side; missing or non-finite values leave gaps.</summary>
+    /// <param name="steps">Training numbers per RL step.</param>
+    /// <param name="evaluations">Held-out evaluations.</param>
+    /// <returns>The SVG document.</returns>
+    public static string Svg(IReadOnlyList<DemoRlStep> steps, IReadOnlyList<DemoRlEvaluation> evaluations)
+    {
+        ArgumentNullException.ThrowIfNull(steps);
+        ArgumentNullException.ThrowIfNull(evaluations);
+        var width = (3 * (PanelWidth + Margin)) + Margin;
+        var height = PanelHeight + (2 * Margin) + 20;
+        var svg = new StringBuilder();
+        svg.Append(CultureInfo.InvariantCulture, $"""<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">""").Append('\n');
+        svg.Append(CultureInfo.InvariantCulture, $"""<rect width="{width}" height="{height}" fill="white"/>""").Append('\n');
+        Panel(svg, 0, "reward (mean per step)", steps.Select(s => (s.Step, s.RewardMean)).ToList(), "#2f6fdf");
+        Panel(svg, 1, "held-out accuracy", evaluations.Select(e => (e.Step, e.Accuracy)).ToList(), "#2e8b57");
+        Panel(svg, 2, "response length (tokens, mean)", steps.Select(s => (s.Step, s.ResponseLengthMean)).ToList(), "#e0782f");
+        svg.Append("</svg>\n");
+        return svg.ToString();
+    }
+
+    private static void Panel(StringBuilder svg, int index, string title, List<(int Step, double Value)> points, string colour)
+    {
+        var x0 = Margin + (index * (PanelWidth + Margin));
+        var y0 = Margin;
+        svg.Append(CultureInfo.InvariantCulture, $"""<g data-panel="{index}"><text x="{x0}" y="{y0 - 12}" font-weight="bold">{title}</text>""");
+        svg.Append(CultureInfo.InvariantCulture, $"""<rect x="{x0}" y="{y0}" width="{PanelWidth}" height="{PanelHeight}" fill="none" stroke="#999"/>""");
+        var finite = points.Where(p => double.IsFinite(p.Value)).ToList();
+        if (finite.Count == 0)
+        {
+            svg.Append(CultureInfo.InvariantCulture, $"""<text x="{x0 + 10}" y="{y0 + 20}" fill="#777">no data</text></g>""").Append('\n');
+            return;
+        }
+
+        double minX = finite.Min(p => p.Step), maxX = finite.Max(p => p.Step);
+        double minY = Math.Min(0, finite.Min(p => p.Value)), maxY = finite.Max(p => p.Value);
+        if (maxX == minX)
+        {
+            maxX = minX + 1;
+        }
+
+        if (maxY <= minY)
+        {
+            maxY = minY + 1;
+        }
+
+        string X(double step) => (x0 + ((step - minX) / (maxX - minX) * PanelWidth)).ToString("0.#", CultureInfo.InvariantCulture);
+        string Y(double value) => (y0 + PanelHeight - ((value - minY) / (maxY - minY) * PanelHeight)).ToString("0.#", CultureInfo.InvariantCulture);
+
+        // One polyline per run of finite values, so a missing value is a gap, not a jump.
+        var run = new List<string>();
+        foreach (var (step, value) in points.Append((0, double.NaN)))
+        {
+            if (double.IsFinite(value))
+            {
+                run.Add(X(step) + "," + Y(value));
+                continue;
+            }
+
+            if (run.Count > 0)
+            {
+                svg.Append(CultureInfo.InvariantCulture, $"""<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{string.Join(' ', run)}"/>""");
+                foreach (var point in run)
+                {
+                    var xy = point.Split(',');
+                    svg.Append(CultureInfo.InvariantCulture, $"""<circle cx="{xy[0]}" cy="{xy[1]}" r="2" fill="{colour}"/>""");
+                }
+
+                run.Clear();
+            }
+        }
+
+        svg.Append(CultureInfo.InvariantCulture, $"""<text x="{x0}" y="{y0 + PanelHeight + 14}">step {minX:0}</text><text x="{x0 + PanelWidth}" y="{y0 + PanelHeight + 14}" text-anchor="end">step {maxX:0}</text>""");
+        svg.Append(CultureInfo.InvariantCulture, $"""<text x="{x0 - 4}" y="{y0 + 10}" text-anchor="end">{maxY:0.###}</text><text x="{x0 - 4}" y="{y0 + PanelHeight}" text-anchor="end">{minY:0.###}</text></g>""").Append('\n');
+    }
+}
