@@ -16,8 +16,13 @@ public sealed class CountdownExpressionTests
 
         Assert.Equal(text, e.ToString());
         Assert.Equal(value, e.Evaluate());
-        Assert.Equal(value.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Steps()[^1].Split(" = ")[1]);
+        Assert.Equal(value.ToString(System.Globalization.CultureInfo.InvariantCulture), e.Steps()[^1].Split('=')[1]);
+        Assert.All(e.Steps(), step => Assert.DoesNotContain(' ', step));
     }
+
+    [Fact]
+    public void Steps_AreCompact_OnePerOperationInEvaluationOrder() =>
+        Assert.Equal(["25-5=20", "20*5=100"], CountdownExpression.Parse("(25 - 5) * 5").Steps());
 
     [Theory]
     [InlineData("7 / 2")]

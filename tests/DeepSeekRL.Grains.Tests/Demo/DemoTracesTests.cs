@@ -21,58 +21,56 @@ public sealed partial class DemoTracesTests
         .AddCountdownReward()
         .Build();
 
-    [GeneratedRegex(@"(\d+(?: [-+*/] \d+)+) = (\d+)")]
-    private static partial Regex EquationRegex();
+    // One compact step: an expression of integers and + - * / without spaces, then = and its value.
+    [GeneratedRegex(@"^(\d+(?:[-+*/]\d+)+)=(\d+)$")]
+    private static partial Regex StepRegex();
 
-    [GeneratedRegex(@"write (?:the carry )?(\d)")]
-    private static partial Regex WriteRegex();
-
-    [Fact]
-    public void Full_Addition_MatchesTheWorkedExample()
-    {
-        var task = new DemoTask(DemoTask.Arithmetic, "What is 347 + 289?", "636") { Left = 347, Operator = '+', Right = 289 };
-
-        Assert.Equal(
-            "<think>\nWe add 347 + 289 column by column, starting from the ones.\n"
-            + "ones: 7 + 9 = 16, write 6 carry 1\ntens: 4 + 8 + 1 = 13, write 3 carry 1\nhundreds: 3 + 2 + 1 = 6, write 6\n"
-            + "So 347 + 289 = 636.\n</think>\nThe answer is \\boxed{636}.",
-            DemoTraces.Full(task));
-    }
+    [GeneratedRegex(@"\d+|[-+*/]")]
+    private static partial Regex TokenRegex();
 
     [Fact]
-    public void Full_SubtractionAndMultiplication_ShowBorrowsAndCarries()
+    public void Full_PinsTheThreeWorkedExamples()
     {
-        var sub = new DemoTask(DemoTask.Arithmetic, "What is 503 - 78?", "425") { Left = 503, Operator = '-', Right = 78 };
+        var add = new DemoTask(DemoTask.Arithmetic, "What is 607 + 844?", "1451") { Left = 607, Operator = '+', Right = 844 };
+        var sub = new DemoTask(DemoTask.Arithmetic, "What is 530 - 472?", "58") { Left = 530, Operator = '-', Right = 472 };
         var mul = new DemoTask(DemoTask.Arithmetic, "What is 347 * 6?", "2082") { Left = 347, Operator = '*', Right = 6 };
 
-        Assert.Equal(
-            ["We subtract 503 - 78 column by column, starting from the ones.",
-             "ones: 3 is less than 8, borrow 10: 13 - 8 = 5, write 5 borrow 1",
-             "tens: 0 - 1 = -1 is less than 7, borrow 10: 9 - 7 = 2, write 2 borrow 1",
-             "hundreds: 5 - 1 - 0 = 4, write 4",
-             "So 503 - 78 = 425."],
-            DemoTraces.WorkedSteps(sub));
-        Assert.Equal(
-            ["We multiply 347 * 6 column by column, starting from the ones.",
-             "ones: 7 * 6 = 42, write 2 carry 4",
-             "tens: 4 * 6 + 4 = 28, write 8 carry 2",
-             "hundreds: 3 * 6 + 2 = 20, write 0 carry 2",
-             "thousands: write the carry 2",
-             "So 347 * 6 = 2082."],
-            DemoTraces.WorkedSteps(mul));
+        Assert.Equal("<think>\n7+4=11\n0+4+1=5\n6+8=14\n</think>\n\\boxed{1451}", DemoTraces.Full(add));
+        Assert.Equal("<think>\n10-2=8\n13-1-7=5\n5-1-4=0\n</think>\n\\boxed{58}", DemoTraces.Full(sub));
+        Assert.Equal("<think>\n7*6=42\n4*6+4=28\n3*6+2=20\n</think>\n\\boxed{2082}", DemoTraces.Full(mul));
     }
 
     [Fact]
-    public void Full_Arithmetic_EveryStepIsRightAndTheDigitsMakeTheAnswer()
+    public void WorkedSteps_ShorterRightOperand_SubtractsZeroInTheHigherColumns()
     {
-        foreach (var task in DemoTaskGenerator.Generate(21, 1500, TaskMix.ArithmeticOnly))
+        var sub = new DemoTask(DemoTask.Arithmetic, "What is 503 - 78?", "425") { Left = 503, Operator = '-', Right = 78 };
+        var add = new DemoTask(DemoTask.Arithmetic, "What is 995 + 7?", "1002") { Left = 995, Operator = '+', Right = 7 };
+
+        Assert.Equal(["13-8=5", "10-1-7=2", "5-1-0=4"], DemoTraces.WorkedSteps(sub));
+        Assert.Equal(["5+7=12", "9+0+1=10", "9+0+1=10"], DemoTraces.WorkedSteps(add));
+        Assert.Equal("<think>\n5+7=12\n9+0+1=10\n9+0+1=10\n</think>\n\\boxed{1002}", DemoTraces.Full(add));
+    }
+
+    [Fact]
+    public void Full_Arithmetic_EveryLineIsTheRecomputedColumnValueAndTheBoxedAnswerIsRight()
+    {
+        foreach (var task in DemoTaskGenerator.Generate(1, 2000, TaskMix.ArithmeticOnly))
         {
-            var steps = DemoTraces.WorkedSteps(task);
-            var columns = steps.Skip(1).Take(steps.Count - 2).ToList();
-            Assert.All(columns, line => AssertEquationsHold(line, task.Prompt));
-            var digits = columns.Select(line => WriteRegex().Match(line)).Where(m => m.Success).Select(m => m.Groups[1].Value).Reverse();
-            Assert.Equal(task.Answer, string.Concat(digits).TrimStart('0'));
-            Assert.Equal(string.Create(CultureInfo.InvariantCulture, $"So {task.Left} {task.Operator} {task.Right} = {task.Answer}."), steps[^1]);
+            var lines = DemoTraces.Full(task).Split('\n');
+            Assert.Equal("<think>", lines[0]);
+            Assert.Equal("</think>", lines[^2]);
+            Assert.Equal("\\boxed{" + task.Answer + "}", lines[^1]);
+            var columns = lines[1..^2];
+            Assert.Equal(columns, DemoTraces.WorkedSteps(task));
+            var expected = ColumnValues(task.Left, task.Operator, task.Right);
+            Assert.Equal(expected.Count, columns.Length);
+            for (var i = 0; i < columns.Length; i++)
+            {
+                var value = AssertStepHolds(columns[i], task.Prompt);
+                Assert.True(expected[i] == value, $"column {i} of {task.Prompt}: '{columns[i]}', expected the value {expected[i]}");
+            }
+
+            Assert.Equal(task.Answer, DigitsOf(columns));
         }
     }
 
@@ -81,12 +79,14 @@ public sealed partial class DemoTracesTests
     {
         foreach (var task in DemoTaskGenerator.Generate(22, 500, TaskMix.CountdownOnly))
         {
-            var steps = DemoTraces.WorkedSteps(task);
-            var operations = steps.Skip(1).Take(steps.Count - 2).ToList();
+            var operations = DemoTraces.WorkedSteps(task);
             Assert.Equal(task.Numbers!.Length - 1, operations.Count);
-            Assert.All(operations, line => AssertEquationsHold(line, task.Prompt));
-            Assert.EndsWith(string.Create(CultureInfo.InvariantCulture, $" = {task.Target}"), operations[^1], StringComparison.Ordinal);
-            Assert.EndsWith(string.Create(CultureInfo.InvariantCulture, $"<answer>{task.Solution}</answer>"), DemoTraces.Full(task), StringComparison.Ordinal);
+            Assert.All(operations, line => AssertStepHolds(line, task.Prompt));
+            Assert.EndsWith(string.Create(CultureInfo.InvariantCulture, $"={task.Target}"), operations[^1], StringComparison.Ordinal);
+            var lines = DemoTraces.Full(task).Split('\n');
+            string[] think = ["<think>", .. operations, "</think>"];
+            Assert.Equal(think, lines[..^1]);
+            Assert.Equal($"\\boxed{{{task.Solution}}} <answer>{task.Solution}</answer>", lines[^1]);
         }
     }
 
@@ -121,23 +121,28 @@ public sealed partial class DemoTracesTests
     }
 
     [Fact]
-    public void OneDigitWrong_Arithmetic_DiffersFromFullInExactlyOneColumn()
+    public void OneDigitWrong_Arithmetic_DiffersFromFullInOneColumnValueAndTheAnswer()
     {
         foreach (var task in DemoTaskGenerator.Generate(33, 500, TaskMix.ArithmeticOnly))
         {
             var full = DemoTraces.Full(task).Split('\n');
-            var wrong = DemoTraces.OneDigitWrong(task, seed: task.Left).Split('\n');
+            var wrong = DemoTraces.OneDigitWrong(task, seed: (int)task.Left).Split('\n');
             Assert.Equal(full.Length, wrong.Length);
             var differing = Enumerable.Range(0, full.Length).Where(i => full[i] != wrong[i]).ToList();
 
-            // The column, the "So ..." line and the boxed answer; the carry written on the column is unchanged.
-            Assert.Equal(3, differing.Count);
-            Assert.Equal(WriteRegex().Match(full[differing[0]]).Index, WriteRegex().Match(wrong[differing[0]]).Index);
-            Assert.Equal(Carry(full[differing[0]]), Carry(wrong[differing[0]]));
-            Assert.NotEqual(task.Answer, BoxedOf(wrong[^1]));
-        }
+            // The column and the boxed answer; the column's left side and its carry (all but the last digit) are unchanged.
+            Assert.Equal(2, differing.Count);
+            Assert.Equal(full.Length - 1, differing[1]);
+            var (right, bad) = (full[differing[0]], wrong[differing[0]]);
+            Assert.Equal(right.Length, bad.Length);
+            Assert.Equal(right[..^1], bad[..^1]);
+            Assert.NotEqual(right[^1], bad[^1]);
 
-        static string Carry(string line) => line.Contains(" carry ", StringComparison.Ordinal) || line.Contains(" borrow 1", StringComparison.Ordinal) ? line[^1..] : "";
+            // The boxed answer is the number the written digits make, and it is wrong.
+            var written = DigitsOf(wrong[1..^2]);
+            Assert.Equal("\\boxed{" + written + "}", wrong[^1]);
+            Assert.NotEqual(task.Answer, written);
+        }
     }
 
     [Fact]
@@ -147,7 +152,10 @@ public sealed partial class DemoTracesTests
 
         var results = await Score(tasks, DemoTraces.EmptyThink);
 
-        Assert.StartsWith("<think>\n</think>\nThe answer is \\boxed{", DemoTraces.EmptyThink(tasks[0]), StringComparison.Ordinal);
+        Assert.All(tasks, t => Assert.Equal("<think>\n</think>\n\\boxed{" + t.Answer + "}", DemoTraces.EmptyThink(t)));
+        var countdown = DemoTaskGenerator.Generate(34, 1, TaskMix.CountdownOnly)[0];
+        Assert.Equal($"<think>\n</think>\n\\boxed{{{countdown.Solution}}} <answer>{countdown.Solution}</answer>", DemoTraces.EmptyThink(countdown));
+
         // format_r1 requires non-empty reasoning by default (RequireNonEmptyReasoning), so an empty think block fails it.
         Assert.All(results, r =>
         {
@@ -186,9 +194,13 @@ public sealed partial class DemoTracesTests
         {
             var completion = DemoTraces.OneDigitWrong(task, seed: 9);
             var lines = completion.Split('\n');
-            var operations = lines.Skip(2).TakeWhile(l => !l.StartsWith("So ", StringComparison.Ordinal)).ToList();
-            Assert.All(operations, line => AssertEquationsHold(line, task.Prompt));
+            Assert.Equal("<think>", lines[0]);
+            Assert.Equal("</think>", lines[^2]);
+            var operations = lines[1..^2];
+            Assert.Equal(task.Numbers!.Length - 1, operations.Length);
+            Assert.All(operations, line => AssertStepHolds(line, task.Prompt));
             var equation = Regex.Match(lines[^1], "<answer>(.*)</answer>").Groups[1].Value;
+            Assert.Equal($"\\boxed{{{equation}}} <answer>{equation}</answer>", lines[^1]);
             var misread = CountdownExpression.Parse(equation);
             Assert.NotEqual(task.Target, misread.Evaluate());
             var given = task.Numbers!.Select(n => (long)n).ToList();
@@ -237,25 +249,53 @@ public sealed partial class DemoTracesTests
         return await Rules.ScoreAsync(inputs, Ct);
     }
 
-    private static string BoxedOf(string line) => Regex.Match(line, @"\\boxed\{([^}]*)\}").Groups[1].Value;
-
-    private static void AssertEquationsHold(string line, string prompt)
+    // The school column values, ones first, computed here independently of ColumnArithmetic.
+    private static List<long> ColumnValues(long a, char op, long b)
     {
-        var matches = EquationRegex().Matches(line);
-        Assert.True(matches.Count > 0 || line.Contains("write the carry", StringComparison.Ordinal), $"no equation in '{line}' ({prompt})");
-        foreach (Match m in matches)
+        var values = new List<long>();
+        long carry = 0;
+        for (long scale = 1; op == '*' ? scale <= a : scale <= Math.Max(a, b); scale *= 10)
         {
-            Assert.True(Evaluate(m.Groups[1].Value) == long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), $"'{m.Value}' in '{line}' ({prompt})");
+            var (da, db) = (a / scale % 10, b / scale % 10);
+            var difference = da - carry - db;
+            var value = op switch
+            {
+                '+' => da + db + carry,
+                '*' => (da * b) + carry,
+                _ => difference < 0 ? difference + 10 : difference,
+            };
+            carry = op == '-' ? (difference < 0 ? 1 : 0) : value / 10;
+            values.Add(value);
         }
+
+        return values;
+    }
+
+    // The number the column lines write: the last line's value, then the last digit of each lower column.
+    private static string DigitsOf(IReadOnlyList<string> columns)
+    {
+        var values = columns.Select(line => line[(line.LastIndexOf('=') + 1)..]).ToList();
+        var digits = values[^1] + string.Concat(values.Take(values.Count - 1).Reverse().Select(v => v[^1]));
+        return digits.TrimStart('0') is { Length: > 0 } n ? n : "0";
+    }
+
+    // Checks one compact step (no spaces) and returns its value.
+    private static long AssertStepHolds(string line, string prompt)
+    {
+        var m = StepRegex().Match(line);
+        Assert.True(m.Success, $"'{line}' is not a step ({prompt})");
+        var value = long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.True(Evaluate(m.Groups[1].Value) == value, $"'{line}' does not hold ({prompt})");
+        return value;
     }
 
     // Integers with + - * (and / for Countdown steps), * and / before + and -, left to right.
     private static long Evaluate(string expression)
     {
-        var tokens = expression.Split(' ');
+        var tokens = TokenRegex().Matches(expression).Select(m => m.Value).ToList();
         var terms = new List<long> { long.Parse(tokens[0], CultureInfo.InvariantCulture) };
         var signs = new List<char> { '+' };
-        for (var i = 1; i < tokens.Length; i += 2)
+        for (var i = 1; i < tokens.Count; i += 2)
         {
             var op = tokens[i][0];
             var n = long.Parse(tokens[i + 1], CultureInfo.InvariantCulture);

@@ -3,10 +3,14 @@ using System.Globalization;
 namespace DeepSeekRL.Grains.Demo;
 
 /// <summary>The worked column steps of one addition, subtraction or one-digit multiplication.</summary>
-/// <param name="Lines">One line per column, ones first: <c>ones: 7 + 9 = 16, write 6 carry 1</c>.</param>
+/// <param name="Lines">
+/// One line per column, ones first, no words: <c>7+4=11</c>, <c>0+4+1=5</c> (carry in), <c>13-1-7=5</c> (a borrow:
+/// the top digit plus ten, minus the borrow that came in, minus the bottom digit), <c>4*6+4=28</c>. No line for the
+/// final carry: the last line's value gives the answer's leading digits.
+/// </param>
 /// <param name="Answer">The number the written digits make (wrong when a column was made wrong).</param>
 /// <param name="Carries">How many columns carry (<c>+</c>, <c>*</c>) or borrow (<c>-</c>).</param>
-/// <param name="Digits">The digit written in each column that has an equation, ones first (the final carry excluded).</param>
+/// <param name="Digits">The digit written in each column (the last digit of its value), ones first (the final carry excluded).</param>
 internal sealed record ColumnWork(IReadOnlyList<string> Lines, long Answer, int Carries, IReadOnlyList<int> Digits);
 
 /// <summary>
@@ -15,8 +19,6 @@ internal sealed record ColumnWork(IReadOnlyList<string> Lines, long Answer, int 
 /// </summary>
 internal static class ColumnArithmetic
 {
-    private static readonly string[] Places = ["ones", "tens", "hundreds", "thousands", "ten-thousands", "hundred-thousands"];
-
     /// <summary>Works <paramref name="a"/> <paramref name="op"/> <paramref name="b"/> column by column.</summary>
     /// <param name="a">The left operand (the larger for <c>-</c>; the multi-digit one for <c>*</c>).</param>
     /// <param name="op"><c>+</c>, <c>-</c> or <c>*</c>.</param>
@@ -36,42 +38,30 @@ internal static class ColumnArithmetic
         {
             var da = a / scale % 10;
             var db = b / scale % 10;
-            string text;
             long value;
             long carryOut;
             string lhs;
-            string tail = string.Empty;
             switch (op)
             {
                 case '+':
                     value = da + db + carry;
-                    lhs = carry > 0 ? Invariant($"{da} + {db} + {carry}") : Invariant($"{da} + {db}");
+                    lhs = carry > 0 ? Invariant($"{da}+{db}+{carry}") : Invariant($"{da}+{db}");
                     carryOut = value / 10;
                     break;
                 case '*':
                     value = (da * b) + carry;
-                    lhs = carry > 0 ? Invariant($"{da} * {b} + {carry}") : Invariant($"{da} * {b}");
+                    lhs = carry > 0 ? Invariant($"{da}*{b}+{carry}") : Invariant($"{da}*{b}");
                     carryOut = value / 10;
                     break;
                 case '-':
                     var top = da - carry;
-                    if (top < db)
-                    {
-                        // Borrow ten from the next column: the column value is (top + 10) - db and one digit.
-                        tail = carry > 0
-                            ? Invariant($"{da} - {carry} = {top} is less than {db}, borrow 10: ")
-                            : Invariant($"{da} is less than {db}, borrow 10: ");
-                        lhs = Invariant($"{top + 10} - {db}");
-                        value = top + 10 - db;
-                        carryOut = 1;
-                    }
-                    else
-                    {
-                        lhs = carry > 0 ? Invariant($"{da} - {carry} - {db}") : Invariant($"{da} - {db}");
-                        value = top - db;
-                        carryOut = 0;
-                    }
+                    var borrow = top < db;
 
+                    // Borrowing ten from the next column writes the top digit with a leading 1 (da + 10).
+                    var shown = borrow ? da + 10 : da;
+                    lhs = carry > 0 ? Invariant($"{shown}-{carry}-{db}") : Invariant($"{shown}-{db}");
+                    value = shown - carry - db;
+                    carryOut = borrow ? 1 : 0;
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(op), op, "expected + - *");
@@ -89,18 +79,16 @@ internal static class ColumnArithmetic
                 digit = wrongDigit;
             }
 
-            var word = op == '-' ? "borrow" : "carry";
-            text = Invariant($"{Places[place]}: {tail}{lhs} = {value}, write {digit}") + (carryOut > 0 ? Invariant($" {word} {carryOut}") : string.Empty);
-            lines.Add(text);
+            lines.Add(lhs + Invariant($"={value}"));
             digits.Add(digit);
             answer += digit * scale;
             carries += carryOut > 0 ? 1 : 0;
             carry = carryOut;
         }
 
+        // The final carry has no line of its own: it is the leading digit of the last line's value.
         if (carry > 0 && op != '-')
         {
-            lines.Add(Invariant($"{Places[columns]}: write the carry {carry}"));
             answer += carry * scale;
         }
 

@@ -90,7 +90,7 @@ internal sealed record CountdownExpression(char Op, long Number, CountdownExpres
         }
     }
 
-    /// <summary>The steps in evaluation order, one per operation: <c>25 - 5 = 20</c>. The tree must evaluate.</summary>
+    /// <summary>The steps in evaluation order, one per operation, without spaces: <c>25-5=20</c>. The tree must evaluate.</summary>
     public IReadOnlyList<string> Steps()
     {
         var steps = new List<string>();
@@ -107,7 +107,7 @@ internal sealed record CountdownExpression(char Op, long Number, CountdownExpres
             var a = Walk(e.Left!, steps);
             var b = Walk(e.Right!, steps);
             var value = Apply(e.Op, a, b) ?? throw new InvalidOperationException("the expression leaves the positive integers");
-            steps.Add(string.Create(CultureInfo.InvariantCulture, $"{a} {e.Op} {b} = {value}"));
+            steps.Add(string.Create(CultureInfo.InvariantCulture, $"{a}{e.Op}{b}={value}"));
             return value;
         }
     }

@@ -9,7 +9,7 @@ public enum TraceVariant
     /// <summary>The full worked reasoning and the right answer.</summary>
     Full,
 
-    /// <summary>An empty think block (<c>&lt;think&gt;\n&lt;/think&gt;\n</c>) then the right answer: no reasoning.</summary>
+    /// <summary>An empty think block (<c>&lt;think&gt;\n&lt;/think&gt;\n</c>) then <c>\boxed{ANSWER}</c>: no reasoning.</summary>
     EmptyThink,
 
     /// <summary>A full trace in which one step has a wrong digit, carried through to a wrong final answer.</summary>
@@ -35,14 +35,16 @@ public sealed record SftFractions(double Full, double EmptyThink, double OneDigi
 public sealed record SftExample(string Prompt, string Completion, TraceVariant Variant, DemoTask Task);
 
 /// <summary>
-/// DeepSeek-R1-format chain-of-thought completions for the demo tasks: <c>&lt;think&gt;\n</c>, the worked steps,
-/// <c>\n&lt;/think&gt;\n</c>, then <c>The answer is \boxed{ANSWER}.</c>.
+/// Compact DeepSeek-R1-format chain-of-thought completions for the demo tasks, short enough for a tiny
+/// character-level model: <c>&lt;think&gt;\n</c>, the worked steps one per line, <c>&lt;/think&gt;\n</c>, then
+/// <c>\boxed{ANSWER}</c>. For 607 + 844: <c>&lt;think&gt;\n7+4=11\n0+4+1=5\n6+8=14\n&lt;/think&gt;\n\boxed{1451}</c>.
 /// </summary>
 /// <remarks>
-/// <para>Arithmetic traces show one step per column with its carry or borrow; they score 1 on <c>format_r1</c>,
-/// <c>accuracy</c> and <c>language_consistency</c> (English). Countdown traces show one line per operation
-/// (<c>25 - 5 = 20</c>); their last line also carries the equation as <c>&lt;answer&gt;...&lt;/answer&gt;</c>, which is
-/// where the <c>countdown</c> rule reads it (last line only, all numbers exactly once), so full traces score 1 there.</para>
+/// <para>Arithmetic traces show one line per column, ones first, without words (<c>0+4+1=5</c> with a carry in,
+/// <c>13-1-7=5</c> for a borrow, <c>4*6+4=28</c>); the last line's value gives the answer's leading digits. They score
+/// 1 on <c>format_r1</c>, <c>accuracy</c> and <c>language_consistency</c> (no words scores 1). Countdown traces show one
+/// line per operation (<c>25-5=20</c>); their last line is <c>\boxed{EQ} &lt;answer&gt;EQ&lt;/answer&gt;</c>, where the
+/// <c>countdown</c> rule reads the equation (last line only, all numbers exactly once), so full traces score 1 there.</para>
 /// <para>Deterministic for a seed; thread-safe.</para>
 /// </remarks>
 public static class DemoTraces
@@ -72,7 +74,7 @@ public static class DemoTraces
         if (task.Kind == DemoTask.Countdown)
         {
             var wrong = MisreadNumber(task, rng);
-            return Compose(CountdownSteps(task, wrong), FinalLine(task, wrong.ToString()));
+            return Compose(wrong.Steps(), FinalLine(task, wrong.ToString()));
         }
 
         var right = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0);
@@ -80,7 +82,7 @@ public static class DemoTraces
         var digit = rng.Next(9);
         digit += digit >= right.Digits[column] ? 1 : 0;
         var work = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, column, digit);
-        return Compose(ArithmeticSteps(task, work), FinalLine(task, work.Answer.ToString(CultureInfo.InvariantCulture)));
+        return Compose(work.Lines, FinalLine(task, work.Answer.ToString(CultureInfo.InvariantCulture)));
     }
 
     /// <summary>The completion of one variant.</summary>
@@ -96,15 +98,18 @@ public static class DemoTraces
         _ => throw new ArgumentOutOfRangeException(nameof(variant), variant, "unknown variant"),
     };
 
-    /// <summary>The worked steps of the full trace, one per line, without tags or the answer line.</summary>
+    /// <summary>
+    /// The worked steps of the full trace, one per line, without tags or the answer line: one per column for
+    /// arithmetic (<c>0+4+1=5</c>), one per operation for Countdown (<c>25-5=20</c>).
+    /// </summary>
     /// <param name="task">The task.</param>
     /// <returns>The lines.</returns>
     public static IReadOnlyList<string> WorkedSteps(DemoTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
         return task.Kind == DemoTask.Countdown
-            ? CountdownSteps(task, CountdownExpression.Parse(task.Solution!))
-            : ArithmeticSteps(task, ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0));
+            ? CountdownExpression.Parse(task.Solution!).Steps()
+            : ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0).Lines;
     }
 
     /// <summary>
@@ -161,38 +166,10 @@ public static class DemoTraces
         return sb.Append("</think>\n").Append(finalLine).ToString();
     }
 
-    // The countdown rule reads <answer> on the last line only; the accuracy rule reads the same answer block.
+    // The countdown rule reads <answer> on the last line only; the accuracy rule reads the boxed answer.
     private static string FinalLine(DemoTask task, string answer) => task.Kind == DemoTask.Countdown
-        ? $"The answer is \\boxed{{{answer}}}. <answer>{answer}</answer>"
-        : $"The answer is \\boxed{{{answer}}}.";
-
-    private static List<string> ArithmeticSteps(DemoTask task, ColumnWork work)
-    {
-        var what = task.Operator switch
-        {
-            '+' => "add",
-            '-' => "subtract",
-            _ => "multiply",
-        };
-        var steps = new List<string>(work.Lines.Count + 2)
-        {
-            string.Create(CultureInfo.InvariantCulture, $"We {what} {task.Left} {task.Operator} {task.Right} column by column, starting from the ones."),
-        };
-        steps.AddRange(work.Lines);
-        steps.Add(string.Create(CultureInfo.InvariantCulture, $"So {task.Left} {task.Operator} {task.Right} = {work.Answer}."));
-        return steps;
-    }
-
-    private static List<string> CountdownSteps(DemoTask task, CountdownExpression solution)
-    {
-        var steps = new List<string>
-        {
-            string.Create(CultureInfo.InvariantCulture, $"We need {task.Target} from {string.Join(", ", task.Numbers!)}, using each number exactly once."),
-        };
-        steps.AddRange(solution.Steps());
-        steps.Add(string.Create(CultureInfo.InvariantCulture, $"So {solution} = {solution.Evaluate()}."));
-        return steps;
-    }
+        ? $"\\boxed{{{answer}}} <answer>{answer}</answer>"
+        : $"\\boxed{{{answer}}}";
 
     private static CountdownExpression MisreadNumber(DemoTask task, Random rng) =>
         Misread(CountdownExpression.Parse(task.Solution!), task.Target!.Value, rng)

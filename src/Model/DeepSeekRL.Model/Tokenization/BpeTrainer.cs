@@ -5,7 +5,10 @@ namespace DeepSeekRL.Model.Tokenization;
 /// <summary>Options of <see cref="BpeTrainer"/>.</summary>
 public sealed class BpeTrainerOptions
 {
-    /// <summary>The vocabulary size to reach, special tokens and the 256 bytes included. Default 1,000; at least 256 + specials.</summary>
+    /// <summary>
+    /// The vocabulary size to reach, special tokens, added tokens and the 256 bytes included. Default 1,000; at least
+    /// 256 + specials + added tokens.
+    /// </summary>
     public int VocabSize { get; set; } = 1000;
 
     /// <summary>A pair seen fewer times than this is never merged. Default 2; at least 1.</summary>
@@ -13,6 +16,14 @@ public sealed class BpeTrainerOptions
 
     /// <summary>Special tokens, given ids 0.. in order, never split and never learned from. Default none.</summary>
     public IReadOnlyList<string> SpecialTokens { get; set; } = [];
+
+    /// <summary>
+    /// Non-special added tokens (such as <c>&lt;think&gt;</c> and <c>&lt;/think&gt;</c>), given the ids right after the
+    /// special tokens, in order; like special tokens they are never split and never learned from (cut out of the
+    /// training text), but they are written with <c>"special": false</c>, so decoding with <c>skipSpecialTokens</c>
+    /// keeps them (as in DeepSeek-R1's tokenizer). Default none; none may be empty or also a special token.
+    /// </summary>
+    public IReadOnlyList<string> AddedTokens { get; set; } = [];
 
     /// <summary>The pre-tokenizer: <c>deepseek-v3</c> (DeepSeek-V3's Split sequence, the default) or <c>gpt2</c> (ByteLevel with GPT-2's regex).</summary>
     public string PreTokenizer { get; set; } = "deepseek-v3";
@@ -61,9 +72,22 @@ public static class BpeTrainer
             throw new ArgumentException("special tokens must not be empty", nameof(options));
         }
 
-        if (options.VocabSize < 256 + specials.Count)
+        ArgumentNullException.ThrowIfNull(options.AddedTokens);
+        var added = options.AddedTokens.Distinct(StringComparer.Ordinal).ToList();
+        if (added.Any(string.IsNullOrEmpty))
         {
-            throw new ArgumentException($"vocab size {options.VocabSize} is below 256 bytes + {specials.Count} special tokens", nameof(options));
+            throw new ArgumentException("added tokens must not be empty", nameof(options));
+        }
+
+        if (added.FirstOrDefault(t => specials.Contains(t, StringComparer.Ordinal)) is { } both)
+        {
+            throw new ArgumentException($"\"{both}\" is both a special token and an added token", nameof(options));
+        }
+
+        if (options.VocabSize < 256 + specials.Count + added.Count)
+        {
+            throw new ArgumentException(
+                $"vocab size {options.VocabSize} is below 256 bytes + {specials.Count} special tokens + {added.Count} added tokens", nameof(options));
         }
 
         if (options.MinFrequency < 1)
@@ -73,10 +97,12 @@ public static class BpeTrainer
 
         using var preJson = JsonDocument.Parse(PreTokenizerJson(options.PreTokenizer));
         var preTokenizer = TokenizerJson.ReadPreTokenizer(preJson.RootElement);
-        var specialTokens = specials.Select((s, i) => new AddedToken(i, s, Special: true)).ToList();
-        var matcher = new AddedTokenMatcher(specialTokens);
+        var addedTokens = specials.Select((s, i) => new AddedToken(i, s, Special: true))
+            .Concat(added.Select((s, i) => new AddedToken(specials.Count + i, s, Special: false)))
+            .ToList();
+        var matcher = new AddedTokenMatcher(addedTokens);
 
-        // 1. Count words (pieces), special tokens cut out.
+        // 1. Count words (pieces), special and added tokens cut out.
         var wordCounts = new Dictionary<string, long>(StringComparer.Ordinal);
         var input = new List<Piece>(1);
         var pieces = new List<Piece>();
@@ -108,9 +134,10 @@ public static class BpeTrainer
             }
         }
 
-        // 2. Initial vocabulary: specials, then the 256 bytes in byte order.
+        // 2. Initial vocabulary: specials, added tokens, then the 256 bytes in byte order.
         var tokens = new List<string>(options.VocabSize);
         tokens.AddRange(specials);
+        tokens.AddRange(added);
         var byteBase = tokens.Count;
         for (var b = 0; b < 256; b++)
         {
@@ -191,7 +218,7 @@ public static class BpeTrainer
         }
 
         var vocab = tokens.Select((t, i) => new KeyValuePair<string, int>(t, i)).ToList();
-        TokenizerJson.Write(output, vocab, merges, specialTokens, preJson.RootElement);
+        TokenizerJson.Write(output, vocab, merges, addedTokens, preJson.RootElement);
         return merges.Count;
     }
 

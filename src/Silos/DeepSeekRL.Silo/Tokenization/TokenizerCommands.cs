@@ -171,13 +171,18 @@ public static class TokenizerCommands
     private static Command Train()
     {
         var input = new Option<FileInfo>("--input") { Description = "Training text: JSONL {\"text\"} lines (a .jsonl file) or plain text, one document per line.", Required = true };
-        var vocabSize = new Option<int>("--vocab-size") { Description = "Vocabulary size: special tokens + 256 bytes + merges.", Required = true };
+        var vocabSize = new Option<int>("--vocab-size") { Description = "Vocabulary size: special tokens + added tokens + 256 bytes + merges.", Required = true };
         var output = new Option<FileInfo>("--out") { Description = "The tokenizer.json to write.", Required = true };
         var special = new Option<string[]>("--special-token") { Description = "A special token (repeatable); ids 0.. in order.", AllowMultipleArgumentsPerToken = true };
+        var addedToken = new Option<string[]>("--added-token")
+        {
+            Description = "A non-special added token such as <think> (repeatable): never split, ids right after the special tokens, kept when decoding skips special tokens.",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var minFrequency = new Option<int>("--min-frequency") { Description = "Pairs seen fewer times are not merged (default 2).", DefaultValueFactory = _ => 2 };
         var preTokenizer = new Option<string>("--pre-tokenizer") { Description = "deepseek-v3 (default) or gpt2.", DefaultValueFactory = _ => "deepseek-v3" };
         var command = new Command("train", "Train a byte-level BPE and write a Hugging Face tokenizer.json.");
-        foreach (var option in (Option[])[input, vocabSize, output, special, minFrequency, preTokenizer])
+        foreach (var option in (Option[])[input, vocabSize, output, special, addedToken, minFrequency, preTokenizer])
         {
             command.Options.Add(option);
         }
@@ -207,6 +212,7 @@ public static class TokenizerCommands
                 VocabSize = parseResult.GetValue(vocabSize),
                 MinFrequency = parseResult.GetValue(minFrequency),
                 SpecialTokens = parseResult.GetValue(special) ?? [],
+                AddedTokens = parseResult.GetValue(addedToken) ?? [],
                 PreTokenizer = parseResult.GetValue(preTokenizer)!,
             };
             var outputFile = parseResult.GetValue(output)!;
