@@ -64,6 +64,18 @@ public sealed record DemoReport
     /// <summary>Wall-clock seconds per stage, in stage order.</summary>
     public required IReadOnlyList<KeyValuePair<string, double>> SecondsPerStage { get; init; }
 
+    /// <summary>Mean held-out completion length (tokens) of the SFT model; NaN when unknown.</summary>
+    public double ResponseLengthSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double ResponseLengthRl { get; init; } = double.NaN;
+
+    /// <summary>The preset that ran (<c>quick</c> or <c>full</c>), or null.</summary>
+    public string? Preset { get; init; }
+
+    /// <summary>The run's seed, or null.</summary>
+    public int? Seed { get; init; }
+
     /// <summary>The report as the JSON object <c>--report</c> writes.</summary>
     /// <returns>Indented JSON.</returns>
     public string ToJson()
@@ -101,6 +113,10 @@ public sealed record DemoReport
             ["samples_accepted"] = SamplesAccepted,
             ["seconds_total"] = Finite(SecondsTotal),
             ["seconds_per_stage"] = stages,
+            ["response_length_mean_sft"] = Finite(ResponseLengthSft),
+            ["response_length_mean_rl"] = Finite(ResponseLengthRl),
+            ["preset"] = Preset,
+            ["seed"] = Seed,
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

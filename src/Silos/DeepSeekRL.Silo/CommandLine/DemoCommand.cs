@@ -1,10 +1,16 @@
 using System.CommandLine;
+using System.Globalization;
+using DeepSeekRL.Grains.Demo;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Silo.Demo;
 
 namespace DeepSeekRL.Silo.CommandLine;
 
 /// <summary>
-/// <c>deepseekrl demo [--quick] [--report FILE]</c>: R1 on a potato. Until the pipeline's last stages land (campaign
-/// grains, the demo itself) it checks the database and prints the plan it will run, and says that it has not run it.
+/// <c>deepseekrl demo [--quick] [--report FILE] [--resume] [--seed N] [--dir DIR] [--api-port N]</c>: R1 on a potato.
+/// Pretrains a tiny DeepSeek-V3 on a generated corpus, cold-starts it with SFT on R1-format traces, runs a GRPO
+/// campaign through the grains, rejection-samples the RL model into PostgreSQL, distils a fresh base on the export,
+/// evaluates every model on the same held-out set and reports. The dashboard serves the run while it goes.
 /// </summary>
 public static class DemoCommand
 {
@@ -12,25 +18,96 @@ public static class DemoCommand
     /// <returns>The command.</returns>
     public static Command Create()
     {
-        var quick = new Option<bool>("--quick") { Description = "The shorter preset." };
-        var report = new Option<FileInfo?>("--report") { Description = "Write the report JSON to this file." };
+        var quick = new Option<bool>("--quick") { Description = "The shorter preset (under 5 minutes on 2 cores)." };
+        var report = new Option<FileInfo?>("--report") { Description = "Also write the report JSON to this file." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run stopped in --dir (same --quick and --seed)." };
+        var seed = new Option<int>("--seed") { Description = "The seed of the tasks, the model and the campaigns (default 1).", DefaultValueFactory = _ => 1 };
+        var dir = new Option<DirectoryInfo?>("--dir") { Description = "The working directory (default $DEEPSEEKRL_HOME/.data/demo); a new run clears it." };
+        var apiPort = new Option<int>("--api-port") { Description = "The dashboard's port (default 5080; 0 = no dashboard).", DefaultValueFactory = _ => 5080 };
+        var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
         var demo = new Command("demo", "R1 on a potato: pretrain, cold-start SFT, GRPO, rejection sampling and distillation of a tiny DeepSeek-V3 model.");
-        demo.Options.Add(quick);
-        demo.Options.Add(report);
+        foreach (var option in new Option[] { quick, report, resume, seed, dir, apiPort, threads })
+        {
+            demo.Options.Add(option);
+        }
+
         demo.SetHandler(async (parseResult, cancellationToken) =>
         {
+            var preset = parseResult.GetValue(quick) ? DemoPreset.Quick : DemoPreset.Full;
+            var workDir = parseResult.GetValue(dir)?.FullName ?? Path.Combine(SiloEnvironment.Home(), ".data", "demo");
+            var reportFile = parseResult.GetValue(report)?.FullName;
+            if (reportFile is not null && !Directory.Exists(Path.GetDirectoryName(reportFile)))
+            {
+                throw new CliException($"--report: directory {Path.GetDirectoryName(reportFile)} does not exist");
+            }
+
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            Console.WriteLine($"database ready at {db.Target.Endpoint} (schema version {db.Migrations.SchemaVersion})");
-            Console.WriteLine("The demo will run, in order:");
-            Console.WriteLine("  1. generate seeded arithmetic and Countdown tasks, split train / held-out eval");
-            Console.WriteLine("  2. train a BPE tokenizer and pretrain a tiny DeepSeek-V3 (MoE + MLA + MTP) from scratch");
-            Console.WriteLine("  3. cold-start SFT on R1-format chain-of-thought traces");
-            Console.WriteLine("  4. a GRPO campaign through the rollout, reward and learner grains, evaluated every few steps");
-            Console.WriteLine("  5. rejection sampling into PostgreSQL, JSONL export, and distillation into a fresh base model");
-            Console.WriteLine("  6. the report (terminal table, --report JSON, SVG of reward/accuracy/length per step)");
-            Console.Error.WriteLine("deepseekrl: the campaign grains and the demo pipeline are not built yet; nothing was trained");
-            return 2;
+            await using var services = new SiloServices(db.DataSource, parseResult.GetValue(threads), null);
+            var run = DemoRun.Open(workDir, preset, parseResult.GetValue(seed), parseResult.GetValue(resume), db.DataSource, services);
+            Console.WriteLine($"demo ({preset.Name}, seed {parseResult.GetValue(seed)}) in {run.Directory}; database {db.Target.Endpoint}");
+            await using var dashboard = await DemoDashboard.StartAsync(db.DataSource, parseResult.GetValue(apiPort), cancellationToken);
+            var started = TimeProvider.System.GetTimestamp();
+            var stage = run.CurrentStage;
+            DemoReport result;
+            try
+            {
+                result = await run.RunAsync(reportFile, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                var current = run.CurrentStage ?? stage ?? "report";
+                run.RecordPartial(current, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+                Console.WriteLine();
+                await Console.Error.WriteLineAsync($"deepseekrl: demo stopped during '{current}'; its progress is saved in {run.Directory}. Continue with: ./deepseekrl demo{(preset == DemoPreset.Quick ? " --quick" : string.Empty)}{(parseResult.GetValue(seed) != 1 ? $" --seed {parseResult.GetValue(seed)}" : string.Empty)} --resume");
+                return 130;
+            }
+
+            Console.WriteLine();
+            Console.WriteLine(DemoTable.Render(result));
+            Console.WriteLine($"report: {Path.Combine(run.Directory, "report.json")}{(reportFile is null ? string.Empty : " and " + reportFile)}; chart: {Path.Combine(run.Directory, "rl.svg")}");
+            if (dashboard.Url is not null)
+            {
+                Console.WriteLine($"the campaigns stay on the dashboard: ./deepseekrl silo --roles api, then {dashboard.Url}");
+            }
+
+            return 0;
         });
         return demo;
+    }
+}
+
+/// <summary>The terminal table of a demo report.</summary>
+internal static class DemoTable
+{
+    /// <summary>Renders the table.</summary>
+    /// <param name="report">The report.</param>
+    /// <returns>The text.</returns>
+    public static string Render(DemoReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        static string P(double x) => double.IsFinite(x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+        var lines = new List<string>
+        {
+            "held-out greedy accuracy (same prompts for every model)",
+            $"  {"model",-12} {"accuracy",9} {"reasons",9} {"acc|reasons",12} {"length",8}",
+            $"  {"base",-12} {P(report.AccuracyBase),9}",
+            $"  {"sft",-12} {P(report.AccuracySft),9} {P(report.ReasoningFractionSft),9} {P(report.AccuracyWhenReasoningSft),12} {(double.IsFinite(report.ResponseLengthSft) ? report.ResponseLengthSft.ToString("0.0", CultureInfo.InvariantCulture) : "-"),8}",
+            $"  {"rl (final)",-12} {P(report.AccuracyRlFinal),9} {P(report.ReasoningFractionRl),9} {P(report.AccuracyWhenReasoningRl),12} {(double.IsFinite(report.ResponseLengthRl) ? report.ResponseLengthRl.ToString("0.0", CultureInfo.InvariantCulture) : "-"),8}",
+            $"  {"distilled",-12} {P(report.AccuracyDistilled),9}",
+            "RL evaluations: " + string.Join("  ", report.RlEvaluations.Select(e => $"step {e.Step}: {P(e.Accuracy)}")),
+            string.Create(CultureInfo.InvariantCulture, $"rejection sampling: {report.SamplesAccepted} of {report.SamplesGenerated} samples accepted"),
+            "seconds per stage: " + string.Join("  ", report.SecondsPerStage.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key} {s.Value:0.0}"))),
+            string.Create(CultureInfo.InvariantCulture, $"total {report.SecondsTotal:0.0} s"),
+        };
+        var gain = report.AccuracyRlFinal - report.AccuracySft;
+        var reasonGain = report.ReasoningFractionRl - report.ReasoningFractionSft;
+        var qualityGain = report.AccuracyWhenReasoningRl - report.AccuracyWhenReasoningSft;
+        if (double.IsFinite(gain))
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"what RL changed: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {qualityGain * 100:+0.0;-0.0;0.0} points"));
+        }
+
+        return string.Join(Environment.NewLine, lines);
     }
 }

@@ -1,8 +1,5 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using DeepSeekRL.Model.Checkpoints;
-using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
@@ -111,158 +108,37 @@ public static class TrainSftCommand
             }
 
             var eos = bpe.TokenToId(ChatTemplate.Eos)!.Value;
-            var stepsPerEpoch = (examples.Count + b - 1) / b;
-            var totalSteps = stepsPerEpoch * nEpochs;
-            var optimizerOptions = new AdamWOptions
+            var options = new SftRunOptions
             {
-                WeightDecay = 0.0,
-                Schedule = new LearningRateScheduleOptions
-                {
-                    PeakLearningRate = parseResult.GetValue(lr),
-                    MinLearningRate = parseResult.GetValue(lr) * 0.1,
-                    WarmupSteps = Math.Min(parseResult.GetValue(warmup), Math.Max(1, totalSteps / 2)),
-                    TotalSteps = Math.Max(totalSteps, 2),
-                },
+                Epochs = nEpochs,
+                BatchSize = b,
+                LearningRate = parseResult.GetValue(lr),
+                Warmup = parseResult.GetValue(warmup),
+                MtpWeight = parseResult.GetValue(mtpWeight),
+                BiasSpeed = parseResult.GetValue(gamma),
+                BalanceAlpha = parseResult.GetValue(alpha),
+                Seed = parseResult.GetValue(seed),
+                Threads = parseResult.GetValue(threads),
+                MaxSteps = parseResult.GetValue(maxSteps),
             };
-
-            // The run's identity: a resumed run must have the same data, batching and schedule to end where an
-            // uninterrupted run ends.
-            var runKey = string.Create(CultureInfo.InvariantCulture,
-                $"{examples.Count}|{nEpochs}|{b}|{parseResult.GetValue(lr):R}|{optimizerOptions.Schedule.WarmupSteps}|{parseResult.GetValue(seed)}|{parseResult.GetValue(mtpWeight):R}|{parseResult.GetValue(gamma):R}|{parseResult.GetValue(alpha):R}");
-            AdamW optimizer;
-            var firstStep = 0;
-            if (parseResult.GetValue(resume))
-            {
-                try
-                {
-                    optimizer = AdamW.Load(modelDir, ParameterLayout(config), optimizerOptions);
-                }
-                catch (Exception ex) when (ex is SafetensorsException or IOException or InvalidDataException)
-                {
-                    throw new CliException($"--resume: {ex.Message}");
-                }
-
-                if (!optimizer.Metadata.TryGetValue("sft.run", out var savedKey) || savedKey != runKey)
-                {
-                    throw new CliException($"--resume: {modelDir} was saved by a run with other data or settings (saved '{savedKey}', now '{runKey}')");
-                }
-
-                firstStep = (int)optimizer.StepCount;
-            }
-            else
-            {
-                optimizer = new AdamW(ParameterLayout(config), optimizerOptions);
-            }
-
-            optimizer.Metadata["sft.run"] = runKey;
-            var stopAt = parseResult.GetValue(maxSteps) is > 0 and var ms ? Math.Min(ms, totalSteps) : totalSteps;
-            var trainer = new TrainingModel(weights, parseResult.GetValue(threads));
-            var grads = new Gradients(config);
-            var lambda = config.NumNextnPredictLayers > 0 ? parseResult.GetValue(mtpWeight) : 0f;
-            var order = Enumerable.Range(0, examples.Count).ToArray();
+            var resumed = parseResult.GetValue(resume) ? SftRun.LoadState(modelDir, config, options, examples.Count) : null;
             var outDir = parseResult.GetValue(output)!.FullName;
-            Directory.CreateDirectory(outDir);
-            using var curve = new StreamWriter(Path.Combine(outDir, "loss.csv"));
-            curve.WriteLine("step,epoch,loss,main_loss,mtp_loss,lr,grad_norm,tokens_per_s,expert_max_vio");
-            var total = Stopwatch.StartNew();
-            long trainedTokens = 0;
-            var step = 0;
+            var stepsPerEpoch = (examples.Count + b - 1) / b;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"train-sft: {examples.Count} examples ({skipped.Count} skipped), {nEpochs} epoch(s) x {stepsPerEpoch} steps of {b}, {examples.Sum(e => e.TargetCount)} target tokens per epoch"));
-            for (var epoch = 1; epoch <= nEpochs && step < stopAt; epoch++)
+            var result = SftRun.Run(weights, examples, eos, options, outDir, resumed, (step, totalSteps, loss, rate) =>
             {
-                // Each epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
-                for (var i = 0; i < order.Length; i++)
+                if (step == 1 || step % 10 == 0 || step == totalSteps)
                 {
-                    order[i] = i;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  step {step,5}/{totalSteps}  loss {loss,8:0.0000}  {rate,8:0} tok/s"));
                 }
-
-                new Random((parseResult.GetValue(seed) * 7919) + epoch).Shuffle(order);
-                for (var start = 0; start < order.Length && step < stopAt; start += b)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    if (step < firstStep)
-                    {
-                        step++;
-                        continue;
-                    }
-
-                    var rows = order.AsSpan(start, Math.Min(b, order.Length - start));
-                    var length = 0;
-                    foreach (var i in rows)
-                    {
-                        length = Math.Max(length, examples[i].Tokens.Length);
-                    }
-
-                    // (B, T) padded with EOS; padding positions carry no loss.
-                    var tokens = new int[rows.Length * length];
-                    var mask = new float[rows.Length * length];
-                    Array.Fill(tokens, eos);
-                    for (var r = 0; r < rows.Length; r++)
-                    {
-                        var e = examples[rows[r]];
-                        e.Tokens.CopyTo(tokens, r * length);
-                        for (var t = 0; t < e.LossMask.Length; t++)
-                        {
-                            mask[(r * length) + t] = e.LossMask[t];
-                        }
-                    }
-
-                    var t0 = Stopwatch.GetTimestamp();
-                    var loss = trainer.Forward(tokens, rows.Length, mask, lambda, parseResult.GetValue(alpha));
-                    var maxVio = MeanMaxViolation(trainer, config);
-                    grads.Clear();
-                    trainer.Backward(grads);
-                    var result = optimizer.Step(weights.Data, grads.Data);
-                    if (parseResult.GetValue(gamma) > 0)
-                    {
-                        trainer.UpdateRoutingBias(parseResult.GetValue(gamma));
-                    }
-
-                    var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                    trainedTokens += tokens.Length;
-                    step++;
-                    var rate = tokens.Length / seconds;
-                    curve.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{step},{epoch},{loss:0.######},{trainer.MainLoss:0.######},{trainer.MtpLoss:0.######},{result.LearningRate:0.########},{result.GradNorm:0.######},{rate:0},{maxVio:0.####}"));
-                    if (step == 1 || step % 10 == 0 || step == totalSteps)
-                    {
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"  step {step,5}/{totalSteps}  epoch {epoch}  loss {loss,8:0.0000}  main {trainer.MainLoss,8:0.0000}  lr {result.LearningRate:0.0e0}  |g| {result.GradNorm,7:0.000}  MaxVio {maxVio,5:0.00}  {rate,8:0} tok/s"));
-                    }
-                }
-            }
-
-            var store = ParameterStore.Allocate(config);
-            weights.Data.CopyTo(store.Data, 0);
-            ModelCheckpoint.Save(store, outDir);
-            optimizer.Save(outDir);
+            }, cancellationToken);
             File.Copy(tokenizerPath, Path.Combine(outDir, "tokenizer.json"), overwrite: true);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"train-sft: {step} steps, {trainedTokens} tokens in {total.Elapsed.TotalSeconds:0.0} s ({trainedTokens / total.Elapsed.TotalSeconds:0} tok/s); wrote {outDir}"));
+                $"train-sft: {result.Steps} steps, {result.Tokens} tokens in {result.Seconds:0.0} s ({result.Tokens / Math.Max(1e-9, result.Seconds):0} tok/s); wrote {outDir}"));
             return Task.FromResult(0);
         });
         return command;
     }
-
-    /// <summary>Mean over the main model's MoE layers of MaxVio = (max load − mean load) / mean load in the last forward (DeepSeek-V3's balance metric).</summary>
-    private static double MeanMaxViolation(TrainingModel trainer, DeepSeekRL.Model.Config.DeepSeekV3Config config)
-    {
-        double sum = 0;
-        var layers = 0;
-        for (var layer = config.FirstKDenseReplace; layer < config.NumHiddenLayers; layer++)
-        {
-            var load = trainer.ExpertLoad(layer);
-            if (load.Length > 0)
-            {
-                sum += ExpertLoadBalancing.Statistics(Array.ConvertAll(load, x => (float)x)).MaxViolation;
-                layers++;
-            }
-        }
-
-        return layers == 0 ? 0 : sum / layers;
-    }
-
-    private static IReadOnlyList<DeepSeekRL.Model.Config.ParameterSpec> ParameterLayout(DeepSeekRL.Model.Config.DeepSeekV3Config config) =>
-        DeepSeekRL.Model.Config.ParameterLayout.Parameters(config);
 }

@@ -1,0 +1,95 @@
+namespace DeepSeekRL.Silo.Demo;
+
+/// <summary>The sizes of one demo run: <see cref="Quick"/> (under 5 minutes on 2 cores) or <see cref="Full"/> (under 20).</summary>
+public sealed record DemoPreset
+{
+    /// <summary>The preset's name (<c>quick</c> or <c>full</c>).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Held-out evaluation prompts (the same set for every model).</summary>
+    public required int EvalPrompts { get; init; }
+
+    /// <summary>Plain-text documents of the pretraining corpus.</summary>
+    public required int PretrainDocuments { get; init; }
+
+    /// <summary>Pretraining passes.</summary>
+    public required int PretrainEpochs { get; init; }
+
+    /// <summary>Cold-start chain-of-thought traces.</summary>
+    public required int SftExamples { get; init; }
+
+    /// <summary>Cold-start passes.</summary>
+    public required int SftEpochs { get; init; }
+
+    /// <summary>Prompts the RL and rejection-sampling campaigns draw from.</summary>
+    public required int RlPrompts { get; init; }
+
+    /// <summary>GRPO steps.</summary>
+    public required int RlSteps { get; init; }
+
+    /// <summary>Prompts per GRPO step.</summary>
+    public required int RlPromptsPerStep { get; init; }
+
+    /// <summary>GRPO's G.</summary>
+    public required int GroupSize { get; init; }
+
+    /// <summary>GRPO's learning rate.</summary>
+    public required double RlLearningRate { get; init; }
+
+    /// <summary>Evaluate every this many GRPO steps.</summary>
+    public required int EvalEvery { get; init; }
+
+    /// <summary>Rejection-sampling rounds.</summary>
+    public required int RejectionRounds { get; init; }
+
+    /// <summary>Prompts per rejection-sampling round.</summary>
+    public required int RejectionPrompts { get; init; }
+
+    /// <summary>Samples per prompt in rejection sampling.</summary>
+    public required int RejectionSamples { get; init; }
+
+    /// <summary>Distillation passes over the accepted samples.</summary>
+    public required int DistillEpochs { get; init; }
+
+    /// <summary>The quick preset.</summary>
+    public static DemoPreset Quick { get; } = new()
+    {
+        Name = "quick",
+        EvalPrompts = 100,
+        PretrainDocuments = 1500,
+        PretrainEpochs = 1,
+        SftExamples = 24000,
+        SftEpochs = 1,
+        RlPrompts = 2000,
+        RlSteps = 10,
+        RlPromptsPerStep = 8,
+        GroupSize = 8,
+        RlLearningRate = 2e-5,
+        EvalEvery = 5,
+        RejectionRounds = 4,
+        RejectionPrompts = 32,
+        RejectionSamples = 4,
+        DistillEpochs = 2,
+    };
+
+    /// <summary>The full preset.</summary>
+    public static DemoPreset Full { get; } = new()
+    {
+        Name = "full",
+        EvalPrompts = 200,
+        PretrainDocuments = 8000,
+        PretrainEpochs = 1,
+        SftExamples = 80000,
+        SftEpochs = 1,
+        RlPrompts = 6000,
+        RlSteps = 60,
+        RlPromptsPerStep = 8,
+        GroupSize = 8,
+        RlLearningRate = 2e-5,
+        EvalEvery = 10,
+        RejectionRounds = 16,
+        RejectionPrompts = 32,
+        RejectionSamples = 4,
+        DistillEpochs = 2,
+    };
+}

@@ -1,0 +1,644 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Grains.Demo;
+using DeepSeekRL.Grains.Hosting;
+using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Model.Checkpoints;
+using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Tokenization;
+using DeepSeekRL.Model.Training;
+using DeepSeekRL.Model.Weights;
+using SftExample = DeepSeekRL.Model.Training.SftExample;
+using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Silo.Model;
+using Npgsql;
+
+namespace DeepSeekRL.Silo.Demo;
+
+/// <summary>
+/// One run of <c>deepseekrl demo</c> in a working directory: the stages in order, each recorded in
+/// <c>state.json</c> when it ends, so <c>--resume</c> skips what is done and continues a stopped stage (training
+/// stages from their saved optimizer state, campaigns from the database).
+/// </summary>
+internal sealed class DemoRun
+{
+    /// <summary>The stages, in order.</summary>
+    public static readonly string[] Stages =
+        ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
+
+    /// <summary>
+    /// The cold-start mix: as many traces that answer at once (an empty think block) as traces that work the columns,
+    /// and a tenth with one wrong digit, so the SFT model reasons on some prompts and guesses on others; RL then has
+    /// both to choose from.
+    /// </summary>
+    public static readonly SftFractions ColdStartMix = new(0.45, 0.45, 0.10);
+
+    private const string StateFile = "state.json";
+    private readonly string _dir;
+    private readonly DemoPreset _preset;
+    private readonly int _seed;
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly SiloServices _services;
+    private readonly JsonObject _state;
+    private readonly bool _interactive = !Console.IsOutputRedirected;
+
+    private DemoRun(string dir, DemoPreset preset, int seed, NpgsqlDataSource dataSource, SiloServices services, JsonObject state)
+    {
+        _dir = dir;
+        _preset = preset;
+        _seed = seed;
+        _dataSource = dataSource;
+        _services = services;
+        _state = state;
+    }
+
+    /// <summary>The run's directory.</summary>
+    public string Directory => _dir;
+
+    /// <summary>Opens a new run (clearing <paramref name="dir"/>) or, with <paramref name="resume"/>, the run saved there.</summary>
+    /// <param name="dir">The working directory.</param>
+    /// <param name="preset">The preset (a resumed run keeps its own; a different one is an error).</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="resume">Continue the saved run.</param>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="services">The silo services the campaigns run on.</param>
+    /// <returns>The run.</returns>
+    public static DemoRun Open(string dir, DemoPreset preset, int seed, bool resume, NpgsqlDataSource dataSource, SiloServices services)
+    {
+        var statePath = Path.Combine(dir, StateFile);
+        if (resume)
+        {
+            if (!File.Exists(statePath))
+            {
+                throw new CliException($"--resume: {statePath} does not exist; start a run with ./deepseekrl demo");
+            }
+
+            JsonObject state;
+            try
+            {
+                state = JsonNode.Parse(File.ReadAllText(statePath))?.AsObject() ?? throw new JsonException("not an object");
+            }
+            catch (JsonException ex)
+            {
+                throw new CliException($"--resume: {statePath}: {ex.Message}; remove {dir} and start again");
+            }
+
+            var savedPreset = state["preset"]?.GetValue<string>();
+            var savedSeed = state["seed"]?.GetValue<int>();
+            if (savedPreset != preset.Name || savedSeed != seed)
+            {
+                throw new CliException($"--resume: the run in {dir} is preset '{savedPreset}' seed {savedSeed}, not '{preset.Name}' seed {seed}; pass the same --quick/--seed");
+            }
+
+            return new DemoRun(dir, preset, seed, dataSource, services, state);
+        }
+
+        if (System.IO.Directory.Exists(dir))
+        {
+            System.IO.Directory.Delete(dir, recursive: true);
+        }
+
+        System.IO.Directory.CreateDirectory(dir);
+        var fresh = new JsonObject
+        {
+            ["preset"] = preset.Name,
+            ["seed"] = seed,
+            ["started"] = TimeProvider.System.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+            ["stages"] = new JsonObject(),
+            ["campaigns"] = new JsonObject(),
+        };
+        var run = new DemoRun(dir, preset, seed, dataSource, services, fresh);
+        run.Save();
+        return run;
+    }
+
+    /// <summary>Runs every stage not done yet, then writes the report.</summary>
+    /// <param name="reportPath">Where to write the report JSON (also written to the run directory).</param>
+    /// <param name="cancellationToken">Ctrl-C: the current stage saves what it has and the run can be resumed.</param>
+    /// <returns>The report.</returns>
+    public async Task<DemoReport> RunAsync(string? reportPath, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < Stages.Length; i++)
+        {
+            var stage = Stages[i];
+            if (Done(stage))
+            {
+                Console.WriteLine($"[{i + 1}/{Stages.Length}] {stage}: done earlier ({Seconds(stage):0.0} s)");
+                continue;
+            }
+
+            Console.WriteLine($"[{i + 1}/{Stages.Length}] {stage}: {Describe(stage)}");
+            var stopwatch = Stopwatch.StartNew();
+            var results = await RunStageAsync(stage, cancellationToken);
+            var seconds = stopwatch.Elapsed.TotalSeconds + (StageNode(stage)?["partial_seconds"]?.GetValue<double>() ?? 0);
+            results["seconds"] = seconds;
+            StagesNode[stage] = results;
+            Save();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {stage} done in {seconds:0.0} s"));
+        }
+
+        var report = BuildReport();
+        var json = report.ToJson();
+        File.WriteAllText(Path.Combine(_dir, "report.json"), json);
+        if (reportPath is not null)
+        {
+            File.WriteAllText(reportPath, json);
+        }
+
+        File.WriteAllText(Path.Combine(_dir, "rl.svg"), DemoChart.Svg(RlSteps(), report.RlEvaluations));
+        return report;
+    }
+
+    /// <summary>Adds the seconds of a stopped stage so that the resumed stage reports its whole time.</summary>
+    /// <param name="stage">The stage that was running.</param>
+    /// <param name="seconds">Seconds spent before the stop.</param>
+    public void RecordPartial(string stage, double seconds)
+    {
+        var node = StageNode(stage) ?? new JsonObject();
+        node["partial_seconds"] = (node["partial_seconds"]?.GetValue<double>() ?? 0) + seconds;
+        node["done"] = false;
+        StagesNode[stage] = node;
+        Save();
+    }
+
+    /// <summary>The first stage not done, or null.</summary>
+    public string? CurrentStage => Stages.FirstOrDefault(s => !Done(s));
+
+    private JsonObject StagesNode => _state["stages"]!.AsObject();
+
+    private JsonObject CampaignsNode => _state["campaigns"]!.AsObject();
+
+    private string PathOf(string name) => Path.Combine(_dir, name);
+
+    private JsonObject? StageNode(string stage) => StagesNode[stage] as JsonObject;
+
+    private bool Done(string stage) => StageNode(stage)?["done"]?.GetValue<bool>() == true;
+
+    private double Seconds(string stage) => StageNode(stage)?["seconds"]?.GetValue<double>() ?? double.NaN;
+
+    private double Value(string stage, string key) => StageNode(stage) is { } node ? Number(node, key) : double.NaN;
+
+    private void Save()
+    {
+        var path = PathOf(StateFile);
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, _state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    private string Describe(string stage) => stage switch
+    {
+        "data" => $"seeded arithmetic tasks (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
+        "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
+        "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (45% worked, 45% empty think, 10% one digit wrong)",
+        "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out prompts",
+        "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
+        "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy + format_r1 + language_consistency, evaluated every {_preset.EvalEvery} steps",
+        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples}, keep accuracy = 1 and format_r1 = 1, export to JSONL",
+        "distill" => "SFT of the fresh pretrained base on the accepted samples (distillation)",
+        "eval_distilled" => "greedy evaluation of the distilled model",
+        _ => stage,
+    };
+
+    private async Task<JsonObject> RunStageAsync(string stage, CancellationToken cancellationToken)
+    {
+        switch (stage)
+        {
+            case "data":
+                return WriteData();
+            case "tokenizer":
+                return TrainTokenizer(cancellationToken);
+            case "pretrain":
+                return Pretrain(cancellationToken);
+            case "sft":
+                return Train("sft", "pretrained", PathOf("sft.jsonl"), new SftRunOptions
+                {
+                    Epochs = _preset.SftEpochs, BatchSize = 32, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
+                }, cancellationToken);
+            case "eval_base":
+                return await EvaluateAsync(stage, PathOf("pretrained"), cancellationToken);
+            case "eval_sft":
+                return await EvaluateAsync(stage, PathOf("sft"), cancellationToken);
+            case "rl":
+                return await ReinforceAsync(cancellationToken);
+            case "rejection_sampling":
+                return await RejectionSampleAsync(cancellationToken);
+            case "distill":
+                return Train("distilled", "pretrained", PathOf("accepted.jsonl"), new SftRunOptions
+                {
+                    Epochs = _preset.DistillEpochs, BatchSize = 16, LearningRate = 2e-3, Warmup = 10, Seed = _seed,
+                }, cancellationToken);
+            case "eval_distilled":
+                return await EvaluateAsync(stage, PathOf("distilled"), cancellationToken);
+            default:
+                throw new InvalidOperationException(stage);
+        }
+    }
+
+    private JsonObject WriteData()
+    {
+        var needed = _preset.EvalPrompts + _preset.SftExamples + _preset.RlPrompts;
+        var tasks = DemoTaskGenerator.Generate(_seed, needed + (needed / 10) + 100, TaskMix.ArithmeticOnly);
+        var split = DemoTaskGenerator.Split(tasks, _preset.EvalPrompts, _seed);
+        var held = split.Eval.Select(t => t.Prompt).ToHashSet(StringComparer.Ordinal);
+        var sftTasks = split.Train.Take(_preset.SftExamples).ToList();
+        var rlTasks = split.Train.Skip(_preset.SftExamples).Take(_preset.RlPrompts).ToList();
+        DemoDataset.WriteJsonl(PathOf("eval.jsonl"), split.Eval);
+        DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlTasks);
+        var mix = DemoTraces.SftMix(sftTasks, _seed, ColdStartMix);
+        using (var writer = new StreamWriter(PathOf("sft.jsonl"), false, new UTF8Encoding(false)))
+        {
+            foreach (var example in mix)
+            {
+                writer.Write(JsonSerializer.Serialize(new
+                {
+                    messages = new object[]
+                    {
+                        new { role = "user", content = example.Prompt },
+                        new { role = "assistant", content = example.Completion },
+                    },
+                }));
+                writer.Write('\n');
+            }
+        }
+
+        // The pretraining corpus: worked problems in plain text, never a held-out prompt.
+        var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), TaskMix.ArithmeticOnly)
+            .Where(d => !held.Any(p => d.Contains(p, StringComparison.Ordinal)))
+            .Take(_preset.PretrainDocuments)
+            .ToList();
+        File.WriteAllLines(PathOf("corpus.txt"), corpus.Select(d => d.Replace('\n', '\u2028')));
+        return new JsonObject
+        {
+            ["done"] = true,
+            ["eval"] = split.Eval.Count,
+            ["sft"] = mix.Count,
+            ["rl"] = rlTasks.Count,
+            ["corpus"] = corpus.Count,
+        };
+    }
+
+    private IEnumerable<string> CorpusDocuments() => File.ReadLines(PathOf("corpus.txt")).Select(l => l.Replace('\u2028', '\n'));
+
+    private JsonObject TrainTokenizer(CancellationToken cancellationToken)
+    {
+        var texts = CorpusDocuments().Concat(File.ReadLines(PathOf("sft.jsonl")).Take(2000)).ToList();
+        var options = new BpeTrainerOptions
+        {
+            // A character vocabulary (no merges): the digits stay single tokens, as in the anchor.
+            VocabSize = 256 + 4 + 2,
+            MinFrequency = int.MaxValue,
+            SpecialTokens = [ChatTemplate.Bos, ChatTemplate.Eos, ChatTemplate.User, ChatTemplate.Assistant],
+            AddedTokens = ["<think>", "</think>"],
+        };
+        using (var stream = new FileStream(PathOf("tokenizer.json"), FileMode.Create, FileAccess.Write))
+        {
+            BpeTrainer.Train(texts, options, stream, cancellationToken);
+        }
+
+        var tokenizer = TokenizerJson.Load(PathOf("tokenizer.json"));
+        return new JsonObject { ["done"] = true, ["vocab_size"] = tokenizer.VocabSize };
+    }
+
+    private DeepSeekV3Config Config()
+    {
+        var tokenizer = TokenizerJson.Load(PathOf("tokenizer.json"));
+        var vocab = (tokenizer.VocabSize + 7) / 8 * 8;
+        var json = DemoModel.ConfigJson(vocab);
+        using var document = JsonDocument.Parse(json);
+        var (config, error) = DeepSeekV3Config.Parse(document.RootElement);
+        return config ?? throw new InvalidOperationException(error);
+    }
+
+    private JsonObject Pretrain(CancellationToken cancellationToken)
+    {
+        var baseDir = PathOf("base");
+        if (!File.Exists(Path.Combine(baseDir, ModelCheckpoint.WeightsFileName)))
+        {
+            var config = Config();
+            var store = ModelInit.Create(config, _seed);
+            System.IO.Directory.CreateDirectory(baseDir);
+            ModelCheckpoint.Save(store, baseDir);
+            File.WriteAllText(Path.Combine(baseDir, "config.json"), DemoModel.ConfigJson(config.VocabSize));
+            File.Copy(PathOf("tokenizer.json"), Path.Combine(baseDir, "tokenizer.json"), overwrite: true);
+        }
+
+        var tokenizer = TokenizerJson.Load(PathOf("tokenizer.json"));
+        var bos = tokenizer.TokenToId(ChatTemplate.Bos)!.Value;
+        var eos = tokenizer.TokenToId(ChatTemplate.Eos)!.Value;
+        var examples = CorpusDocuments().Select((d, i) =>
+        {
+            int[] ids = [bos, .. tokenizer.Encode(d), eos];
+            var mask = new byte[ids.Length];
+            Array.Fill(mask, (byte)1);
+            mask[0] = 0;
+            return new SftExample(ids, mask, i + 1);
+        }).ToList();
+        return TrainOn("pretrained", "base", examples, eos, new SftRunOptions
+        {
+            Epochs = _preset.PretrainEpochs, BatchSize = 16, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
+        }, cancellationToken);
+    }
+
+    private JsonObject Train(string name, string from, string data, SftRunOptions options, CancellationToken cancellationToken)
+    {
+        var tokenizer = TokenizerJson.Load(PathOf("tokenizer.json"));
+        var limit = Config().MaxPositionEmbeddings;
+        var examples = SftDataset.Load(data, tokenizer, limit, out var skipped);
+        if (examples.Count == 0)
+        {
+            throw new CliException($"{data}: no usable rows ({skipped.Count} skipped){(skipped.Count > 0 ? $": line {skipped[0].Line}: {skipped[0].Reason}" : string.Empty)}");
+        }
+
+        return TrainOn(name, from, examples, tokenizer.TokenToId(ChatTemplate.Eos)!.Value, options, cancellationToken);
+    }
+
+    private JsonObject TrainOn(string name, string from, IReadOnlyList<SftExample> examples, int eos, SftRunOptions options, CancellationToken cancellationToken)
+    {
+        var outDir = PathOf(name);
+        var resumable = File.Exists(Path.Combine(outDir, "optimizer.safetensors"));
+        var (weights, error) = ModelWeights.LoadDirectory(resumable ? outDir : PathOf(from));
+        if (weights is null)
+        {
+            throw new CliException(error!);
+        }
+
+        if (!resumable)
+        {
+            System.IO.Directory.CreateDirectory(outDir);
+        }
+
+        File.Copy(Path.Combine(PathOf("base"), "config.json"), Path.Combine(outDir, "config.json"), overwrite: true);
+        File.Copy(PathOf("tokenizer.json"), Path.Combine(outDir, "tokenizer.json"), overwrite: true);
+        var state = resumable ? SftRun.LoadState(outDir, weights.Config, options, examples.Count) : null;
+        if (state is not null)
+        {
+            Console.WriteLine($"      resuming {name} at step {state.StepCount}");
+        }
+
+        var bar = new ProgressBar(_interactive);
+        var result = SftRun.Run(weights, examples, eos, options, outDir, state, (step, total, loss, rate) =>
+            bar.Report(step, total, string.Create(CultureInfo.InvariantCulture, $"loss {loss:0.000}  {rate:0} tok/s")), cancellationToken);
+        bar.Finish();
+        var tokens = examples.Sum(e => (long)e.Tokens.Length) * options.Epochs;
+        return new JsonObject
+        {
+            ["done"] = true,
+            ["steps"] = result.Steps,
+            ["examples"] = examples.Count,
+            ["final_loss"] = double.IsFinite(result.LastLoss) ? result.LastLoss : null,
+            ["tokens_per_second"] = result.Seconds > 0 ? result.Tokens / result.Seconds : null,
+            ["sequence_tokens"] = tokens,
+        };
+    }
+
+    private JsonObject Rules() => new()
+    {
+        ["rules"] = new JsonArray
+        {
+            new JsonObject { ["rule"] = "accuracy", ["weight"] = 1.0 },
+            new JsonObject { ["rule"] = "format_r1", ["weight"] = 0.2 },
+            new JsonObject { ["rule"] = "language_consistency", ["weight"] = 0.1 },
+        },
+    };
+
+    private async Task<long> CampaignAsync(string stage, JsonObject spec, CancellationToken cancellationToken)
+    {
+        if (CampaignsNode[stage] is JsonValue existing)
+        {
+            return existing.GetValue<long>();
+        }
+
+        var specPath = PathOf($"{stage}.campaign.json");
+        await File.WriteAllTextAsync(specPath, spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken);
+        var validation = CampaignSpecValidator.Load(specPath);
+        if (validation.Spec is null)
+        {
+            throw new CliException($"{specPath}: {string.Join("; ", validation.Errors)}");
+        }
+
+        var created = (await _services.Repository.CreateAsync(validation.Spec, await File.ReadAllTextAsync(specPath, cancellationToken), _dir,
+            new PolicyRegistry(_dataSource), cancellationToken)).OrExit();
+        CampaignsNode[stage] = created.Id;
+        Save();
+        return created.Id;
+    }
+
+    private JsonObject Spec(string name, string mode, string model, string dataset, int steps, int promptsPerStep, int groupSize, int evalEvery) => new()
+    {
+        ["name"] = name,
+        ["mode"] = mode,
+        ["policy"] = new JsonObject { ["native"] = new JsonObject { ["model"] = model } },
+        ["dataset"] = new JsonObject { ["path"] = dataset, ["template"] = "r1", ["eval_fraction"] = 0.0 },
+        ["rewards"] = Rules(),
+        ["algorithm"] = new JsonObject
+        {
+            ["variant"] = "grpo",
+            ["group_size"] = groupSize,
+            ["prompts_per_step"] = promptsPerStep,
+            ["learning_rate"] = _preset.RlLearningRate,
+            ["beta"] = 0.0,
+            ["loss_aggregation"] = "dapo",
+            ["max_new_tokens"] = DemoModel.MaxNewTokens,
+            ["temperature"] = 1.0,
+            ["steps"] = steps,
+        },
+        ["evaluation"] = new JsonObject { ["every_steps"] = evalEvery, ["mode"] = "greedy", ["k"] = 1, ["set"] = "eval.jsonl" },
+        ["checkpoint_every_steps"] = 5,
+        ["seed"] = _seed,
+    };
+
+    private async Task<JsonObject> EvaluateAsync(string stage, string modelDir, CancellationToken cancellationToken)
+    {
+        var spec = Spec($"demo-{stage}", "collect", modelDir, "eval.jsonl", 0, 1, 2, 1);
+        var id = await CampaignAsync(stage, spec, cancellationToken);
+        await RunCampaignAsync(id, stage, cancellationToken);
+        var evaluation = (await Evaluations(id, cancellationToken)).LastOrDefault()
+            ?? throw new CliException($"campaign {id} ({stage}) finished without an evaluation");
+        var result = evaluation.DeepClone().AsObject();
+        result["done"] = true;
+        result["campaign"] = id;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"      held-out accuracy {Number(evaluation, "accuracy"):0.000}, writes reasoning {Number(evaluation, "reasoning_fraction"):0.000}, accuracy when reasoning {Number(evaluation, "accuracy_when_reasoning"):0.000}, mean length {Number(evaluation, "response_length_mean"):0.0} tokens"));
+        return result;
+    }
+
+    private async Task<JsonObject> ReinforceAsync(CancellationToken cancellationToken)
+    {
+        var spec = Spec("demo-grpo", "train", PathOf("sft"), "rl.jsonl", _preset.RlSteps, _preset.RlPromptsPerStep, _preset.GroupSize, _preset.EvalEvery);
+        var id = await CampaignAsync("rl", spec, cancellationToken);
+        await RunCampaignAsync(id, "rl", cancellationToken);
+
+        // The final policy as a model directory: the rejection-sampling campaign samples from it.
+        var registry = new PolicyRegistry(_dataSource);
+        var latest = await registry.LatestAsync(id, cancellationToken) ?? throw new CliException($"campaign {id} published no policy");
+        var rlDir = PathOf("rl-final");
+        System.IO.Directory.CreateDirectory(rlDir);
+        (await registry.DownloadAsync(latest, Path.Combine(rlDir, ModelCheckpoint.WeightsFileName), cancellationToken)).OrExit();
+        File.Copy(Path.Combine(PathOf("base"), "config.json"), Path.Combine(rlDir, "config.json"), overwrite: true);
+        File.Copy(PathOf("tokenizer.json"), Path.Combine(rlDir, "tokenizer.json"), overwrite: true);
+        var evaluations = await Evaluations(id, cancellationToken);
+        var last = evaluations.LastOrDefault() ?? throw new CliException($"campaign {id} (rl) finished without an evaluation");
+        var result = last.DeepClone().AsObject();
+        result["done"] = true;
+        result["campaign"] = id;
+        result["policy_version"] = latest.Version;
+        return result;
+    }
+
+    private async Task<JsonObject> RejectionSampleAsync(CancellationToken cancellationToken)
+    {
+        var spec = Spec("demo-rejection-sampling", "collect", PathOf("rl-final"), "rl.jsonl", _preset.RejectionRounds, _preset.RejectionPrompts, _preset.RejectionSamples, 0);
+        spec["rejection_sampling"] = new JsonArray
+        {
+            new JsonObject { ["rule"] = "accuracy", ["op"] = "==", ["value"] = 1 },
+            new JsonObject { ["rule"] = "format_r1", ["op"] = "==", ["value"] = 1 },
+        };
+        var id = await CampaignAsync("rejection_sampling", spec, cancellationToken);
+        var status = await RunCampaignAsync(id, "rejection_sampling", cancellationToken);
+        var output = PathOf("accepted.jsonl");
+        long exported;
+        await using (var stream = new FileStream(output + ".tmp", FileMode.Create, FileAccess.Write))
+        {
+            (exported, _) = await DeepSeekRL.Grains.Stores.SftExporter.ExportAsync(_dataSource, new DeepSeekRL.Grains.Stores.SftExportFilter(id, null, null, null), stream, cancellationToken);
+        }
+
+        File.Move(output + ".tmp", output, overwrite: true);
+        if (exported == 0)
+        {
+            throw new CliException($"rejection sampling (campaign {id}) accepted no sample: the RL model solves none of the prompts it was given");
+        }
+
+        var generated = status.Counters.GetValueOrDefault("samples_scored");
+        var accepted = status.Counters.GetValueOrDefault("samples_accepted");
+        Console.WriteLine($"      {accepted} of {generated} samples accepted; {exported} exported to {output}");
+        return new JsonObject { ["done"] = true, ["campaign"] = id, ["generated"] = generated, ["accepted"] = accepted, ["exported"] = exported };
+    }
+
+    private async Task<CampaignStatus> RunCampaignAsync(long id, string stage, CancellationToken cancellationToken)
+    {
+        var repository = _services.Repository;
+        var bar = new ProgressBar(_interactive);
+        var lastStep = -1;
+        CampaignStatus status;
+        await using (var silo = new SiloRuntime(_services, new SiloOptions { CampaignId = id, NodeId = $"{Environment.MachineName}-demo-{Environment.ProcessId}" }))
+        {
+            await silo.StartAsync(cancellationToken);
+            while (true)
+            {
+                await Task.Delay(250, cancellationToken);
+                status = (await repository.GetStatusAsync(id, cancellationToken))!;
+                if (status.StepsCompleted != lastStep && status.TotalSteps > 0)
+                {
+                    lastStep = status.StepsCompleted;
+                    var metrics = await LastStepMetrics(id, cancellationToken);
+                    bar.Report(status.StepsCompleted, status.TotalSteps, metrics is null ? $"campaign {id}" : string.Create(CultureInfo.InvariantCulture,
+                        $"reward {Number(metrics, "reward_mean"):0.000}  len {Number(metrics, "response_length_mean"):0.0}  campaign {id}"));
+                }
+
+                if (status.State is CampaignState.Completed or CampaignState.Cancelled or CampaignState.Failed)
+                {
+                    break;
+                }
+            }
+        }
+
+        bar.Finish();
+        if (status.State != CampaignState.Completed)
+        {
+            throw new CliException($"campaign {id} ({stage}) {CampaignRepository.StateName(status.State)}{(status.Error is null ? string.Empty : ": " + status.Error)}");
+        }
+
+        return status;
+    }
+
+    private async Task<List<JsonObject>> Evaluations(long id, CancellationToken cancellationToken)
+    {
+        var list = new List<JsonObject>();
+        await using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step");
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var o = JsonNode.Parse(reader.GetString(1))!.AsObject();
+            o["step"] = reader.GetInt32(0) + 1;
+            list.Add(o);
+        }
+
+        return list;
+    }
+
+    private async Task<JsonObject?> LastStepMetrics(long id, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1");
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        return await command.ExecuteScalarAsync(cancellationToken) is string text ? JsonNode.Parse(text)!.AsObject() : null;
+    }
+
+    // A number whether it was parsed or created from a long or a double; NaN when missing or null.
+    private static double Number(JsonObject o, string key) =>
+        o[key] is JsonValue v && v.GetValueKind() == JsonValueKind.Number
+            ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
+            : double.NaN;
+
+    private List<DemoRlStep> RlSteps()
+    {
+        var list = new List<DemoRlStep>();
+        if (CampaignsNode["rl"] is not JsonValue id)
+        {
+            return list;
+        }
+
+        using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step");
+        command.Parameters.Add(new NpgsqlParameter { Value = id.GetValue<long>() });
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var m = JsonNode.Parse(reader.GetString(1))!.AsObject();
+            list.Add(new DemoRlStep(reader.GetInt32(0) + 1, Number(m, "reward_mean"), Number(m, "response_length_mean")));
+        }
+
+        return list;
+    }
+
+    private DemoReport BuildReport()
+    {
+        var evaluations = new List<DemoRlEvaluation>();
+        if (CampaignsNode["rl"] is JsonValue id)
+        {
+            foreach (var e in Evaluations(id.GetValue<long>(), CancellationToken.None).GetAwaiter().GetResult())
+            {
+                evaluations.Add(new DemoRlEvaluation(e["step"]!.GetValue<int>(), Number(e, "accuracy"), Number(e, "reward_mean"), Number(e, "response_length_mean")));
+            }
+        }
+
+        var generated = Value("rejection_sampling", "generated");
+        var accepted = Value("rejection_sampling", "accepted");
+        return new DemoReport
+        {
+            AccuracyBase = Value("eval_base", "accuracy"),
+            AccuracySft = Value("eval_sft", "accuracy"),
+            AccuracyRlFinal = Value("rl", "accuracy"),
+            AccuracyDistilled = Value("eval_distilled", "accuracy"),
+            ReasoningFractionSft = Value("eval_sft", "reasoning_fraction"),
+            ReasoningFractionRl = Value("rl", "reasoning_fraction"),
+            AccuracyWhenReasoningSft = Value("eval_sft", "accuracy_when_reasoning"),
+            AccuracyWhenReasoningRl = Value("rl", "accuracy_when_reasoning"),
+            ResponseLengthSft = Value("eval_sft", "response_length_mean"),
+            ResponseLengthRl = Value("rl", "response_length_mean"),
+            RlEvaluations = evaluations,
+            SamplesGenerated = double.IsFinite(generated) ? (long)generated : 0,
+            SamplesAccepted = double.IsFinite(accepted) ? (long)accepted : 0,
+            SecondsTotal = Stages.Sum(s => double.IsFinite(Seconds(s)) ? Seconds(s) : 0),
+            SecondsPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Seconds(s)))],
+            Preset = _preset.Name,
+            Seed = _seed,
+        };
+    }
+}
