@@ -66,10 +66,10 @@ public sealed record DemoPreset
         GroupSize = 8,
         RlLearningRate = 2e-5,
         EvalEvery = 5,
-        RejectionRounds = 4,
+        RejectionRounds = 16,
         RejectionPrompts = 32,
         RejectionSamples = 4,
-        DistillEpochs = 2,
+        DistillEpochs = 3,
     };
 
     /// <summary>The full preset.</summary>
@@ -79,17 +79,17 @@ public sealed record DemoPreset
         EvalPrompts = 200,
         PretrainDocuments = 8000,
         PretrainEpochs = 1,
-        SftExamples = 80000,
+        SftExamples = 48000,
         SftEpochs = 1,
-        RlPrompts = 6000,
-        RlSteps = 60,
+        RlPrompts = 8000,
+        RlSteps = 40,
         RlPromptsPerStep = 8,
         GroupSize = 8,
         RlLearningRate = 2e-5,
         EvalEvery = 10,
-        RejectionRounds = 16,
-        RejectionPrompts = 32,
+        RejectionRounds = 64,
+        RejectionPrompts = 64,
         RejectionSamples = 4,
-        DistillEpochs = 2,
+        DistillEpochs = 3,
     };
 }

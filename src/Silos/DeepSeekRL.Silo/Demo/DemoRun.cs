@@ -32,11 +32,17 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The cold-start mix: as many traces that answer at once (an empty think block) as traces that work the columns,
-    /// and a tenth with one wrong digit, so the SFT model reasons on some prompts and guesses on others; RL then has
-    /// both to choose from.
+    /// The cold-start mix: 60% traces that work the columns, 30% that answer at once (an empty think block) and 10%
+    /// with one wrong digit, so the SFT model reasons on some prompts and guesses on others; RL has both to choose from.
     /// </summary>
-    public static readonly SftFractions ColdStartMix = new(0.45, 0.45, 0.10);
+    public static readonly SftFractions ColdStartMix = new(0.6, 0.3, 0.1);
+
+    /// <summary>
+    /// The task mix: multi-digit addition with carries. (Subtraction and one-digit multiplication are generated and
+    /// traced the same way, but a 2.3 M-parameter model learns the three together far more slowly than the presets'
+    /// time allows: 24,000 mixed traces reached 5% held-out accuracy where addition alone reached 48%.)
+    /// </summary>
+    public static readonly TaskMix Tasks = new(1, 0, 0, 0);
 
     private const string StateFile = "state.json";
     private readonly string _dir;
@@ -193,10 +199,10 @@ internal sealed class DemoRun
 
     private string Describe(string stage) => stage switch
     {
-        "data" => $"seeded arithmetic tasks (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
+        "data" => $"seeded multi-digit addition tasks with carries (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (45% worked, 45% empty think, 10% one digit wrong)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (60% worked, 30% empty think, 10% one digit wrong)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out prompts",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy + format_r1 + language_consistency, evaluated every {_preset.EvalEvery} steps",
@@ -229,6 +235,10 @@ internal sealed class DemoRun
                 return await ReinforceAsync(cancellationToken);
             case "rejection_sampling":
                 return await RejectionSampleAsync(cancellationToken);
+            case "distill" when Value("rejection_sampling", "exported") is not > 0:
+                return new JsonObject { ["done"] = true, ["skipped"] = "no accepted samples" };
+            case "eval_distilled" when Value("rejection_sampling", "exported") is not > 0:
+                return new JsonObject { ["done"] = true, ["skipped"] = "no distilled model" };
             case "distill":
                 return Train("distilled", "pretrained", PathOf("accepted.jsonl"), new SftRunOptions
                 {
@@ -244,7 +254,7 @@ internal sealed class DemoRun
     private JsonObject WriteData()
     {
         var needed = _preset.EvalPrompts + _preset.SftExamples + _preset.RlPrompts;
-        var tasks = DemoTaskGenerator.Generate(_seed, needed + (needed / 10) + 100, TaskMix.ArithmeticOnly);
+        var tasks = DemoTaskGenerator.Generate(_seed, needed + (needed / 10) + 100, Tasks);
         var split = DemoTaskGenerator.Split(tasks, _preset.EvalPrompts, _seed);
         var held = split.Eval.Select(t => t.Prompt).ToHashSet(StringComparer.Ordinal);
         var sftTasks = split.Train.Take(_preset.SftExamples).ToList();
@@ -269,7 +279,7 @@ internal sealed class DemoRun
         }
 
         // The pretraining corpus: worked problems in plain text, never a held-out prompt.
-        var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), TaskMix.ArithmeticOnly)
+        var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), Tasks)
             .Where(d => !held.Any(p => d.Contains(p, StringComparison.Ordinal)))
             .Take(_preset.PretrainDocuments)
             .ToList();
@@ -512,7 +522,7 @@ internal sealed class DemoRun
         File.Move(output + ".tmp", output, overwrite: true);
         if (exported == 0)
         {
-            throw new CliException($"rejection sampling (campaign {id}) accepted no sample: the RL model solves none of the prompts it was given");
+            await Console.Error.WriteLineAsync($"deepseekrl: warning: rejection sampling (campaign {id}) accepted no sample (the RL model solved none of the prompts it was given); distillation is skipped");
         }
 
         var generated = status.Counters.GetValueOrDefault("samples_scored");
