@@ -46,8 +46,6 @@ public static class DemoCommand
             var run = DemoRun.Open(workDir, preset, parseResult.GetValue(seed), parseResult.GetValue(resume), db.DataSource, services);
             Console.WriteLine($"demo ({preset.Name}, seed {parseResult.GetValue(seed)}) in {run.Directory}; database {db.Target.Endpoint}");
             await using var dashboard = await DemoDashboard.StartAsync(db.DataSource, parseResult.GetValue(apiPort), cancellationToken);
-            var started = TimeProvider.System.GetTimestamp();
-            var stage = run.CurrentStage;
             DemoReport result;
             try
             {
@@ -55,8 +53,7 @@ public static class DemoCommand
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
-                var current = run.CurrentStage ?? stage ?? "report";
-                run.RecordPartial(current, TimeProvider.System.GetElapsedTime(started).TotalSeconds);
+                var current = run.CurrentStage ?? "report";
                 Console.WriteLine();
                 await Console.Error.WriteLineAsync($"deepseekrl: demo stopped during '{current}'; its progress is saved in {run.Directory}. Continue with: ./deepseekrl demo{(preset == DemoPreset.Quick ? " --quick" : string.Empty)}{(parseResult.GetValue(seed) != 1 ? $" --seed {parseResult.GetValue(seed)}" : string.Empty)} --resume");
                 return 130;

@@ -48,6 +48,9 @@ public sealed record DemoPreset
     /// <summary>Samples per prompt in rejection sampling.</summary>
     public required int RejectionSamples { get; init; }
 
+    /// <summary>Sampling temperature of rejection sampling.</summary>
+    public double RejectionTemperature { get; init; } = 0.7;
+
     /// <summary>Distillation passes over the accepted samples.</summary>
     public required int DistillEpochs { get; init; }
 
@@ -58,13 +61,13 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 24000,
+        SftExamples = 40000,
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 10,
         RlPromptsPerStep = 8,
         GroupSize = 8,
-        RlLearningRate = 2e-5,
+        RlLearningRate = 3e-5,
         EvalEvery = 5,
         RejectionRounds = 16,
         RejectionPrompts = 32,
@@ -77,9 +80,9 @@ public sealed record DemoPreset
     {
         Name = "full",
         EvalPrompts = 200,
-        PretrainDocuments = 8000,
+        PretrainDocuments = 4000,
         PretrainEpochs = 1,
-        SftExamples = 48000,
+        SftExamples = 40000,
         SftEpochs = 1,
         RlPrompts = 8000,
         RlSteps = 40,

@@ -32,10 +32,11 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The cold-start mix: 60% traces that work the columns, 30% that answer at once (an empty think block) and 10%
-    /// with one wrong digit, so the SFT model reasons on some prompts and guesses on others; RL has both to choose from.
+    /// The cold-start mix: 40% traces that work the columns, 50% that answer at once (an empty think block) and 10%
+    /// with one wrong digit, so the SFT model reasons on some prompts and answers at once on others, as the anchor's
+    /// did; RL has both behaviours to choose from and the report shows which one it rewards.
     /// </summary>
-    public static readonly SftFractions ColdStartMix = new(0.6, 0.3, 0.1);
+    public static readonly SftFractions ColdStartMix = new(0.4, 0.5, 0.1);
 
     /// <summary>
     /// The task mix: multi-digit addition with carries. (Subtraction and one-digit multiplication are generated and
@@ -140,7 +141,18 @@ internal sealed class DemoRun
 
             Console.WriteLine($"[{i + 1}/{Stages.Length}] {stage}: {Describe(stage)}");
             var stopwatch = Stopwatch.StartNew();
-            var results = await RunStageAsync(stage, cancellationToken);
+            JsonObject results;
+            try
+            {
+                results = await RunStageAsync(stage, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopped: the stage's time so far counts when it is resumed.
+                RecordPartial(stage, stopwatch.Elapsed.TotalSeconds);
+                throw;
+            }
+
             var seconds = stopwatch.Elapsed.TotalSeconds + (StageNode(stage)?["partial_seconds"]?.GetValue<double>() ?? 0);
             results["seconds"] = seconds;
             StagesNode[stage] = results;
@@ -160,10 +172,8 @@ internal sealed class DemoRun
         return report;
     }
 
-    /// <summary>Adds the seconds of a stopped stage so that the resumed stage reports its whole time.</summary>
-    /// <param name="stage">The stage that was running.</param>
-    /// <param name="seconds">Seconds spent before the stop.</param>
-    public void RecordPartial(string stage, double seconds)
+    // Adds the seconds of a stopped stage so that the resumed stage reports its whole time.
+    private void RecordPartial(string stage, double seconds)
     {
         var node = StageNode(stage) ?? new JsonObject();
         node["partial_seconds"] = (node["partial_seconds"]?.GetValue<double>() ?? 0) + seconds;
@@ -202,11 +212,11 @@ internal sealed class DemoRun
         "data" => $"seeded multi-digit addition tasks with carries (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (60% worked, 30% empty think, 10% one digit wrong)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (40% worked, 50% empty think, 10% one digit wrong)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out prompts",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy + format_r1 + language_consistency, evaluated every {_preset.EvalEvery} steps",
-        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples}, keep accuracy = 1 and format_r1 = 1, export to JSONL",
+        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples} at temperature {_preset.RejectionTemperature}, keep accuracy = 1 and format_r1 = 1, export to JSONL",
         "distill" => "SFT of the fresh pretrained base on the accepted samples (distillation)",
         "eval_distilled" => "greedy evaluation of the distilled model",
         _ => stage,
@@ -225,7 +235,7 @@ internal sealed class DemoRun
             case "sft":
                 return Train("sft", "pretrained", PathOf("sft.jsonl"), new SftRunOptions
                 {
-                    Epochs = _preset.SftEpochs, BatchSize = 32, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
+                    Epochs = _preset.SftEpochs, BatchSize = 32, LearningRate = 3e-3, Warmup = 20, Seed = _seed, LengthBuckets = true,
                 }, cancellationToken);
             case "eval_base":
                 return await EvaluateAsync(stage, PathOf("pretrained"), cancellationToken);
@@ -242,7 +252,7 @@ internal sealed class DemoRun
             case "distill":
                 return Train("distilled", "pretrained", PathOf("accepted.jsonl"), new SftRunOptions
                 {
-                    Epochs = _preset.DistillEpochs, BatchSize = 16, LearningRate = 2e-3, Warmup = 10, Seed = _seed,
+                    Epochs = _preset.DistillEpochs, BatchSize = 16, LearningRate = 2e-3, Warmup = 10, Seed = _seed, LengthBuckets = true,
                 }, cancellationToken);
             case "eval_distilled":
                 return await EvaluateAsync(stage, PathOf("distilled"), cancellationToken);
@@ -352,7 +362,7 @@ internal sealed class DemoRun
         }).ToList();
         return TrainOn("pretrained", "base", examples, eos, new SftRunOptions
         {
-            Epochs = _preset.PretrainEpochs, BatchSize = 16, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
+            Epochs = _preset.PretrainEpochs, BatchSize = 16, LearningRate = 3e-3, Warmup = 20, Seed = _seed, LengthBuckets = true,
         }, cancellationToken);
     }
 
@@ -505,6 +515,7 @@ internal sealed class DemoRun
     private async Task<JsonObject> RejectionSampleAsync(CancellationToken cancellationToken)
     {
         var spec = Spec("demo-rejection-sampling", "collect", PathOf("rl-final"), "rl.jsonl", _preset.RejectionRounds, _preset.RejectionPrompts, _preset.RejectionSamples, 0);
+        spec["algorithm"]!["temperature"] = _preset.RejectionTemperature;
         spec["rejection_sampling"] = new JsonArray
         {
             new JsonObject { ["rule"] = "accuracy", ["op"] = "==", ["value"] = 1 },
