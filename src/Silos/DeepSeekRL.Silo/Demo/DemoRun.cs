@@ -32,11 +32,11 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The cold-start mix: 40% traces that work the columns, 50% that answer at once (an empty think block) and 10%
-    /// with one wrong digit, so the SFT model reasons on some prompts and answers at once on others, as the anchor's
-    /// did; RL has both behaviours to choose from and the report shows which one it rewards.
+    /// The cold-start mix: 30% traces that work the columns, 65% that answer at once (an empty think block) and 5%
+    /// with one wrong digit, so the SFT model mostly answers at once but has learnt to reason, as the anchor's did; RL
+    /// has both behaviours to choose from and the report shows which one it rewards.
     /// </summary>
-    public static readonly SftFractions ColdStartMix = new(0.4, 0.5, 0.1);
+    public static readonly SftFractions ColdStartMix = new(0.3, 0.65, 0.05);
 
     /// <summary>
     /// The task mix: multi-digit addition with carries. (Subtraction and one-digit multiplication are generated and
@@ -212,7 +212,7 @@ internal sealed class DemoRun
         "data" => $"seeded multi-digit addition tasks with carries (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (40% worked, 50% empty think, 10% one digit wrong)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (30% worked, 65% empty think, 5% one digit wrong)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out prompts",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy + format_r1 + language_consistency, evaluated every {_preset.EvalEvery} steps",
@@ -235,7 +235,7 @@ internal sealed class DemoRun
             case "sft":
                 return Train("sft", "pretrained", PathOf("sft.jsonl"), new SftRunOptions
                 {
-                    Epochs = _preset.SftEpochs, BatchSize = 32, LearningRate = 3e-3, Warmup = 20, Seed = _seed, LengthBuckets = true,
+                    Epochs = _preset.SftEpochs, BatchSize = 32, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
                 }, cancellationToken);
             case "eval_base":
                 return await EvaluateAsync(stage, PathOf("pretrained"), cancellationToken);
@@ -252,7 +252,7 @@ internal sealed class DemoRun
             case "distill":
                 return Train("distilled", "pretrained", PathOf("accepted.jsonl"), new SftRunOptions
                 {
-                    Epochs = _preset.DistillEpochs, BatchSize = 16, LearningRate = 2e-3, Warmup = 10, Seed = _seed, LengthBuckets = true,
+                    Epochs = _preset.DistillEpochs, BatchSize = 16, LearningRate = 2e-3, Warmup = 10, Seed = _seed,
                 }, cancellationToken);
             case "eval_distilled":
                 return await EvaluateAsync(stage, PathOf("distilled"), cancellationToken);
@@ -362,7 +362,7 @@ internal sealed class DemoRun
         }).ToList();
         return TrainOn("pretrained", "base", examples, eos, new SftRunOptions
         {
-            Epochs = _preset.PretrainEpochs, BatchSize = 16, LearningRate = 3e-3, Warmup = 20, Seed = _seed, LengthBuckets = true,
+            Epochs = _preset.PretrainEpochs, BatchSize = 16, LearningRate = 3e-3, Warmup = 20, Seed = _seed,
         }, cancellationToken);
     }
 

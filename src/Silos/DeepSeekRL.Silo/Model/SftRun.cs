@@ -41,12 +41,6 @@ public sealed record SftRunOptions
 
     /// <summary>Stop after this many steps in total (0 = the whole run).</summary>
     public int MaxSteps { get; init; }
-
-    /// <summary>
-    /// Batch sequences of similar length: each epoch's shuffled order is cut into windows of 64 batches, each window
-    /// sorted by length and cut into batches, and the batches shuffled; less padding, the same examples per epoch.
-    /// </summary>
-    public bool LengthBuckets { get; init; }
 }
 
 /// <summary>What a finished (or stopped) <see cref="SftRun"/> did.</summary>
@@ -141,16 +135,9 @@ public static class SftRun
                     order[i] = i;
                 }
 
-                var rng = new Random((options.Seed * 7919) + epoch);
-                rng.Shuffle(order);
-                var batches = Batches(order, b, options.LengthBuckets ? examples : null, rng);
-                foreach (var rowsArray in batches)
+                new Random((options.Seed * 7919) + epoch).Shuffle(order);
+                for (var start = 0; start < order.Length && step < stopAt; start += b)
                 {
-                    if (step >= stopAt)
-                    {
-                        break;
-                    }
-
                     if (step < firstStep)
                     {
                         step++;
@@ -158,7 +145,7 @@ public static class SftRun
                     }
 
                     cancellationToken.ThrowIfCancellationRequested();
-                    var rows = rowsArray.AsSpan();
+                    var rows = order.AsSpan(start, Math.Min(b, order.Length - start));
                     var length = 0;
                     foreach (var i in rows)
                     {
@@ -234,36 +221,6 @@ public static class SftRun
         }
     }
 
-    // The epoch's batches: consecutive slices of the shuffled order, or length buckets (see LengthBuckets).
-    private static List<int[]> Batches(int[] order, int b, IReadOnlyList<SftExample>? lengths, Random rng)
-    {
-        var batches = new List<int[]>((order.Length + b - 1) / b);
-        if (lengths is null)
-        {
-            for (var start = 0; start < order.Length; start += b)
-            {
-                batches.Add(order[start..Math.Min(order.Length, start + b)]);
-            }
-
-            return batches;
-        }
-
-        var window = b * 64;
-        for (var w = 0; w < order.Length; w += window)
-        {
-            var slice = order[w..Math.Min(order.Length, w + window)];
-            var sorted = slice.OrderBy(i => lengths[i].Tokens.Length).ThenBy(i => i).ToArray();
-            for (var start = 0; start < sorted.Length; start += b)
-            {
-                batches.Add(sorted[start..Math.Min(sorted.Length, start + b)]);
-            }
-        }
-
-        var shuffled = batches.ToArray();
-        rng.Shuffle(shuffled);
-        return [.. shuffled];
-    }
-
     private static AdamWOptions OptimizerOptions(SftRunOptions options, int totalSteps) => new()
     {
         WeightDecay = 0.0,
@@ -279,7 +236,7 @@ public static class SftRun
     // The run's identity: a resumed run must have the same data, batching and schedule to end where an uninterrupted
     // run ends.
     private static string RunKey(SftRunOptions o, int examples, long warmup) => string.Create(CultureInfo.InvariantCulture,
-        $"{examples}|{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{warmup}|{o.Seed}|{o.MtpWeight:R}|{o.BiasSpeed:R}|{o.BalanceAlpha:R}{(o.LengthBuckets ? "|buckets" : string.Empty)}");
+        $"{examples}|{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{warmup}|{o.Seed}|{o.MtpWeight:R}|{o.BiasSpeed:R}|{o.BalanceAlpha:R}");
 
     /// <summary>Mean over the main model's MoE layers of MaxVio = (max load − mean load) / mean load in the last forward (DeepSeek-V3's balance metric).</summary>
     private static double MeanMaxViolation(TrainingModel trainer, DeepSeekV3Config config)
