@@ -96,7 +96,7 @@ public static class SftRun
         var optimizer = resume ?? new AdamW(ParameterLayout.Parameters(config), optimizerOptions);
         if (resume is not null && (!resume.Metadata.TryGetValue(RunKeyName, out var savedKey) || savedKey != runKey))
         {
-            throw new CliException($"--resume: the saved state belongs to a run with other data or settings (saved '{savedKey}', now '{runKey}')");
+            throw new CliException($"--resume: the optimizer state was saved by a run with other data or settings (saved '{savedKey}', now '{runKey}')");
         }
 
         optimizer.Metadata[RunKeyName] = runKey;
