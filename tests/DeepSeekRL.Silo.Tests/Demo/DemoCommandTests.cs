@@ -126,7 +126,7 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(r.GetProperty("rl_evals")[4].GetProperty("accuracy").GetDouble(), r.GetProperty("accuracy_rl_final").GetDouble());
         var generated = r.GetProperty("samples_generated").GetInt64();
         var accepted = r.GetProperty("samples_accepted").GetInt64();
-        Assert.Equal(16 * 32 * 4, generated);
+        Assert.Equal(8 * 32 * 4, generated);
         Assert.InRange(accepted, 0, generated);
         Assert.Equal(accepted, File.ReadLines(Path.Combine(work, "accepted.jsonl")).Count());
         if (accepted > 0)

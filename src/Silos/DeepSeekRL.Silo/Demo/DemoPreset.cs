@@ -69,7 +69,7 @@ public sealed record DemoPreset
         GroupSize = 8,
         RlLearningRate = 5e-5,
         EvalEvery = 5,
-        RejectionRounds = 16,
+        RejectionRounds = 8,
         RejectionPrompts = 32,
         RejectionSamples = 4,
         DistillEpochs = 3,
