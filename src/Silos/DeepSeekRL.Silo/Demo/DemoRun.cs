@@ -105,8 +105,14 @@ internal sealed class DemoRun
             return new DemoRun(dir, preset, seed, dataSource, services, state);
         }
 
-        if (System.IO.Directory.Exists(dir))
+        if (System.IO.Directory.Exists(dir) && System.IO.Directory.EnumerateFileSystemEntries(dir).Any())
         {
+            // Only a previous demo run is cleared: any other directory is the user's and is left alone.
+            if (!File.Exists(statePath))
+            {
+                throw new CliException($"--dir: {dir} is not empty and holds no demo run ({StateFile}); pass an empty or new directory");
+            }
+
             System.IO.Directory.Delete(dir, recursive: true);
         }
 
@@ -160,7 +166,7 @@ internal sealed class DemoRun
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {stage} done in {seconds:0.0} s"));
         }
 
-        var report = BuildReport();
+        var report = await BuildReportAsync(cancellationToken);
         var json = report.ToJson();
         File.WriteAllText(Path.Combine(_dir, "report.json"), json);
         if (reportPath is not null)
@@ -168,7 +174,7 @@ internal sealed class DemoRun
             File.WriteAllText(reportPath, json);
         }
 
-        File.WriteAllText(Path.Combine(_dir, "rl.svg"), DemoChart.Svg(RlSteps(), report.RlEvaluations));
+        File.WriteAllText(Path.Combine(_dir, "rl.svg"), DemoChart.Svg(await RlStepsAsync(cancellationToken), report.RlEvaluations));
         return report;
     }
 
@@ -608,7 +614,7 @@ internal sealed class DemoRun
             ? double.Parse(v.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)
             : double.NaN;
 
-    private List<DemoRlStep> RlSteps()
+    private async Task<List<DemoRlStep>> RlStepsAsync(CancellationToken cancellationToken)
     {
         var list = new List<DemoRlStep>();
         if (CampaignsNode["rl"] is not JsonValue id)
@@ -616,10 +622,10 @@ internal sealed class DemoRun
             return list;
         }
 
-        using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step");
+        await using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step");
         command.Parameters.Add(new NpgsqlParameter { Value = id.GetValue<long>() });
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
         {
             var m = JsonNode.Parse(reader.GetString(1))!.AsObject();
             list.Add(new DemoRlStep(reader.GetInt32(0) + 1, Number(m, "reward_mean"), Number(m, "response_length_mean")));
@@ -628,12 +634,12 @@ internal sealed class DemoRun
         return list;
     }
 
-    private DemoReport BuildReport()
+    private async Task<DemoReport> BuildReportAsync(CancellationToken cancellationToken)
     {
         var evaluations = new List<DemoRlEvaluation>();
         if (CampaignsNode["rl"] is JsonValue id)
         {
-            foreach (var e in Evaluations(id.GetValue<long>(), CancellationToken.None).GetAwaiter().GetResult())
+            foreach (var e in await Evaluations(id.GetValue<long>(), cancellationToken))
             {
                 evaluations.Add(new DemoRlEvaluation(e["step"]!.GetValue<int>(), Number(e, "accuracy"), Number(e, "reward_mean"), Number(e, "response_length_mean")));
             }
