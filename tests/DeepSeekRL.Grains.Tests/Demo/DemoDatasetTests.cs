@@ -51,10 +51,11 @@ public sealed class DemoDatasetTests : IDisposable
         };
 
         Assert.Equal(
-            """{"prompt":"Using the numbers 3, 7, 25, 50, make 100 with + - * / (each number exactly once).","answer":"100","kind":"countdown","numbers":[3,7,25,50],"target":100}""",
+            """{"prompt":"Using the numbers 3, 7, 25, 50, make 100 with + - * / (each number exactly once).","kind":"countdown","numbers":[3,7,25,50],"target":100}""",
             DemoDataset.ToJsonLine(task));
         using var parsed = JsonDocument.Parse(DemoDataset.ToJsonLine(new DemoTask(DemoTask.Arithmetic, "What is 1 + \"2\"?", "3")));
         Assert.Equal("What is 1 + \"2\"?", parsed.RootElement.GetProperty("prompt").GetString());
         Assert.False(parsed.RootElement.TryGetProperty("numbers", out _));
+        Assert.Equal("3", parsed.RootElement.GetProperty("answer").GetString()); // only arithmetic rows carry a gold answer
     }
 }

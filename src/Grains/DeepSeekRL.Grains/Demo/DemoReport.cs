@@ -19,6 +19,56 @@ public sealed record DemoRlEvaluation(int Step, double Accuracy, double RewardMe
 public sealed record DemoRlStep(int Step, double RewardMean, double ResponseLengthMean);
 
 /// <summary>
+/// The held-out figures of the Countdown puzzles (their own held-out set), for the models the arithmetic figures cover.
+/// </summary>
+public sealed record DemoCountdownFigures
+{
+    /// <summary>Accuracy of the pretrained base.</summary>
+    public double AccuracyBase { get; init; } = double.NaN;
+
+    /// <summary>Accuracy after the cold start.</summary>
+    public double AccuracySft { get; init; } = double.NaN;
+
+    /// <summary>Accuracy of the final RL policy.</summary>
+    public double AccuracyRlFinal { get; init; } = double.NaN;
+
+    /// <summary>Accuracy of the distilled model.</summary>
+    public double AccuracyDistilled { get; init; } = double.NaN;
+
+    /// <summary>Fraction of the SFT model's completions that write reasoning.</summary>
+    public double ReasoningFractionSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double ReasoningFractionRl { get; init; } = double.NaN;
+
+    /// <summary>Accuracy among the SFT model's completions that reason.</summary>
+    public double AccuracyWhenReasoningSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double AccuracyWhenReasoningRl { get; init; } = double.NaN;
+
+    /// <summary>Mean completion length (tokens) of the SFT model.</summary>
+    public double ResponseLengthSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double ResponseLengthRl { get; init; } = double.NaN;
+
+    internal JsonObject ToJsonObject() => new()
+    {
+        ["accuracy_base"] = DemoReport.Finite(AccuracyBase),
+        ["accuracy_sft"] = DemoReport.Finite(AccuracySft),
+        ["accuracy_rl_final"] = DemoReport.Finite(AccuracyRlFinal),
+        ["accuracy_distilled"] = DemoReport.Finite(AccuracyDistilled),
+        ["reasoning_fraction_sft"] = DemoReport.Finite(ReasoningFractionSft),
+        ["reasoning_fraction_rl"] = DemoReport.Finite(ReasoningFractionRl),
+        ["accuracy_when_reasoning_sft"] = DemoReport.Finite(AccuracyWhenReasoningSft),
+        ["accuracy_when_reasoning_rl"] = DemoReport.Finite(AccuracyWhenReasoningRl),
+        ["response_length_mean_sft"] = DemoReport.Finite(ResponseLengthSft),
+        ["response_length_mean_rl"] = DemoReport.Finite(ResponseLengthRl),
+    };
+}
+
+/// <summary>
 /// What <c>demo --report FILE</c> writes: held-out accuracy of every stage on the same held-out set, the reasoning
 /// fraction and the accuracy among completions that reason (SFT and after RL), every RL evaluation, sample counts and
 /// time per stage. Key names are the and are stable.
@@ -70,6 +120,9 @@ public sealed record DemoReport
     /// <summary>The same after RL.</summary>
     public double ResponseLengthRl { get; init; } = double.NaN;
 
+    /// <summary>The Countdown figures (key <c>countdown</c>), or null when the run had no Countdown puzzles.</summary>
+    public DemoCountdownFigures? Countdown { get; init; }
+
     /// <summary>The preset that ran (<c>quick</c> or <c>full</c>), or null.</summary>
     public string? Preset { get; init; }
 
@@ -115,6 +168,7 @@ public sealed record DemoReport
             ["seconds_per_stage"] = stages,
             ["response_length_mean_sft"] = Finite(ResponseLengthSft),
             ["response_length_mean_rl"] = Finite(ResponseLengthRl),
+            ["countdown"] = Countdown?.ToJsonObject(),
             ["preset"] = Preset,
             ["seed"] = Seed,
         };
@@ -122,7 +176,7 @@ public sealed record DemoReport
     }
 
     // JSON has no NaN: a number that could not be measured is null.
-    private static JsonNode? Finite(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
+    internal static JsonNode? Finite(double value) => double.IsFinite(value) ? JsonValue.Create(value) : null;
 }
 
 /// <summary>The demo's picture: reward, held-out accuracy and response length per RL step, as a standalone SVG.</summary>

@@ -21,6 +21,12 @@ public sealed record DemoTask(string Kind, string Prompt, string Answer)
     /// <summary>Countdown only: one solution, an equation over <see cref="Numbers"/> such as <c>(25 - 5) * 5</c>.</summary>
     public string? Solution { get; init; }
 
+    /// <summary>
+    /// Countdown only: a three-number puzzle of the demo's size (numbers 2–9, <c>+ - *</c>, two operations), whose
+    /// cold-start trace searches (<see cref="DemoTraces.Search"/>) instead of stating the solution.
+    /// </summary>
+    public bool Small { get; init; }
+
     /// <summary>Arithmetic only: the left operand.</summary>
     public int Left { get; init; }
 
@@ -47,6 +53,12 @@ public sealed record TaskMix(double Addition, double Subtraction, double Multipl
 
     /// <summary>Countdown only.</summary>
     public static TaskMix CountdownOnly { get; } = new(0, 0, 0, 1);
+
+    /// <summary>
+    /// Whether Countdown puzzles are the small kind (<see cref="DemoTask.Small"/>: three numbers 2–9, <c>+ - *</c>)
+    /// instead of 3–4 numbers up to 25 (or 50/75/100) with all four operations.
+    /// </summary>
+    public bool SmallCountdown { get; init; }
 
     /// <summary>What is wrong with the weights, or <see langword="null"/>.</summary>
     /// <returns>A one-line message naming the bad weight.</returns>

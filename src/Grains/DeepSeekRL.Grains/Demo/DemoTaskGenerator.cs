@@ -51,7 +51,7 @@ public static class DemoTaskGenerator
             var task = pick < mix.Addition ? Addition(rng)
                 : pick < mix.Addition + mix.Subtraction ? Subtraction(rng)
                 : pick < mix.Addition + mix.Subtraction + mix.Multiplication ? Multiplication(rng)
-                : Countdown(rng);
+                : mix.SmallCountdown ? SmallCountdown(rng) : Countdown(rng);
             if (prompts.Add(task.Prompt))
             {
                 tasks.Add(task);
@@ -177,6 +177,45 @@ public static class DemoTaskGenerator
             Operator = op,
             Right = b,
         };
+
+    /// <summary>The smallest number of a small Countdown puzzle.</summary>
+    public const int SmallMin = 2;
+
+    /// <summary>The largest number of a small Countdown puzzle.</summary>
+    public const int SmallMax = 9;
+
+    // Three numbers 2..9; the target is the value of one random two-operation expression over them (+ - *), never one
+    // of the numbers. Every such expression is a line of DemoTraces.Search, so the search can always reach it.
+    private static DemoTask SmallCountdown(Random rng)
+    {
+        while (true)
+        {
+            var numbers = new int[3];
+            for (var i = 0; i < numbers.Length; i++)
+            {
+                numbers[i] = rng.Next(SmallMin, SmallMax + 1);
+            }
+
+            var trials = CountdownTrial.All(numbers);
+            var pick = trials[rng.Next(trials.Count)];
+            if (Array.IndexOf(numbers, (int)pick.Value) >= 0)
+            {
+                continue;
+            }
+
+            return new DemoTask(
+                DemoTask.Countdown,
+                string.Create(CultureInfo.InvariantCulture,
+                    $"Using the numbers {string.Join(", ", numbers)}, make {pick.Value} with + - * (each number exactly once)."),
+                pick.Value.ToString(CultureInfo.InvariantCulture))
+            {
+                Numbers = numbers,
+                Target = (int)pick.Value,
+                Solution = pick.Expression.ToString(),
+                Small = true,
+            };
+        }
+    }
 
     private static DemoTask Countdown(Random rng)
     {

@@ -85,6 +85,39 @@ public static class DemoTraces
         return Compose(work.Lines, FinalLine(task, work.Answer.ToString(CultureInfo.InvariantCulture)));
     }
 
+    /// <summary>The most failed attempts a <see cref="Search"/> trace writes before the one that works.</summary>
+    public const int MaxFailedTrials = 3;
+
+    /// <summary>
+    /// The cold-start trace of a small Countdown puzzle (<see cref="DemoTask.Small"/>): a search. 0 to
+    /// <see cref="MaxFailedTrials"/> failed attempts (distinct, seeded), one per line (<c>5+3=8 8*4=32</c>), then an
+    /// attempt that makes the target, then <c>&lt;answer&gt;EQ&lt;/answer&gt;</c>, which the <c>countdown</c> rule
+    /// reads. The model cannot know the solution before trying: it learns to try, check the value against the target
+    /// and stop when they agree, so what RL can improve here is the search itself.
+    /// </summary>
+    /// <param name="task">A small Countdown task.</param>
+    /// <param name="seed">Chooses the failed attempts, their number and which working attempt ends the search.</param>
+    /// <returns>The completion.</returns>
+    /// <exception cref="ArgumentException">The task is not a small Countdown puzzle.</exception>
+    public static string Search(DemoTask task, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (!task.Small || task.Numbers is null || task.Target is null)
+        {
+            throw new ArgumentException($"'{task.Prompt}': expected a small Countdown task", nameof(task));
+        }
+
+        var rng = new Random(seed);
+        var trials = CountdownTrial.All(task.Numbers);
+        var hits = trials.Where(t => t.Value == task.Target).ToList();
+        var misses = trials.Where(t => t.Value != task.Target).ToArray();
+        rng.Shuffle(misses);
+        var failed = Math.Min(rng.Next(MaxFailedTrials + 1), misses.Length);
+        var solution = hits[rng.Next(hits.Count)];
+        var lines = misses.Take(failed).Select(t => t.Line).Append(solution.Line).ToList();
+        return Compose(lines, $"<answer>{solution.Expression}</answer>");
+    }
+
     /// <summary>The completion of one variant.</summary>
     /// <param name="task">The task.</param>
     /// <param name="variant">The variant.</param>
@@ -148,8 +181,10 @@ public static class DemoTraces
         var examples = new List<SftExample>(n);
         for (var i = 0; i < n; i++)
         {
-            var completion = Render(tasks[i], variants[i], rng.Next());
-            examples.Add(new SftExample(tasks[i].Prompt, completion, variants[i], tasks[i]));
+            // Small Countdown puzzles always get a search trace: there is no honest direct answer to teach.
+            var small = tasks[i].Small;
+            var completion = small ? Search(tasks[i], rng.Next()) : Render(tasks[i], variants[i], rng.Next());
+            examples.Add(new SftExample(tasks[i].Prompt, completion, small ? TraceVariant.Full : variants[i], tasks[i]));
         }
 
         return examples;

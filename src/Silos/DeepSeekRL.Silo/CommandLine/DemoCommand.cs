@@ -83,26 +83,46 @@ internal static class DemoTable
     {
         ArgumentNullException.ThrowIfNull(report);
         static string P(double x) => double.IsFinite(x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+        static string L(double x) => double.IsFinite(x) ? x.ToString("0.0", CultureInfo.InvariantCulture) : "-";
         var lines = new List<string>
         {
-            "held-out greedy accuracy (same prompts for every model)",
+            "held-out greedy accuracy, additions (same prompts for every model)",
             $"  {"model",-12} {"accuracy",9} {"reasons",9} {"acc|reasons",12} {"length",8}",
             $"  {"base",-12} {P(report.AccuracyBase),9}",
             $"  {"sft",-12} {P(report.AccuracySft),9} {P(report.ReasoningFractionSft),9} {P(report.AccuracyWhenReasoningSft),12} {(double.IsFinite(report.ResponseLengthSft) ? report.ResponseLengthSft.ToString("0.0", CultureInfo.InvariantCulture) : "-"),8}",
             $"  {"rl (final)",-12} {P(report.AccuracyRlFinal),9} {P(report.ReasoningFractionRl),9} {P(report.AccuracyWhenReasoningRl),12} {(double.IsFinite(report.ResponseLengthRl) ? report.ResponseLengthRl.ToString("0.0", CultureInfo.InvariantCulture) : "-"),8}",
             $"  {"distilled",-12} {P(report.AccuracyDistilled),9}",
+        };
+        if (report.Countdown is { } c)
+        {
+            lines.Add("held-out greedy accuracy, Countdown puzzles");
+            lines.Add($"  {"model",-12} {"accuracy",9} {"reasons",9} {"acc|reasons",12} {"length",8}");
+            lines.Add($"  {"base",-12} {P(c.AccuracyBase),9}");
+            lines.Add($"  {"sft",-12} {P(c.AccuracySft),9} {P(c.ReasoningFractionSft),9} {P(c.AccuracyWhenReasoningSft),12} {L(c.ResponseLengthSft),8}");
+            lines.Add($"  {"rl (final)",-12} {P(c.AccuracyRlFinal),9} {P(c.ReasoningFractionRl),9} {P(c.AccuracyWhenReasoningRl),12} {L(c.ResponseLengthRl),8}");
+            lines.Add($"  {"distilled",-12} {P(c.AccuracyDistilled),9}");
+        }
+
+        lines.AddRange(
+        [
             "RL evaluations: " + string.Join("  ", report.RlEvaluations.Select(e => $"step {e.Step}: {P(e.Accuracy)}")),
             string.Create(CultureInfo.InvariantCulture, $"rejection sampling: {report.SamplesAccepted} of {report.SamplesGenerated} samples accepted"),
             "seconds per stage: " + string.Join("  ", report.SecondsPerStage.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key} {s.Value:0.0}"))),
             string.Create(CultureInfo.InvariantCulture, $"total {report.SecondsTotal:0.0} s"),
-        };
+        ]);
         var gain = report.AccuracyRlFinal - report.AccuracySft;
         var reasonGain = report.ReasoningFractionRl - report.ReasoningFractionSft;
         var qualityGain = report.AccuracyWhenReasoningRl - report.AccuracyWhenReasoningSft;
         if (double.IsFinite(gain))
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"what RL changed: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {qualityGain * 100:+0.0;-0.0;0.0} points"));
+                $"what RL changed, additions: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {qualityGain * 100:+0.0;-0.0;0.0} points"));
+        }
+
+        if (report.Countdown is { } cd && double.IsFinite(cd.AccuracyRlFinal - cd.AccuracySft))
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"what RL changed, Countdown: accuracy {(cd.AccuracyRlFinal - cd.AccuracySft) * 100:+0.0;-0.0;0.0} points; completions that reason {(cd.ReasoningFractionRl - cd.ReasoningFractionSft) * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {(cd.AccuracyWhenReasoningRl - cd.AccuracyWhenReasoningSft) * 100:+0.0;-0.0;0.0} points"));
         }
 
         return string.Join(Environment.NewLine, lines);

@@ -51,6 +51,15 @@ public sealed record DemoPreset
     /// <summary>Sampling temperature of rejection sampling.</summary>
     public double RejectionTemperature { get; init; } = 0.7;
 
+    /// <summary>Held-out Countdown puzzles (their own set, evaluated apart from the arithmetic).</summary>
+    public required int CountdownEvalPrompts { get; init; }
+
+    /// <summary>Countdown search traces in the cold start.</summary>
+    public required int CountdownSftExamples { get; init; }
+
+    /// <summary>Countdown puzzles among the RL and rejection-sampling prompts.</summary>
+    public required int CountdownRlPrompts { get; init; }
+
     /// <summary>Distillation passes over the accepted samples.</summary>
     public required int DistillEpochs { get; init; }
 
@@ -72,6 +81,9 @@ public sealed record DemoPreset
         RejectionRounds = 8,
         RejectionPrompts = 32,
         RejectionSamples = 4,
+        CountdownEvalPrompts = 100,
+        CountdownSftExamples = 4000,
+        CountdownRlPrompts = 1000,
         DistillEpochs = 3,
     };
 
@@ -93,6 +105,9 @@ public sealed record DemoPreset
         RejectionRounds = 48,
         RejectionPrompts = 64,
         RejectionSamples = 4,
+        CountdownEvalPrompts = 200,
+        CountdownSftExamples = 15000,
+        CountdownRlPrompts = 4000,
         DistillEpochs = 2,
     };
 }

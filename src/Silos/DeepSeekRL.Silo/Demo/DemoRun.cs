@@ -45,6 +45,15 @@ internal sealed class DemoRun
     /// </summary>
     public static readonly TaskMix Tasks = new(1, 0, 0, 0);
 
+    /// <summary>
+    /// The harder family: small Countdown puzzles (three numbers 2–9, <c>+ - *</c>), whose cold-start traces search
+    /// (<see cref="DemoTraces.Search"/>). Nearly every completion reasons, so what RL changes here is how well.
+    /// </summary>
+    public static readonly TaskMix CountdownTasks = TaskMix.CountdownOnly with { SmallCountdown = true };
+
+    /// <summary>Distinct small Countdown puzzles the training side draws from (of about 6,400 there are).</summary>
+    public const int CountdownTrainPuzzles = 3000;
+
     private const string StateFile = "state.json";
     private readonly string _dir;
     private readonly DemoPreset _preset;
@@ -205,6 +214,8 @@ internal sealed class DemoRun
 
     private double Value(string stage, string key) => StageNode(stage) is { } node ? Number(node, key) : double.NaN;
 
+    private double Countdown(string stage, string key) => StageNode(stage)?["countdown"] is JsonObject node ? Number(node, key) : double.NaN;
+
     private void Save()
     {
         var path = PathOf(StateFile);
@@ -215,14 +226,14 @@ internal sealed class DemoRun
 
     private string Describe(string stage) => stage switch
     {
-        "data" => $"seeded multi-digit addition tasks with carries (seed {_seed}): {_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts, {_preset.PretrainDocuments} corpus documents",
+        "data" => $"seeded tasks (seed {_seed}): multi-digit addition with carries ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples} R1-format traces (30% worked, 65% empty think, 5% one digit wrong)",
-        "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out prompts",
+        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: 30% worked, 65% empty think, 5% one digit wrong; Countdown: searches)",
+        "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out additions and {_preset.CountdownEvalPrompts} held-out Countdown puzzles",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
-        "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy + format_r1 + language_consistency, evaluated every {_preset.EvalEvery} steps",
-        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples} at temperature {_preset.RejectionTemperature}, keep accuracy = 1 and format_r1 = 1, export to JSONL",
+        "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
+        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples} at temperature {_preset.RejectionTemperature}, keep accuracy = 1 (addition) or countdown = 1 (Countdown) and format_r1 = 1, export to JSONL",
         "distill" => "SFT of the fresh pretrained base on the accepted samples (distillation)",
         "eval_distilled" => "greedy evaluation of the distilled model",
         _ => stage,
@@ -276,8 +287,23 @@ internal sealed class DemoRun
         var sftTasks = split.Train.Take(_preset.SftExamples).ToList();
         var rlTasks = split.Train.Skip(_preset.SftExamples).Take(_preset.RlPrompts).ToList();
         DemoDataset.WriteJsonl(PathOf("eval.jsonl"), split.Eval);
-        DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlTasks);
-        var mix = DemoTraces.SftMix(sftTasks, _seed, ColdStartMix);
+
+        // Countdown: its own seed, its own held-out set. The small puzzles have only about 6,400 distinct prompts, so
+        // the training puzzles repeat: each cold-start repeat is another search (other failed attempts), and the RL
+        // prompts are drawn from the same training puzzles; no held-out prompt is ever trained on.
+        var countdownSplit = DemoTaskGenerator.Split(
+            DemoTaskGenerator.Generate(_seed + 500_009, _preset.CountdownEvalPrompts + CountdownTrainPuzzles, CountdownTasks), _preset.CountdownEvalPrompts, _seed);
+        var countdownTrain = countdownSplit.Train;
+        var countdownSft = Enumerable.Range(0, _preset.CountdownSftExamples).Select(i => countdownTrain[i % countdownTrain.Count]).ToList();
+        var countdownRl = Enumerable.Range(0, _preset.CountdownRlPrompts).Select(i => countdownTrain[((i * 7919) + 13) % countdownTrain.Count]).ToList();
+        held.UnionWith(countdownSplit.Eval.Select(t => t.Prompt));
+        DemoDataset.WriteJsonl(PathOf("eval-countdown.jsonl"), countdownSplit.Eval);
+        var rlRows = rlTasks.Concat(countdownRl).ToArray();
+        new Random(_seed + 17).Shuffle(rlRows);
+        DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlRows);
+
+        var mix = DemoTraces.SftMix(sftTasks, _seed, ColdStartMix).Concat(DemoTraces.SftMix(countdownSft, _seed + 1, ColdStartMix)).ToArray();
+        new Random(_seed + 29).Shuffle(mix);
         using (var writer = new StreamWriter(PathOf("sft.jsonl"), false, new UTF8Encoding(false)))
         {
             foreach (var example in mix)
@@ -295,18 +321,26 @@ internal sealed class DemoRun
         }
 
         // The pretraining corpus: worked problems in plain text, never a held-out prompt.
+        var countdownDocuments = _preset.PretrainDocuments / 5;
         var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), Tasks)
             .Where(d => !held.Any(p => d.Contains(p, StringComparison.Ordinal)))
-            .Take(_preset.PretrainDocuments)
-            .ToList();
+            .Take(_preset.PretrainDocuments - countdownDocuments)
+            .Concat(DemoCorpus.Documents(_seed + 2_000_003, countdownDocuments * 2, CountdownTasks)
+                .Where(d => !held.Any(p => d.Contains(p, StringComparison.Ordinal)))
+                .Take(countdownDocuments))
+            .ToArray();
+        new Random(_seed + 31).Shuffle(corpus);
         File.WriteAllLines(PathOf("corpus.txt"), corpus.Select(d => d.Replace('\n', '\u2028')));
         return new JsonObject
         {
             ["done"] = true,
             ["eval"] = split.Eval.Count,
-            ["sft"] = mix.Count,
-            ["rl"] = rlTasks.Count,
-            ["corpus"] = corpus.Count,
+            ["eval_countdown"] = countdownSplit.Eval.Count,
+            ["sft"] = mix.Length,
+            ["sft_countdown"] = countdownSft.Count,
+            ["rl"] = rlRows.Length,
+            ["rl_countdown"] = countdownRl.Count,
+            ["corpus"] = corpus.Length,
         };
     }
 
@@ -382,7 +416,27 @@ internal sealed class DemoRun
             throw new CliException($"{data}: no usable rows ({skipped.Count} skipped){(skipped.Count > 0 ? $": line {skipped[0].Line}: {skipped[0].Reason}" : string.Empty)}");
         }
 
+        // Additions and Countdown puzzles are batched apart, so a short addition is not padded to a search's length.
+        var countdownLines = CountdownLines(data);
+        options = options with { Groups = [.. examples.Select(e => countdownLines.Contains(e.Line) ? 1 : 0)] };
         return TrainOn(name, from, examples, tokenizer.TokenToId(ChatTemplate.Eos)!.Value, options, cancellationToken);
+    }
+
+    // The 1-based lines of an SFT file whose user message is a Countdown puzzle.
+    private static HashSet<int> CountdownLines(string path)
+    {
+        var lines = new HashSet<int>();
+        var n = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            n++;
+            if (line.Contains("\"Using the numbers ", StringComparison.Ordinal))
+            {
+                lines.Add(n);
+            }
+        }
+
+        return lines;
     }
 
     private JsonObject TrainOn(string name, string from, IReadOnlyList<SftExample> examples, int eos, SftRunOptions options, CancellationToken cancellationToken)
@@ -429,6 +483,7 @@ internal sealed class DemoRun
         ["rules"] = new JsonArray
         {
             new JsonObject { ["rule"] = "accuracy", ["weight"] = 1.0 },
+            new JsonObject { ["rule"] = "countdown", ["weight"] = 1.0 },
             new JsonObject { ["rule"] = "format_r1", ["weight"] = 0.2 },
             new JsonObject { ["rule"] = "language_consistency", ["weight"] = 0.1 },
         },
@@ -482,17 +537,26 @@ internal sealed class DemoRun
 
     private async Task<JsonObject> EvaluateAsync(string stage, string modelDir, CancellationToken cancellationToken)
     {
-        var spec = Spec($"demo-{stage}", "collect", modelDir, "eval.jsonl", 0, 1, 2, 1);
-        var id = await CampaignAsync(stage, spec, cancellationToken);
-        await RunCampaignAsync(id, stage, cancellationToken);
-        var evaluation = (await Evaluations(id, cancellationToken)).LastOrDefault()
-            ?? throw new CliException($"campaign {id} ({stage}) finished without an evaluation");
+        var evaluation = await EvaluateSetAsync(stage, modelDir, "eval.jsonl", "addition", cancellationToken);
         var result = evaluation.DeepClone().AsObject();
         result["done"] = true;
-        result["campaign"] = id;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"      held-out accuracy {Number(evaluation, "accuracy"):0.000}, writes reasoning {Number(evaluation, "reasoning_fraction"):0.000}, accuracy when reasoning {Number(evaluation, "accuracy_when_reasoning"):0.000}, mean length {Number(evaluation, "response_length_mean"):0.0} tokens"));
+        result["countdown"] = await EvaluateSetAsync(stage + "_countdown", modelDir, "eval-countdown.jsonl", "Countdown", cancellationToken);
         return result;
+    }
+
+    // One greedy evaluation of a model on a held-out file, as a collect campaign with 0 steps.
+    private async Task<JsonObject> EvaluateSetAsync(string name, string modelDir, string set, string label, CancellationToken cancellationToken)
+    {
+        var spec = Spec($"demo-{name.Replace('_', '-')}", "collect", modelDir, set, 0, 1, 2, 1);
+        spec["evaluation"]!["set"] = set;
+        var id = await CampaignAsync(name, spec, cancellationToken);
+        await RunCampaignAsync(id, name, cancellationToken);
+        var evaluation = (await Evaluations(id, cancellationToken)).LastOrDefault()
+            ?? throw new CliException($"campaign {id} ({name}) finished without an evaluation");
+        evaluation["campaign"] = id;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"      {label}: held-out accuracy {Number(evaluation, "accuracy"):0.000}, writes reasoning {Number(evaluation, "reasoning_fraction"):0.000}, accuracy when reasoning {Number(evaluation, "accuracy_when_reasoning"):0.000}, mean length {Number(evaluation, "response_length_mean"):0.0} tokens"));
+        return evaluation;
     }
 
     private async Task<JsonObject> ReinforceAsync(CancellationToken cancellationToken)
@@ -515,6 +579,7 @@ internal sealed class DemoRun
         result["done"] = true;
         result["campaign"] = id;
         result["policy_version"] = latest.Version;
+        result["countdown"] = await EvaluateSetAsync("rl_countdown", rlDir, "eval-countdown.jsonl", "Countdown", cancellationToken);
         return result;
     }
 
@@ -522,9 +587,11 @@ internal sealed class DemoRun
     {
         var spec = Spec("demo-rejection-sampling", "collect", PathOf("rl-final"), "rl.jsonl", _preset.RejectionRounds, _preset.RejectionPrompts, _preset.RejectionSamples, 0);
         spec["algorithm"]!["temperature"] = _preset.RejectionTemperature;
+        // An addition has no countdown score and a Countdown puzzle no accuracy score: each is judged by its own rule.
         spec["rejection_sampling"] = new JsonArray
         {
-            new JsonObject { ["rule"] = "accuracy", ["op"] = "==", ["value"] = 1 },
+            new JsonObject { ["rule"] = "accuracy", ["op"] = "==", ["value"] = 1, ["when_missing"] = "pass" },
+            new JsonObject { ["rule"] = "countdown", ["op"] = "==", ["value"] = 1, ["when_missing"] = "pass" },
             new JsonObject { ["rule"] = "format_r1", ["op"] = "==", ["value"] = 1 },
         };
         var id = await CampaignAsync("rejection_sampling", spec, cancellationToken);
@@ -664,6 +731,19 @@ internal sealed class DemoRun
             SamplesAccepted = double.IsFinite(accepted) ? (long)accepted : 0,
             SecondsTotal = Stages.Sum(s => double.IsFinite(Seconds(s)) ? Seconds(s) : 0),
             SecondsPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Seconds(s)))],
+            Countdown = StageNode("eval_sft")?["countdown"] is JsonObject ? new DemoCountdownFigures
+            {
+                AccuracyBase = Countdown("eval_base", "accuracy"),
+                AccuracySft = Countdown("eval_sft", "accuracy"),
+                AccuracyRlFinal = Countdown("rl", "accuracy"),
+                AccuracyDistilled = Countdown("eval_distilled", "accuracy"),
+                ReasoningFractionSft = Countdown("eval_sft", "reasoning_fraction"),
+                ReasoningFractionRl = Countdown("rl", "reasoning_fraction"),
+                AccuracyWhenReasoningSft = Countdown("eval_sft", "accuracy_when_reasoning"),
+                AccuracyWhenReasoningRl = Countdown("rl", "accuracy_when_reasoning"),
+                ResponseLengthSft = Countdown("eval_sft", "response_length_mean"),
+                ResponseLengthRl = Countdown("rl", "response_length_mean"),
+            } : null,
             Preset = _preset.Name,
             Seed = _seed,
         };

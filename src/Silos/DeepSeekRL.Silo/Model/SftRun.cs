@@ -41,6 +41,13 @@ public sealed record SftRunOptions
 
     /// <summary>Stop after this many steps in total (0 = the whole run).</summary>
     public int MaxSteps { get; init; }
+
+    /// <summary>
+    /// The group of each example (by index), or null. With groups a batch holds examples of one group only (the
+    /// shuffled order is cut into batches per group, then the batches are shuffled together), so short examples are
+    /// not padded to the length of long ones of another kind.
+    /// </summary>
+    public IReadOnlyList<int>? Groups { get; init; }
 }
 
 /// <summary>What a finished (or stopped) <see cref="SftRun"/> did.</summary>
@@ -89,7 +96,12 @@ public static class SftRun
         ArgumentNullException.ThrowIfNull(options);
         var config = weights.Config;
         var b = options.BatchSize;
-        var stepsPerEpoch = (examples.Count + b - 1) / b;
+        if (options.Groups is { } groupList && groupList.Count != examples.Count)
+        {
+            throw new ArgumentException($"options.Groups has {groupList.Count} entries for {examples.Count} examples", nameof(options));
+        }
+
+        var stepsPerEpoch = StepsPerEpoch(options, examples.Count);
         var totalSteps = stepsPerEpoch * options.Epochs;
         var optimizerOptions = OptimizerOptions(options, totalSteps);
         var runKey = RunKey(options, examples.Count, optimizerOptions.Schedule.WarmupSteps);
@@ -129,15 +141,13 @@ public static class SftRun
                     continue;
                 }
 
-                // Each epoch's order depends only on (seed, epoch), so a resumed run sees the same batches.
-                for (var i = 0; i < order.Length; i++)
+                foreach (var batch in Batches(options, order, epoch))
                 {
-                    order[i] = i;
-                }
+                    if (step >= stopAt)
+                    {
+                        break;
+                    }
 
-                new Random((options.Seed * 7919) + epoch).Shuffle(order);
-                for (var start = 0; start < order.Length && step < stopAt; start += b)
-                {
                     if (step < firstStep)
                     {
                         step++;
@@ -145,7 +155,7 @@ public static class SftRun
                     }
 
                     cancellationToken.ThrowIfCancellationRequested();
-                    var rows = order.AsSpan(start, Math.Min(b, order.Length - start));
+                    var rows = batch.Span;
                     var length = 0;
                     foreach (var i in rows)
                     {
@@ -200,6 +210,46 @@ public static class SftRun
         return new SftRunResult(step, totalSteps, trainedTokens, total.Elapsed.TotalSeconds, lastLoss);
     }
 
+    // Each epoch's batches depend only on (seed, epoch, groups), so a resumed run sees the same batches.
+    private static List<ReadOnlyMemory<int>> Batches(SftRunOptions options, int[] order, int epoch)
+    {
+        for (var i = 0; i < order.Length; i++)
+        {
+            order[i] = i;
+        }
+
+        var rng = new Random((options.Seed * 7919) + epoch);
+        rng.Shuffle(order);
+        var b = options.BatchSize;
+        var batches = new List<ReadOnlyMemory<int>>();
+        if (options.Groups is not { } groups)
+        {
+            for (var start = 0; start < order.Length; start += b)
+            {
+                batches.Add(order.AsMemory(start, Math.Min(b, order.Length - start)));
+            }
+
+            return batches;
+        }
+
+        foreach (var members in order.GroupBy(i => groups[i]).OrderBy(g => g.Key))
+        {
+            var list = members.ToArray();
+            for (var start = 0; start < list.Length; start += b)
+            {
+                batches.Add(list.AsMemory(start, Math.Min(b, list.Length - start)));
+            }
+        }
+
+        var shuffled = batches.ToArray();
+        rng.Shuffle(shuffled);
+        return [.. shuffled];
+    }
+
+    private static int StepsPerEpoch(SftRunOptions options, int exampleCount) => options.Groups is { } groups
+        ? groups.GroupBy(g => g).Sum(g => (g.Count() + options.BatchSize - 1) / options.BatchSize)
+        : (exampleCount + options.BatchSize - 1) / options.BatchSize;
+
     /// <summary>Loads the optimizer state saved by a stopped run in <paramref name="directory"/>.</summary>
     /// <param name="directory">The run's output directory.</param>
     /// <param name="config">The model config.</param>
@@ -210,7 +260,7 @@ public static class SftRun
     public static AdamW LoadState(string directory, DeepSeekV3Config config, SftRunOptions options, int exampleCount)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var totalSteps = ((exampleCount + options.BatchSize - 1) / options.BatchSize) * options.Epochs;
+        var totalSteps = StepsPerEpoch(options, exampleCount) * options.Epochs;
         try
         {
             return AdamW.Load(directory, ParameterLayout.Parameters(config), OptimizerOptions(options, totalSteps));
@@ -236,7 +286,12 @@ public static class SftRun
     // The run's identity: a resumed run must have the same data, batching and schedule to end where an uninterrupted
     // run ends.
     private static string RunKey(SftRunOptions o, int examples, long warmup) => string.Create(CultureInfo.InvariantCulture,
-        $"{examples}|{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{warmup}|{o.Seed}|{o.MtpWeight:R}|{o.BiasSpeed:R}|{o.BalanceAlpha:R}");
+        $"{examples}|{o.Epochs}|{o.BatchSize}|{o.LearningRate:R}|{warmup}|{o.Seed}|{o.MtpWeight:R}|{o.BiasSpeed:R}|{o.BalanceAlpha:R}{GroupsKey(o)}");
+
+    // Empty without groups, so runs saved before groups existed keep their identity.
+    private static string GroupsKey(SftRunOptions o) => o.Groups is { } groups
+        ? string.Create(CultureInfo.InvariantCulture, $"|groups:{string.Join(',', groups.GroupBy(g => g).OrderBy(g => g.Key).Select(g => $"{g.Key}x{g.Count()}"))}")
+        : string.Empty;
 
     /// <summary>Mean over the main model's MoE layers of MaxVio = (max load − mean load) / mean load in the last forward (DeepSeek-V3's balance metric).</summary>
     private static double MeanMaxViolation(TrainingModel trainer, DeepSeekV3Config config)
