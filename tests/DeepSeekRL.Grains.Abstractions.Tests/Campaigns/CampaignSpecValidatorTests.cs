@@ -178,6 +178,30 @@ public sealed class CampaignSpecValidatorTests : IDisposable
         Assert.Equal("rejection_sampling[0].rule = \"speed\": expected the name of a rule in rewards.rules (accuracy, format)", error);
     }
 
+    [Fact]
+    public void Validate_FilterWhenMissing_DefaultsToFailAndReadsPass()
+    {
+        var (spec, errors) = Run(Minimal("""
+            , "rejection_sampling": [{"rule": "accuracy", "op": "==", "value": 1},
+                                     {"rule": "format", "op": ">=", "value": 1, "when_missing": "pass"},
+                                     {"rule": "accuracy", "op": ">", "value": 0, "when_missing": "fail"}]
+            """));
+        Assert.Empty(errors);
+        Assert.Equal([MissingScorePolicy.Fail, MissingScorePolicy.Pass, MissingScorePolicy.Fail], spec!.RejectionSampling.Select(f => f.WhenMissing));
+        Assert.Equal("format", spec.RejectionSampling[1].Rule);
+        Assert.Equal(FilterOperator.GreaterOrEqual, spec.RejectionSampling[1].Operator);
+    }
+
+    [Theory]
+    [InlineData("\"skip\"", "rejection_sampling[0].when_missing = \"skip\": expected one of \"fail\", \"pass\"")]
+    [InlineData("true", "rejection_sampling[0].when_missing = true: expected one of \"fail\", \"pass\"")]
+    [InlineData("null", "rejection_sampling[0].when_missing = null: expected one of \"fail\", \"pass\"")]
+    [InlineData("\"PASS\"", "rejection_sampling[0].when_missing = \"PASS\": expected one of \"fail\", \"pass\"")]
+    public void Validate_FilterBadWhenMissing_ReportsIt(string value, string expected) =>
+        Assert.Equal(expected, Single(Minimal($$"""
+            , "rejection_sampling": [{"rule": "accuracy", "op": "==", "value": 1, "when_missing": {{value}}}]
+            """)));
+
     [Theory]
     [InlineData("\"mode\": 3", "mode = 3: expected one of \"train\", \"collect\"")]
     [InlineData("\"mode\": \"fast\"", "mode = \"fast\": expected one of \"train\", \"collect\"")]
@@ -204,7 +228,7 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     [InlineData("\"rejection_sampling\": {}", "rejection_sampling = {}: expected an array of filters")]
     [InlineData("\"rejection_sampling\": [\"no_code\"]", "rejection_sampling[0] = \"no_code\": expected a filter object or the shortcut \"no_code_in_reasoning\"")]
     [InlineData("\"rejection_sampling\": [1]", "rejection_sampling[0] = 1: expected a filter object {\"rule\": ..., \"op\": ..., \"value\": ...} or \"no_code_in_reasoning\"")]
-    [InlineData("\"rejection_sampling\": [{\"rule\": \"accuracy\", \"op\": \"==\", \"value\": 1, \"x\": 0}]", "rejection_sampling[0].x: unknown key; known keys: rule, op, value")]
+    [InlineData("\"rejection_sampling\": [{\"rule\": \"accuracy\", \"op\": \"==\", \"value\": 1, \"x\": 0}]", "rejection_sampling[0].x: unknown key; known keys: rule, op, value, when_missing")]
     [InlineData("\"evaluation\": 5", "evaluation = 5: expected an object")]
     [InlineData("\"evaluation\": {\"every_steps\": -2}", "evaluation.every_steps = -2: expected an integer in 0..1000000 (0 = never)")]
     [InlineData("\"evaluation\": {\"mode\": \"beam\"}", "evaluation.mode = \"beam\": expected one of \"greedy\", \"sampled\"")]

@@ -309,9 +309,20 @@ public enum FilterOperator
     Less,
 }
 
+/// <summary>What a rejection filter decides for a sample whose score for its rule is missing (JSON <c>when_missing</c>).</summary>
+public enum MissingScorePolicy
+{
+    /// <summary><c>fail</c> (the default): a missing score fails the filter.</summary>
+    Fail,
+
+    /// <summary><c>pass</c>: a missing score passes the filter (for rules that do not apply to every row of a mixed dataset).</summary>
+    Pass,
+}
+
 /// <summary>
 /// One rejection-sampling filter: a rule's score compared with a value (JSON <c>{"rule": "accuracy", "op": "==",
-/// "value": 1}</c>), or the shortcut string <c>"no_code_in_reasoning"</c>.
+/// "value": 1}</c>, optionally with <c>"when_missing": "fail" | "pass"</c>), or the shortcut string
+/// <c>"no_code_in_reasoning"</c>.
 /// </summary>
 public sealed record RejectionFilter
 {
@@ -323,6 +334,12 @@ public sealed record RejectionFilter
 
     /// <summary>The value the score is compared with.</summary>
     public double Value { get; init; }
+
+    /// <summary>
+    /// What a missing score for <see cref="Rule"/> does (JSON <c>when_missing</c>): <see cref="MissingScorePolicy.Fail"/>
+    /// (default) fails the filter, <see cref="MissingScorePolicy.Pass"/> passes it.
+    /// </summary>
+    public MissingScorePolicy WhenMissing { get; init; }
 
     /// <summary>True for the <c>no_code_in_reasoning</c> shortcut: the reasoning contains no fenced code block.</summary>
     public bool NoCodeInReasoning { get; init; }

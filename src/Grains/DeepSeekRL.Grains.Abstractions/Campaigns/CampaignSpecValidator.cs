@@ -426,7 +426,7 @@ public static partial class CampaignSpecValidator
                 continue;
             }
 
-            var f = new JsonObjectReader(item, path, errors, "rule", "op", "value");
+            var f = new JsonObjectReader(item, path, errors, "rule", "op", "value", "when_missing");
             var rule = f.String("rule", required: true, "the name of a rule in rewards.rules", s => s.Length > 0);
             if (rule is not null && rewards is not null && !rewards.RuleNames.Contains(rule, StringComparer.Ordinal))
             {
@@ -450,9 +450,10 @@ public static partial class CampaignSpecValidator
             }
 
             var threshold = f.Number("value", 0, _ => true, "a number");
+            var whenMissing = f.Choice("when_missing", MissingScorePolicy.Fail, ["fail", "pass"], [MissingScorePolicy.Fail, MissingScorePolicy.Pass]);
             if (opIndex >= 0)
             {
-                filters.Add(new RejectionFilter { Rule = rule, Operator = (FilterOperator)opIndex, Value = threshold });
+                filters.Add(new RejectionFilter { Rule = rule, Operator = (FilterOperator)opIndex, Value = threshold, WhenMissing = whenMissing });
             }
         }
 

@@ -69,7 +69,7 @@ public sealed class DatasetGrain(CampaignDefinition definition, Npgsql.NpgsqlDat
                 {
                     key = $"{filter.Rule}{Symbol(filter.Operator)}{filter.Value.ToString("R", CultureInfo.InvariantCulture)}";
                     var value = scores[i].Scores.FirstOrDefault(s => s.Key == filter.Rule).Value;
-                    ok = value is { } v && Passes(v, filter.Operator, filter.Value);
+                    ok = value is { } v ? Passes(v, filter.Operator, filter.Value) : filter.WhenMissing == MissingScorePolicy.Pass;
                 }
 
                 verdicts[key] = ok;

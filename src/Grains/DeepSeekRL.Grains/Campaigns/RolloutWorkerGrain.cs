@@ -153,8 +153,12 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
 public static class Evaluation
 {
     /// <summary>
-    /// A sample is correct when the campaign's correctness rule (the first rule named <c>accuracy*</c> or
-    /// <c>countdown*</c>, else the total reward) gives at least 1 (total reward: above 0).
+    /// Whether a sample is correct. The campaign's correctness rules are its rules named <c>accuracy*</c> or
+    /// <c>countdown*</c>, in pipeline order; the sample is judged by the first of them whose score for this sample is
+    /// present (correct when that score is at least 1), so a campaign mixing task kinds (arithmetic rows scored by
+    /// <c>accuracy</c>, Countdown rows by <c>countdown</c>) judges every row by the rule that applies to it. When the
+    /// campaign has correctness rules but all are missing for the sample, it is not correct; with no correctness rule
+    /// at all, a sample is correct when its total reward is above 0.
     /// </summary>
     /// <param name="definition">The campaign.</param>
     /// <param name="result">The sample's scores.</param>
@@ -162,19 +166,57 @@ public static class Evaluation
     public static bool IsCorrect(CampaignDefinition definition, RewardResult result)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        ArgumentNullException.ThrowIfNull(result);
-        var rule = CorrectnessRule(definition);
-        return rule is null ? result.Reward > 0 : result[rule] is >= 1 - 1e-9;
+        return IsCorrect(definition.Rewards, result);
     }
 
-    /// <summary>The rule that judges correctness, or null.</summary>
+    /// <summary>Whether a sample is correct, judged as <see cref="IsCorrect(CampaignDefinition, RewardResult)"/> does.</summary>
+    /// <param name="rules">The campaign's reward pipeline (its rule order decides which correctness rule comes first).</param>
+    /// <param name="result">The sample's scores from that pipeline.</param>
+    /// <returns>Whether it is correct.</returns>
+    public static bool IsCorrect(RewardPipeline rules, RewardResult result)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        ArgumentNullException.ThrowIfNull(result);
+        if (CorrectnessRules(rules).Count == 0)
+        {
+            return result.Reward > 0;
+        }
+
+        return CorrectnessRule(rules, result) is { } rule && result[rule] is >= 1 - 1e-9;
+    }
+
+    /// <summary>The correctness rules of a pipeline: the rules named <c>accuracy*</c> or <c>countdown*</c>, in pipeline order.</summary>
+    /// <param name="rules">The reward pipeline.</param>
+    /// <returns>Their names (empty when there is none).</returns>
+    public static IReadOnlyList<string> CorrectnessRules(RewardPipeline rules)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        return rules.Rules.Select(r => r.Name).Where(n =>
+            n.StartsWith("accuracy", StringComparison.Ordinal) || n.StartsWith("countdown", StringComparison.Ordinal)).ToList();
+    }
+
+    /// <summary>
+    /// The rule that judges one sample's correctness: the first correctness rule (<see cref="CorrectnessRules"/>) whose
+    /// score for this sample is present, or null when there is none (no correctness rule, or all missing).
+    /// </summary>
+    /// <param name="rules">The reward pipeline.</param>
+    /// <param name="result">The sample's scores.</param>
+    /// <returns>The rule's name, or null.</returns>
+    public static string? CorrectnessRule(RewardPipeline rules, RewardResult result)
+    {
+        ArgumentNullException.ThrowIfNull(rules);
+        ArgumentNullException.ThrowIfNull(result);
+        return CorrectnessRules(rules).FirstOrDefault(n => result[n] is not null);
+    }
+
+    /// <summary>The rule that judges one sample's correctness in a campaign (see <see cref="CorrectnessRule(RewardPipeline, RewardResult)"/>).</summary>
     /// <param name="definition">The campaign.</param>
-    /// <returns>The rule's name.</returns>
-    public static string? CorrectnessRule(CampaignDefinition definition)
+    /// <param name="result">The sample's scores.</param>
+    /// <returns>The rule's name, or null.</returns>
+    public static string? CorrectnessRule(CampaignDefinition definition, RewardResult result)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        return definition.Rewards.Rules.Select(r => r.Name).FirstOrDefault(n =>
-            n.StartsWith("accuracy", StringComparison.Ordinal) || n.StartsWith("countdown", StringComparison.Ordinal));
+        return CorrectnessRule(definition.Rewards, result);
     }
 
     /// <summary>Whether a completion writes out its reasoning: a non-blank <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>
