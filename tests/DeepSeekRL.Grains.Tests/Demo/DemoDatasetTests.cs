@@ -26,7 +26,7 @@ public sealed class DemoDatasetTests : IDisposable
         {
             Assert.Null(CampaignRepository.ParseRow(lines[i], dataset, out var row));
             Assert.Equal(tasks[i].Prompt, row!.Prompt);
-            Assert.Equal(tasks[i].Answer, row.Answer);
+            Assert.Equal(tasks[i].Kind == DemoTask.Countdown ? null : tasks[i].Answer, row.Answer); // Countdown rows carry no gold answer
             Assert.Equal(tasks[i].Kind, row.Fields["kind"].GetString());
             if (tasks[i].Kind == DemoTask.Countdown)
             {
