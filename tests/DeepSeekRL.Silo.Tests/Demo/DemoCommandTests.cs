@@ -111,7 +111,8 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Contains("[3/10] pretrain: done earlier", resumed.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("resuming sft at step ", resumed.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("held-out greedy accuracy", resumed.StandardOutput, StringComparison.Ordinal);
-        Assert.Contains("what RL changed:", resumed.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("what RL changed, additions:", resumed.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("held-out greedy accuracy, Countdown puzzles", resumed.StandardOutput, StringComparison.Ordinal);
 
         // 3. The report: every key, fractions in [0, 1], the RL evaluations every 5 steps, the samples.
         using var report = JsonDocument.Parse(await File.ReadAllTextAsync(reportPath, Ct));
@@ -121,6 +122,26 @@ public sealed class DemoCommandTests : IDisposable
             var value = r.GetProperty(key).GetDouble();
             Assert.InRange(value, 0, 1);
         }
+
+        // Countdown: its own held-out set, judged by the countdown rule (the rows have no gold answer for accuracy).
+        var countdown = r.GetProperty("countdown");
+        foreach (var key in new[] { "accuracy_base", "accuracy_sft", "accuracy_rl_final", "reasoning_fraction_sft", "reasoning_fraction_rl" })
+        {
+            Assert.InRange(countdown.GetProperty(key).GetDouble(), 0, 1);
+        }
+
+        var countdownRows = File.ReadLines(Path.Combine(work, "eval-countdown.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(100, countdownRows.Count);
+        Assert.All(countdownRows, row =>
+        {
+            Assert.Equal("countdown", row.GetProperty("kind").GetString());
+            Assert.False(row.TryGetProperty("answer", out _));
+            Assert.Equal(3, row.GetProperty("numbers").GetArrayLength());
+        });
+        var heldOut = countdownRows.Select(row => row.GetProperty("prompt").GetString()).ToHashSet();
+        var rlRows = File.ReadLines(Path.Combine(work, "rl.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prompt").GetString()).ToList();
+        Assert.Contains(rlRows, p => p!.StartsWith("Using the numbers ", StringComparison.Ordinal));
+        Assert.DoesNotContain(rlRows, heldOut.Contains);
 
         Assert.Equal([0, 5, 10, 15, 20], r.GetProperty("rl_evals").EnumerateArray().Select(e => e.GetProperty("step").GetInt32()));
         Assert.Equal(r.GetProperty("rl_evals")[4].GetProperty("accuracy").GetDouble(), r.GetProperty("accuracy_rl_final").GetDouble());

@@ -55,7 +55,7 @@ public sealed record TaskMix(double Addition, double Subtraction, double Multipl
     public static TaskMix CountdownOnly { get; } = new(0, 0, 0, 1);
 
     /// <summary>
-    /// Whether Countdown puzzles are the small kind (<see cref="DemoTask.Small"/>: three numbers 2–9, <c>+ - *</c>)
+    /// Whether Countdown puzzles are the small kind (<see cref="DemoTask.Small"/>: three numbers 2–9 in the order given, <c>+ - *</c>)
     /// instead of 3–4 numbers up to 25 (or 50/75/100) with all four operations.
     /// </summary>
     public bool SmallCountdown { get; init; }

@@ -184,8 +184,9 @@ public static class DemoTaskGenerator
     /// <summary>The largest number of a small Countdown puzzle.</summary>
     public const int SmallMax = 9;
 
-    // Three numbers 2..9; the target is the value of one random two-operation expression over them (+ - *), never one
-    // of the numbers. Every such expression is a line of DemoTraces.Search, so the search can always reach it.
+    // Three numbers 2..9 used in their order; the target is the value of one random two-operation expression over them
+    // (+ - *), never one of the numbers. Every such expression is a line of DemoTraces.Search, so the search can always
+    // reach it.
     private static DemoTask SmallCountdown(Random rng)
     {
         while (true)
@@ -206,7 +207,7 @@ public static class DemoTaskGenerator
             return new DemoTask(
                 DemoTask.Countdown,
                 string.Create(CultureInfo.InvariantCulture,
-                    $"Using the numbers {string.Join(", ", numbers)}, make {pick.Value} with + - * (each number exactly once)."),
+                    $"Using the numbers {string.Join(", ", numbers)} in this order, make {pick.Value} with + - * (each number exactly once)."),
                 pick.Value.ToString(CultureInfo.InvariantCulture))
             {
                 Numbers = numbers,

@@ -70,7 +70,7 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 30000,
+        SftExamples = 25000,
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,
@@ -82,7 +82,7 @@ public sealed record DemoPreset
         RejectionPrompts = 32,
         RejectionSamples = 4,
         CountdownEvalPrompts = 100,
-        CountdownSftExamples = 4000,
+        CountdownSftExamples = 3000,
         CountdownRlPrompts = 1000,
         DistillEpochs = 3,
     };
@@ -106,7 +106,7 @@ public sealed record DemoPreset
         RejectionPrompts = 64,
         RejectionSamples = 4,
         CountdownEvalPrompts = 200,
-        CountdownSftExamples = 15000,
+        CountdownSftExamples = 12000,
         CountdownRlPrompts = 4000,
         DistillEpochs = 2,
     };

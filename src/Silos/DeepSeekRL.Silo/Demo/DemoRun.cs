@@ -46,13 +46,13 @@ internal sealed class DemoRun
     public static readonly TaskMix Tasks = new(1, 0, 0, 0);
 
     /// <summary>
-    /// The harder family: small Countdown puzzles (three numbers 2–9, <c>+ - *</c>), whose cold-start traces search
+    /// The harder family: small Countdown puzzles (three numbers 2–9 in the order given, <c>+ - *</c>), whose cold-start traces search
     /// (<see cref="DemoTraces.Search"/>). Nearly every completion reasons, so what RL changes here is how well.
     /// </summary>
     public static readonly TaskMix CountdownTasks = TaskMix.CountdownOnly with { SmallCountdown = true };
 
-    /// <summary>Distinct small Countdown puzzles the training side draws from (of about 6,400 there are).</summary>
-    public const int CountdownTrainPuzzles = 3000;
+    /// <summary>Distinct small Countdown puzzles the training side draws from (of about 3,100 there are).</summary>
+    public const int CountdownTrainPuzzles = 2000;
 
     private const string StateFile = "state.json";
     private readonly string _dir;
@@ -288,7 +288,7 @@ internal sealed class DemoRun
         var rlTasks = split.Train.Skip(_preset.SftExamples).Take(_preset.RlPrompts).ToList();
         DemoDataset.WriteJsonl(PathOf("eval.jsonl"), split.Eval);
 
-        // Countdown: its own seed, its own held-out set. The small puzzles have only about 6,400 distinct prompts, so
+        // Countdown: its own seed, its own held-out set. The small puzzles have only about 3,100 distinct prompts, so
         // the training puzzles repeat: each cold-start repeat is another search (other failed attempts), and the RL
         // prompts are drawn from the same training puzzles; no held-out prompt is ever trained on.
         var countdownSplit = DemoTaskGenerator.Split(
