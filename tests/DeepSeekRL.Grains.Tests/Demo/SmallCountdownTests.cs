@@ -23,7 +23,7 @@ public sealed partial class SmallCountdownTests
         .AddCountdownReward()
         .Build();
 
-    [GeneratedRegex(@"^Using the numbers (\d+), (\d+), (\d+), make (\d+) with \+ - \* \(each number exactly once\)\.$")]
+    [GeneratedRegex(@"^Using the numbers (\d+), (\d+), (\d+) in this order, make (\d+) with \+ - \* \(each number exactly once\)\.$")]
     private static partial Regex PromptRegex();
 
     [GeneratedRegex(@"^(\d+)([-+*])(\d+)=(\d+) (\d+)([-+*])(\d+)=(\d+)$")]
@@ -49,12 +49,12 @@ public sealed partial class SmallCountdownTests
             Assert.DoesNotContain(target, numbers);
             Assert.True(target > 0, t.Prompt);
             Assert.Equal(
-                string.Create(CultureInfo.InvariantCulture, $"Using the numbers {numbers[0]}, {numbers[1]}, {numbers[2]}, make {target} with + - * (each number exactly once)."),
+                string.Create(CultureInfo.InvariantCulture, $"Using the numbers {numbers[0]}, {numbers[1]}, {numbers[2]} in this order, make {target} with + - * (each number exactly once)."),
                 t.Prompt);
             Assert.Matches(PromptRegex(), t.Prompt);
             var solution = CountdownExpression.Parse(t.Solution!);
             Assert.Equal(target, solution.Evaluate());
-            Assert.Equal(numbers.Select(n => (long)n).Order(), solution.Leaves().Order());
+            Assert.Equal(numbers.Select(n => (long)n), solution.Leaves()); // in the order given
             Assert.DoesNotContain('/', t.Solution!);
         }
 
