@@ -98,7 +98,7 @@ public static class DemoTraces
     /// <param name="task">A small Countdown task.</param>
     /// <param name="seed">Chooses the failed attempts, their number and which working attempt ends the search.</param>
     /// <returns>The completion.</returns>
-    /// <exception cref="ArgumentException">The task is not a small Countdown puzzle.</exception>
+    /// <exception cref="ArgumentException">The task is not a small Countdown puzzle, or no attempt makes its target.</exception>
     public static string Search(DemoTask task, int seed)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -110,6 +110,11 @@ public static class DemoTraces
         var rng = new Random(seed);
         var trials = CountdownTrial.All(task.Numbers);
         var hits = trials.Where(t => t.Value == task.Target).ToList();
+        if (hits.Count == 0)
+        {
+            throw new ArgumentException($"'{task.Prompt}': no attempt with the numbers in their order makes {task.Target}", nameof(task));
+        }
+
         var misses = trials.Where(t => t.Value != task.Target).ToArray();
         rng.Shuffle(misses);
         var failed = Math.Min(rng.Next(MaxFailedTrials + 1), misses.Length);
