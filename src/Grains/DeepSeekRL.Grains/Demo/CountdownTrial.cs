@@ -10,18 +10,20 @@ namespace DeepSeekRL.Grains.Demo;
 /// <param name="Expression">The equation it makes, e.g. <c>5 * 3 + 4</c>.</param>
 /// <param name="Value">Its value (a positive integer).</param>
 /// <remarks>
-/// Keeping the numbers in the prompt's order leaves only the two operations to choose (at most nine attempts), which
-/// a 2.3 M-parameter character model can search; attempts that reorder the numbers (2,400 more distinct puzzles)
-/// made it copy numbers that were not in the prompt.
+/// Keeping the numbers in the prompt's order and the second operation to <c>+ -</c> leaves at most six attempts whose
+/// steps a 2.3 M-parameter character model can compute (a times-table fact, then a two-digit addition or subtraction).
+/// Measured: with every order of the numbers and <c>*</c> in both steps the cold-started model copied numbers that were
+/// not in the prompt and got products like <c>18*5</c> wrong (8% of held-out puzzles solved, 4.5% after GRPO).
 /// </remarks>
 internal sealed record CountdownTrial(string Line, CountdownExpression Expression, long Value)
 {
     /// <summary>
-    /// Every attempt over three numbers in their order with <c>+ - *</c> (each intermediate value a positive
-    /// integer), in a fixed order: the first operation <c>+ - *</c>, then the second.
+    /// Every attempt over three numbers in their order, the first operation one of <c>+ - *</c> and the second
+    /// <c>+</c> or <c>-</c> (each intermediate value a positive integer), in this fixed order: the first operation
+    /// <c>+ - *</c>, then the second <c>+ -</c>.
     /// </summary>
     /// <param name="numbers">Exactly three positive numbers.</param>
-    /// <returns>The attempts (at most nine).</returns>
+    /// <returns>The attempts (at most six).</returns>
     /// <exception cref="ArgumentException">Not three positive numbers.</exception>
     public static IReadOnlyList<CountdownTrial> All(IReadOnlyList<int> numbers)
     {
@@ -41,7 +43,7 @@ internal sealed record CountdownTrial(string Line, CountdownExpression Expressio
             }
 
             var first = CountdownExpression.Binary(op1, CountdownExpression.Leaf(x), CountdownExpression.Leaf(y));
-            foreach (var op2 in "+-*")
+            foreach (var op2 in "+-")
             {
                 if (CountdownExpression.Apply(op2, v, z) is not { } w)
                 {

@@ -184,8 +184,8 @@ public static class DemoTaskGenerator
     /// <summary>The largest number of a small Countdown puzzle.</summary>
     public const int SmallMax = 9;
 
-    // Three numbers 2..9 used in their order; the target is the value of one random two-operation expression over them
-    // (+ - *), never one of the numbers. Every such expression is a line of DemoTraces.Search, so the search can always
+    // Three numbers 2..9 used in their order; the target is the value of one random attempt over them (+ - * then
+    // + -), never one of the numbers. Every such expression is a line of DemoTraces.Search, so the search can always
     // reach it.
     private static DemoTask SmallCountdown(Random rng)
     {

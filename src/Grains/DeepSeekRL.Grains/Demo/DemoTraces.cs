@@ -85,21 +85,18 @@ public static class DemoTraces
         return Compose(work.Lines, FinalLine(task, work.Answer.ToString(CultureInfo.InvariantCulture)));
     }
 
-    /// <summary>The most failed attempts a <see cref="Search"/> trace writes before the one that works.</summary>
-    public const int MaxFailedTrials = 3;
-
     /// <summary>
-    /// The cold-start trace of a small Countdown puzzle (<see cref="DemoTask.Small"/>): a search. 0 to
-    /// <see cref="MaxFailedTrials"/> failed attempts (distinct, seeded), one per line (<c>5+3=8 8*4=32</c>), then an
-    /// attempt that makes the target, then <c>&lt;answer&gt;EQ&lt;/answer&gt;</c>, which the <c>countdown</c> rule
-    /// reads. The model cannot know the solution before trying: it learns to try, check the value against the target
-    /// and stop when they agree, so what RL can improve here is the search itself.
+    /// The cold-start trace of a small Countdown puzzle (<see cref="DemoTask.Small"/>): a systematic search. Every
+    /// attempt of <see cref="CountdownTrial.All"/> in its fixed order, one per line (<c>5+8=13 13+5=18</c>), up to and
+    /// including the first that makes the target, then <c>&lt;answer&gt;EQ&lt;/answer&gt;</c>, which the
+    /// <c>countdown</c> rule reads. The model cannot know the solution before trying: it learns to enumerate, compute
+    /// each step and stop when the value is the target, so what RL can improve here is the reasoning itself (right
+    /// steps, the right stop), not whether it reasons.
     /// </summary>
     /// <param name="task">A small Countdown task.</param>
-    /// <param name="seed">Chooses the failed attempts, their number and which working attempt ends the search.</param>
     /// <returns>The completion.</returns>
     /// <exception cref="ArgumentException">The task is not a small Countdown puzzle, or no attempt makes its target.</exception>
-    public static string Search(DemoTask task, int seed)
+    public static string Search(DemoTask task)
     {
         ArgumentNullException.ThrowIfNull(task);
         if (!task.Small || task.Numbers is null || task.Target is null)
@@ -107,20 +104,19 @@ public static class DemoTraces
             throw new ArgumentException($"'{task.Prompt}': expected a small Countdown task", nameof(task));
         }
 
-        var rng = new Random(seed);
         var trials = CountdownTrial.All(task.Numbers);
-        var hits = trials.Where(t => t.Value == task.Target).ToList();
-        if (hits.Count == 0)
+        var hit = -1;
+        for (var i = 0; i < trials.Count && hit < 0; i++)
+        {
+            hit = trials[i].Value == task.Target ? i : -1;
+        }
+
+        if (hit < 0)
         {
             throw new ArgumentException($"'{task.Prompt}': no attempt with the numbers in their order makes {task.Target}", nameof(task));
         }
 
-        var misses = trials.Where(t => t.Value != task.Target).ToArray();
-        rng.Shuffle(misses);
-        var failed = Math.Min(rng.Next(MaxFailedTrials + 1), misses.Length);
-        var solution = hits[rng.Next(hits.Count)];
-        var lines = misses.Take(failed).Select(t => t.Line).Append(solution.Line).ToList();
-        return Compose(lines, $"<answer>{solution.Expression}</answer>");
+        return Compose(trials.Take(hit + 1).Select(t => t.Line).ToList(), $"<answer>{trials[hit].Expression}</answer>");
     }
 
     /// <summary>The completion of one variant.</summary>
@@ -188,7 +184,7 @@ public static class DemoTraces
         {
             // Small Countdown puzzles always get a search trace: there is no honest direct answer to teach.
             var small = tasks[i].Small;
-            var completion = small ? Search(tasks[i], rng.Next()) : Render(tasks[i], variants[i], rng.Next());
+            var completion = small ? Search(tasks[i]) : Render(tasks[i], variants[i], rng.Next());
             examples.Add(new SftExample(tasks[i].Prompt, completion, small ? TraceVariant.Full : variants[i], tasks[i]));
         }
 

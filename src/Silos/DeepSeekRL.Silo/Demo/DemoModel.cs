@@ -9,8 +9,8 @@ namespace DeepSeekRL.Silo.Demo;
 /// </summary>
 internal static class DemoModel
 {
-    /// <summary>The generation budget of a completion: a full trace of the longest task is about 60 characters.</summary>
-    public const int MaxNewTokens = 96;
+    /// <summary>The generation budget of a completion: the longest Countdown search (six attempts and the answer) is about 120 tokens.</summary>
+    public const int MaxNewTokens = 128;
 
     /// <summary>The config.json for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
     /// <param name="vocabSize">The model's vocabulary size (at least the tokenizer's).</param>

@@ -106,7 +106,7 @@ public sealed record DemoPreset
         RejectionPrompts = 64,
         RejectionSamples = 4,
         CountdownEvalPrompts = 200,
-        CountdownSftExamples = 12000,
+        CountdownSftExamples = 10000,
         CountdownRlPrompts = 4000,
         DistillEpochs = 2,
     };

@@ -51,8 +51,8 @@ internal sealed class DemoRun
     /// </summary>
     public static readonly TaskMix CountdownTasks = TaskMix.CountdownOnly with { SmallCountdown = true };
 
-    /// <summary>Distinct small Countdown puzzles the training side draws from (of about 3,100 there are).</summary>
-    public const int CountdownTrainPuzzles = 2000;
+    /// <summary>Distinct small Countdown puzzles the training side draws from (of about 2,000 there are).</summary>
+    public const int CountdownTrainPuzzles = 1500;
 
     private const string StateFile = "state.json";
     private readonly string _dir;
@@ -288,8 +288,8 @@ internal sealed class DemoRun
         var rlTasks = split.Train.Skip(_preset.SftExamples).Take(_preset.RlPrompts).ToList();
         DemoDataset.WriteJsonl(PathOf("eval.jsonl"), split.Eval);
 
-        // Countdown: its own seed, its own held-out set. The small puzzles have only about 3,100 distinct prompts, so
-        // the training puzzles repeat: each cold-start repeat is another search (other failed attempts), and the RL
+        // Countdown: its own seed, its own held-out set. The small puzzles have only about 2,000 distinct prompts, so
+        // the training puzzles repeat (the same search each time) in the cold start, and the RL
         // prompts are drawn from the same training puzzles; no held-out prompt is ever trained on.
         var countdownSplit = DemoTaskGenerator.Split(
             DemoTaskGenerator.Generate(_seed + 500_009, _preset.CountdownEvalPrompts + CountdownTrainPuzzles, CountdownTasks), _preset.CountdownEvalPrompts, _seed);
