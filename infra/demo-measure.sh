@@ -29,6 +29,16 @@ for k in keys:
     nums = [x for x in xs if x is not None]
     mean = statistics.mean(nums) if nums else None
     print(f"{k:30} " + "  ".join("null" if x is None else f"{x:.3f}" for x in xs) + (f"   mean {mean:.3f}  range {min(nums):.3f}..{max(nums):.3f}" if nums else ""))
+ck = ["accuracy_base", "accuracy_sft", "accuracy_rl_final", "accuracy_distilled", "reasoning_fraction_sft", "reasoning_fraction_rl",
+      "accuracy_when_reasoning_sft", "accuracy_when_reasoning_rl", "response_length_mean_sft", "response_length_mean_rl"]
+for k in ck:
+    xs = [(r.get("countdown") or {}).get(k) for r in reports]
+    nums = [x for x in xs if x is not None]
+    mean = statistics.mean(nums) if nums else None
+    print(f"{'countdown.' + k:30} " + "  ".join("null" if x is None else f"{x:.3f}" for x in xs) + (f"   mean {mean:.3f}  range {min(nums):.3f}..{max(nums):.3f}" if nums else ""))
+cgain = [r["countdown"]["accuracy_rl_final"] - r["countdown"]["accuracy_sft"] for r in reports if r.get("countdown")]
+if cgain:
+    print(f"{'countdown.rl_gain_points':30} " + "  ".join(f"{100*g:+.1f}" for g in cgain) + f"   mean {100*statistics.mean(cgain):+.1f}")
 gain = [r["accuracy_rl_final"] - r["accuracy_sft"] for r in reports]
 print(f"{'rl_gain_points':30} " + "  ".join(f"{100*g:+.1f}" for g in gain) + f"   mean {100*statistics.mean(gain):+.1f}")
 for s, r in zip(seeds, reports):
