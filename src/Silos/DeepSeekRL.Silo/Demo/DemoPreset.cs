@@ -70,7 +70,7 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 25000,
+        SftExamples = 20000,
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,
@@ -82,7 +82,7 @@ public sealed record DemoPreset
         RejectionPrompts = 32,
         RejectionSamples = 4,
         CountdownEvalPrompts = 100,
-        CountdownSftExamples = 3000,
+        CountdownSftExamples = 2000,
         CountdownRlPrompts = 1000,
         DistillEpochs = 3,
     };
