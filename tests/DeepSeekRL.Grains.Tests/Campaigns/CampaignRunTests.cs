@@ -51,10 +51,10 @@ public sealed class CampaignRunTests : IDisposable
         return created.Value.Id;
     }
 
-    private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout)
+    private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout, int rolloutBatch = 1)
     {
         await using var services = new SiloServices(dataSource, threads: 1) { PollInterval = TimeSpan.FromMilliseconds(50) };
-        await using var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"test-{id}-{Guid.NewGuid():N}" });
+        await using var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch });
         await silo.StartAsync(Ct);
         var deadline = TimeProvider.System.GetUtcNow() + timeout;
         while (true)
@@ -118,6 +118,35 @@ public sealed class CampaignRunTests : IDisposable
         var idB = await CreateAsync(b.DataSource, spec);
         Assert.Equal(CampaignState.Completed, (await RunAsync(a.DataSource, idA, TimeSpan.FromMinutes(3))).State);
         Assert.Equal(CampaignState.Completed, (await RunAsync(b.DataSource, idB, TimeSpan.FromMinutes(3))).State);
+        const string Final = "SELECT sha256 FROM policy_versions WHERE campaign_id = $1 AND version = 2";
+        Assert.Equal(await a.DataSource.ScalarAsync<string>(Final, Ct, idA), await b.DataSource.ScalarAsync<string>(Final, Ct, idB));
+    }
+
+    [Fact]
+    public async Task Run_BatchedRollouts_StoreTheSameCompletionsAndWeightsAsOneItemAtATime()
+    {
+        await using var a = await EngineDatabase.CreateAsync(Ct);
+        await using var b = await EngineDatabase.CreateAsync(Ct);
+        var spec = WriteSpec("batched", """{"rules": [{"rule": "cosine"}]}""", steps: 2);
+        var idA = await CreateAsync(a.DataSource, spec);
+        var idB = await CreateAsync(b.DataSource, spec);
+        Assert.Equal(CampaignState.Completed, (await RunAsync(a.DataSource, idA, TimeSpan.FromMinutes(3))).State);
+        Assert.Equal(CampaignState.Completed, (await RunAsync(b.DataSource, idB, TimeSpan.FromMinutes(3), rolloutBatch: 8)).State);
+
+        // b claimed several rollout items at once (one claim time for all of them), a one by one.
+        const string Claims = "SELECT count(DISTINCT claimed_at) FROM work_items WHERE campaign_id = $1 AND kind = 'rollout'";
+        Assert.Equal(4L, await a.DataSource.ScalarAsync<long>(Claims, Ct, idA));
+        Assert.True(await b.DataSource.ScalarAsync<long>(Claims, Ct, idB) < 4, "the batched silo claimed its rollout items one at a time");
+
+        // Each item sampled from its own streams, so the texts, tokens and final weights are the same.
+        const string Texts = """
+            SELECT string_agg(c.step || '/' || (w.payload->>'slot') || '/' || c.sample_index || ':' || c.text || ':' || array_to_string(c.token_ids, ','), chr(30)
+                              ORDER BY c.step, (w.payload->>'slot')::int, c.sample_index)
+              FROM completions c JOIN work_items w ON w.id = c.item_id WHERE c.campaign_id = $1
+            """;
+        var textsA = await a.DataSource.ScalarAsync<string>(Texts, Ct, idA);
+        Assert.Equal(2L * 2 * 4, await a.DataSource.ScalarAsync<long>("SELECT count(*) FROM completions WHERE campaign_id = $1", Ct, idA));
+        Assert.Equal(textsA, await b.DataSource.ScalarAsync<string>(Texts, Ct, idB));
         const string Final = "SELECT sha256 FROM policy_versions WHERE campaign_id = $1 AND version = 2";
         Assert.Equal(await a.DataSource.ScalarAsync<string>(Final, Ct, idA), await b.DataSource.ScalarAsync<string>(Final, Ct, idB));
     }

@@ -51,6 +51,74 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
         }
     }
 
+    /// <summary>
+    /// Rolls out several items of one campaign and policy version with a native policy in one batched generation:
+    /// each item's G samples come from the random streams it would use alone (its seed, indices 0..G-1), so the
+    /// results match <see cref="RolloutAsync"/> item by item up to floating-point summation order.
+    /// </summary>
+    /// <param name="works">The items (same campaign, same policy version).</param>
+    /// <param name="cancellationToken">Cancels between decode steps.</param>
+    /// <returns>One result per item, in order; null when the campaign's policy is an endpoint (roll out one by one).</returns>
+    public async Task<IReadOnlyList<RolloutResult>?> RolloutManyAsync(IReadOnlyList<RolloutWork> works, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(works);
+        if (works.Count == 0)
+        {
+            return [];
+        }
+
+        if (works.Any(w => w.CampaignId != works[0].CampaignId || w.PolicyVersion != works[0].PolicyVersion))
+        {
+            throw new ArgumentException("a batched rollout needs items of one campaign and one policy version", nameof(works));
+        }
+
+        await _turn.WaitAsync(cancellationToken);
+        try
+        {
+            var definition = await catalog.GetAsync(works[0].CampaignId, cancellationToken);
+            if (definition.Spec.Policy is EndpointPolicySpec)
+            {
+                return null;
+            }
+
+            var algorithm = definition.Spec.Algorithm;
+            var (policy, loadSeconds) = await policies.GetAsync(works[0].CampaignId, works[0].PolicyVersion, cancellationToken);
+            var t0 = Stopwatch.GetTimestamp();
+            var prompts = new List<int[]>();
+            var streams = new List<(ulong, int)>();
+            foreach (var work in works)
+            {
+                var ids = definition.EncodePrompt(definition.Train[work.PromptIndex].Prompt);
+                for (var j = 0; j < work.GroupSize; j++)
+                {
+                    prompts.Add(ids);
+                    streams.Add((work.Seed, j));
+                }
+            }
+
+            var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, works[0].Seed);
+            var result = policy.Generator.Generate(prompts, streams, options, cancellationToken: cancellationToken);
+            var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            var results = new List<RolloutResult>(works.Count);
+            var first = 0;
+            foreach (var work in works)
+            {
+                var completions = result.Sequences.Skip(first).Take(work.GroupSize).Select(s => ToCompletion(definition, s)).ToList();
+                first += work.GroupSize;
+                // The batch's time is shared out by the tokens each item generated.
+                var tokens = completions.Sum(c => (long)c.TokenIds.Length);
+                var share = result.Sequences.Sum(s => (long)s.Tokens.Length) is > 0 and var all ? seconds * tokens / all : seconds / works.Count;
+                results.Add(new RolloutResult(completions, tokens, share, results.Count == 0 ? loadSeconds : 0, 0));
+            }
+
+            return results;
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
     /// <inheritdoc/>
     public async Task<EvaluationChunkResult> EvaluateAsync(EvaluationWork work, CancellationToken cancellationToken)
     {

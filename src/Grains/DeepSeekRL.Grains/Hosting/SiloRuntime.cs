@@ -43,6 +43,13 @@ public sealed class SiloOptions
 
     /// <summary>Only these campaigns (null: all).</summary>
     public long? CampaignId { get; init; }
+
+    /// <summary>
+    /// Rollout items a rollout worker claims at once and generates in one batch (items of one campaign and policy
+    /// version share the forward passes). 1 (the default) leaves items to other rollout silos; one silo alone on a
+    /// machine rolls out several times faster with a whole step's items.
+    /// </summary>
+    public int RolloutBatch { get; init; } = 1;
 }
 
 /// <summary>
@@ -59,6 +66,7 @@ public sealed class SiloRuntime : IAsyncDisposable
     private readonly ConcurrentDictionary<long, Task> _drivers = new();
     private readonly RolloutWorkerGrain _rollout;
     private readonly RewardGrain _reward;
+    private readonly ConcurrentDictionary<long, RolloutResult> _prepared = new();
     private NodeIdentity _node;
 
     /// <summary>Creates a silo.</summary>
@@ -90,7 +98,7 @@ public sealed class SiloRuntime : IAsyncDisposable
         _loops.Add(Loop("maintenance", TimeSpan.FromSeconds(1), MaintainAsync, token));
         if (_options.Roles.Contains(SiloRoles.Rollout))
         {
-            _loops.Add(Task.Run(() => WorkLoopAsync([CampaignWork.Rollout, CampaignWork.Evaluation], ProcessRolloutAsync, token), token));
+            _loops.Add(Task.Run(() => WorkLoopAsync([CampaignWork.Rollout, CampaignWork.Evaluation], ProcessRolloutAsync, token, Math.Max(1, _options.RolloutBatch), PrepareRolloutsAsync), token));
         }
 
         if (_options.Roles.Contains(SiloRoles.Reward))
@@ -272,14 +280,16 @@ public sealed class SiloRuntime : IAsyncDisposable
         }
     }
 
-    private async Task WorkLoopAsync(string[] kinds, Func<ClaimedItem, CancellationToken, Task> process, CancellationToken token)
+    private async Task WorkLoopAsync(
+        string[] kinds, Func<ClaimedItem, CancellationToken, Task> process, CancellationToken token, int batch = 1,
+        Func<IReadOnlyList<ClaimedItem>, CancellationToken, Task>? prepare = null)
     {
         while (!token.IsCancellationRequested)
         {
             IReadOnlyList<ClaimedItem> items;
             try
             {
-                items = await _services.Queue.ClaimAsync(_node, kinds, 1, _options.Cluster.LeaseDuration, _options.CampaignId, cancellationToken: token);
+                items = await _services.Queue.ClaimAsync(_node, kinds, batch, _options.Cluster.LeaseDuration, _options.CampaignId, cancellationToken: token);
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {
@@ -306,27 +316,81 @@ public sealed class SiloRuntime : IAsyncDisposable
                 continue;
             }
 
-            var item = items[0];
-            try
+            if (prepare is not null && items.Count > 1)
             {
-                await process(item, token);
-                Processed.AddOrUpdate(item.Kind, 1, (_, n) => n + 1);
-            }
-            catch (OperationCanceledException) when (token.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                _services.Log?.Invoke($"silo {_node}: {item.Kind} item {item.Id} attempt {item.Attempt}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
                 try
                 {
-                    await _services.Queue.FailAsync(item, $"{ex.GetType().Name}: {FirstLine(ex.Message)}", retry: true, token);
+                    await prepare(items, token);
                 }
-                catch (Exception failEx) when (failEx is NpgsqlException or TimeoutException)
+                catch (OperationCanceledException) when (token.IsCancellationRequested)
                 {
-                    // The lease expires and the item is rescued.
+                    return;
                 }
+                catch (Exception ex)
+                {
+                    // Each item is then processed alone, as without batching.
+                    _services.Log?.Invoke($"silo {_node}: batch of {items.Count} {items[0].Kind} items: {ex.GetType().Name}: {FirstLine(ex.Message)}; processing them one by one");
+                }
+            }
+
+            foreach (var item in items)
+            {
+                if (!await ProcessOneAsync(item, process, token))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    // Processes one claimed item; false when the silo is stopping.
+    private async Task<bool> ProcessOneAsync(ClaimedItem item, Func<ClaimedItem, CancellationToken, Task> process, CancellationToken token)
+    {
+        try
+        {
+            await process(item, token);
+            Processed.AddOrUpdate(item.Kind, 1, (_, n) => n + 1);
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            return false;
+        }
+        catch (Exception ex)
+        {
+            _services.Log?.Invoke($"silo {_node}: {item.Kind} item {item.Id} attempt {item.Attempt}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+            try
+            {
+                await _services.Queue.FailAsync(item, $"{ex.GetType().Name}: {FirstLine(ex.Message)}", retry: true, token);
+            }
+            catch (Exception failEx) when (failEx is NpgsqlException or TimeoutException)
+            {
+                // The lease expires and the item is rescued.
+            }
+        }
+
+        return true;
+    }
+
+    // Rolls out the claimed rollout items of each campaign and policy version in one batched generation; the results
+    // wait in _prepared for ProcessRolloutAsync (an item without one is rolled out alone).
+    private async Task PrepareRolloutsAsync(IReadOnlyList<ClaimedItem> items, CancellationToken cancellationToken)
+    {
+        _prepared.Clear();
+        var works = items.Where(i => i.Kind == CampaignWork.Rollout)
+            .Select(i => (Item: i, Work: CampaignJson.Deserialize<RolloutWork>(i.Payload, "rollout item")))
+            .ToList();
+        foreach (var group in works.GroupBy(w => (w.Work.CampaignId, w.Work.PolicyVersion)).Where(g => g.Count() > 1))
+        {
+            var list = group.ToList();
+            var results = await _rollout.RolloutManyAsync([.. list.Select(w => w.Work)], cancellationToken);
+            if (results is null)
+            {
+                continue;
+            }
+
+            for (var i = 0; i < list.Count; i++)
+            {
+                _prepared[list[i].Item.Id] = results[i];
             }
         }
     }
@@ -343,7 +407,7 @@ public sealed class SiloRuntime : IAsyncDisposable
 
         var work = CampaignJson.Deserialize<RolloutWork>(item.Payload, "rollout item");
         var definition = await _services.Catalog.GetAsync(work.CampaignId, cancellationToken);
-        var result = await _rollout.RolloutAsync(work, cancellationToken);
+        var result = _prepared.TryRemove(item.Id, out var prepared) ? prepared : await _rollout.RolloutAsync(work, cancellationToken);
         var prompt = definition.Train[work.PromptIndex].Prompt;
         var records = result.Completions.Select((c, i) => new CompletionRecord(
             work.CampaignId, work.Step, item.Id, i, work.PolicyVersion, prompt, c.TokenIds, c.Text, c.LogProbs, c.FinishReason)).ToList();

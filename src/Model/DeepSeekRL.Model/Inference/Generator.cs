@@ -26,7 +26,7 @@ public enum FinishReason
 /// <param name="Finish">Why it ended.</param>
 public sealed record GeneratedSequence(int[] Tokens, float[] LogProbs, FinishReason Finish);
 
-/// <summary>The result of <see cref="Generator.Generate"/>.</summary>
+/// <summary>The result of <c>Generator.Generate</c>.</summary>
 /// <param name="Sequences">One per prompt, in prompt order.</param>
 /// <param name="DraftsProposed">MTP drafts proposed (speculative mode; else 0).</param>
 /// <param name="DraftsAccepted">MTP drafts accepted.</param>
@@ -55,6 +55,32 @@ public sealed class Generator(Transformer model)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         ArgumentNullException.ThrowIfNull(options);
+        return Generate(prompts, Enumerable.Range(0, prompts.Count).Select(i => (options.Seed, i)).ToArray(), options, cacheKind, cancellationToken);
+    }
+
+    /// <summary>
+    /// Generates a completion for each prompt, drawing prompt i's tokens from the stream
+    /// <c>SplitMix64.ForSequence(streams[i].Seed, streams[i].Index)</c>: several requests batched together sample what
+    /// each would have sampled alone (<see cref="SamplingOptions.Seed"/> is not used).
+    /// </summary>
+    /// <param name="prompts">Prompts (token ids, each non-empty).</param>
+    /// <param name="streams">The random stream of each prompt: a seed and a sequence index.</param>
+    /// <param name="options">Sampling and stopping.</param>
+    /// <param name="cacheKind">The KV cache (absorbed by default).</param>
+    /// <param name="cancellationToken">Cancels between steps.</param>
+    /// <returns>The completions and, with MTP, the draft acceptance.</returns>
+    public GenerationResult Generate(
+        IReadOnlyList<int[]> prompts, IReadOnlyList<(ulong Seed, int Index)> streams, SamplingOptions options, KvCacheKind cacheKind = KvCacheKind.Absorbed,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        ArgumentNullException.ThrowIfNull(streams);
+        ArgumentNullException.ThrowIfNull(options);
+        if (streams.Count != prompts.Count)
+        {
+            throw new ArgumentException($"{streams.Count} random streams for {prompts.Count} prompts; expected one per prompt", nameof(streams));
+        }
+
         if (options.Validate() is { } error)
         {
             throw new ArgumentException(error, nameof(options));
@@ -111,7 +137,7 @@ public sealed class Generator(Transformer model)
 
             lastRows[i] = r - 1;
             state.Length[i] = prompts[i].Length;
-            state.Rng[i] = SplitMix64.ForSequence(options.Seed, i);
+            state.Rng[i] = SplitMix64.ForSequence(streams[i].Seed, streams[i].Index);
         }
 
         var logits = new float[(long)(speculative ? 2 * b : b) * v];

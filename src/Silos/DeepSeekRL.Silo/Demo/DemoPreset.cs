@@ -70,7 +70,7 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 20000,
+        SftExamples = 28000,
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,
@@ -82,8 +82,8 @@ public sealed record DemoPreset
         RejectionPrompts = 32,
         RejectionSamples = 4,
         CountdownEvalPrompts = 100,
-        CountdownSftExamples = 2000,
-        CountdownRlPrompts = 1000,
+        CountdownSftExamples = 500,
+        CountdownRlPrompts = 250,
         DistillEpochs = 3,
     };
 
@@ -106,8 +106,8 @@ public sealed record DemoPreset
         RejectionPrompts = 64,
         RejectionSamples = 4,
         CountdownEvalPrompts = 200,
-        CountdownSftExamples = 10000,
+        CountdownSftExamples = 8000,
         CountdownRlPrompts = 4000,
-        DistillEpochs = 2,
+        DistillEpochs = 4,
     };
 }
