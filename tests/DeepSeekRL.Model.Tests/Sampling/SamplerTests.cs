@@ -115,6 +115,26 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Generate_WithStreams_SamplesWhatEachRequestSamplesAlone()
+    {
+        var generator = new Generator(new Transformer(TestModels.Weights(TestModels.Micro())));
+        int[] p = TestModels.Tokens(4, 64, 1), q = TestModels.Tokens(9, 64, 2);
+        var options = new SamplingOptions { Temperature = 1.2f, MaxTokens = 20 };
+
+        // Two requests: p with seed 11 (two samples), q with seed 12 (one sample), batched as p, p, q.
+        var batched = generator.Generate([p, p, q], [(11UL, 0), (11UL, 1), (12UL, 0)], options, cancellationToken: TestContext.Current.CancellationToken);
+        var aloneP = Gen(generator, [p, p], new SamplingOptions { Temperature = 1.2f, MaxTokens = 20, Seed = 11 });
+        var aloneQ = Gen(generator, [q], new SamplingOptions { Temperature = 1.2f, MaxTokens = 20, Seed = 12 });
+        Assert.Equal(aloneP.Sequences[0].Tokens, batched.Sequences[0].Tokens);
+        Assert.Equal(aloneP.Sequences[1].Tokens, batched.Sequences[1].Tokens);
+        Assert.Equal(aloneQ.Sequences[0].Tokens, batched.Sequences[2].Tokens);
+        Assert.NotEqual(batched.Sequences[0].Tokens, batched.Sequences[1].Tokens);
+
+        var error = Assert.Throws<ArgumentException>(() => generator.Generate([p, q], [(1UL, 0)], options, cancellationToken: TestContext.Current.CancellationToken));
+        Assert.Contains("1 random streams for 2 prompts", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Generate_MaxTokens_LimitsEveryCompletion()
     {
         var generator = new Generator(new Transformer(TestModels.Weights(TestModels.Micro())));

@@ -116,15 +116,20 @@ internal static class DemoTable
         if (double.IsFinite(gain))
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"what RL changed, additions: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {qualityGain * 100:+0.0;-0.0;0.0} points"));
+                $"what RL changed, additions: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {Points(qualityGain)}"));
         }
 
         if (report.Countdown is { } cd && double.IsFinite(cd.AccuracyRlFinal - cd.AccuracySft))
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"what RL changed, Countdown: accuracy {(cd.AccuracyRlFinal - cd.AccuracySft) * 100:+0.0;-0.0;0.0} points; completions that reason {(cd.ReasoningFractionRl - cd.ReasoningFractionSft) * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {(cd.AccuracyWhenReasoningRl - cd.AccuracyWhenReasoningSft) * 100:+0.0;-0.0;0.0} points"));
+                $"what RL changed, Countdown: accuracy {(cd.AccuracyRlFinal - cd.AccuracySft) * 100:+0.0;-0.0;0.0} points; completions that reason {(cd.ReasoningFractionRl - cd.ReasoningFractionSft) * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {Points(cd.AccuracyWhenReasoningRl - cd.AccuracyWhenReasoningSft)}"));
         }
 
         return string.Join(Environment.NewLine, lines);
     }
+
+    // A change in points, or why there is none (a model with no reasoning completions has no accuracy among them).
+    private static string Points(double change) => double.IsFinite(change)
+        ? string.Create(CultureInfo.InvariantCulture, $"{change * 100:+0.0;-0.0;0.0} points")
+        : "n/a (one of the models wrote no reasoning)";
 }
