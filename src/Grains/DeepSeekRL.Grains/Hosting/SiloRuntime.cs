@@ -47,7 +47,7 @@ public sealed class SiloOptions
     /// <summary>
     /// Rollout items a rollout worker claims at once and generates in one batch (items of one campaign and policy
     /// version share the forward passes). 1 (the default) leaves items to other rollout silos; one silo alone on a
-    /// machine rolls out several times faster with a whole step's items.
+    /// machine samples faster in larger batches where sampling, not the learner, dominates (docs/campaigns.md).
     /// </summary>
     public int RolloutBatch { get; init; } = 1;
 }

@@ -70,7 +70,7 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 24000,
+        SftExamples = 28000,
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,
