@@ -36,14 +36,7 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
             }
 
             var (policy, loadSeconds) = await policies.GetAsync(work.CampaignId, work.PolicyVersion, cancellationToken);
-            var t0 = Stopwatch.GetTimestamp();
-            var ids = definition.EncodePrompt(prompt);
-            var prompts = new int[work.GroupSize][];
-            Array.Fill(prompts, ids);
-            var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, work.Seed);
-            var result = policy.Generator.Generate(prompts, options, cancellationToken: cancellationToken);
-            var completions = result.Sequences.Select(s => ToCompletion(definition, s)).ToList();
-            return new RolloutResult(completions, completions.Sum(c => (long)c.TokenIds.Length), Stopwatch.GetElapsedTime(t0).TotalSeconds, loadSeconds, 0);
+            return SampleNative(definition, policy, [work], loadSeconds, cancellationToken)[0];
         }
         finally
         {
@@ -53,8 +46,8 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
 
     /// <summary>
     /// Rolls out several items of one campaign and policy version with a native policy in one batched generation:
-    /// each item's G samples come from the random streams it would use alone (its seed, indices 0..G-1), so the
-    /// results match <see cref="RolloutAsync"/> item by item up to floating-point summation order.
+    /// each item's G samples come from the random streams it would use alone (its seed, indices 0..G-1), and each
+    /// sequence's rows are computed independently of the others, so the results equal <see cref="RolloutAsync"/>'s.
     /// </summary>
     /// <param name="works">The items (same campaign, same policy version).</param>
     /// <param name="cancellationToken">Cancels between decode steps.</param>
@@ -81,42 +74,50 @@ public sealed class RolloutWorkerGrain(CampaignCatalog catalog, NativePolicyCach
                 return null;
             }
 
-            var algorithm = definition.Spec.Algorithm;
             var (policy, loadSeconds) = await policies.GetAsync(works[0].CampaignId, works[0].PolicyVersion, cancellationToken);
-            var t0 = Stopwatch.GetTimestamp();
-            var prompts = new List<int[]>();
-            var streams = new List<(ulong, int)>();
-            foreach (var work in works)
-            {
-                var ids = definition.EncodePrompt(definition.Train[work.PromptIndex].Prompt);
-                for (var j = 0; j < work.GroupSize; j++)
-                {
-                    prompts.Add(ids);
-                    streams.Add((work.Seed, j));
-                }
-            }
-
-            var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, works[0].Seed);
-            var result = policy.Generator.Generate(prompts, streams, options, cancellationToken: cancellationToken);
-            var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            var results = new List<RolloutResult>(works.Count);
-            var first = 0;
-            foreach (var work in works)
-            {
-                var completions = result.Sequences.Skip(first).Take(work.GroupSize).Select(s => ToCompletion(definition, s)).ToList();
-                first += work.GroupSize;
-                // The batch's time is shared out by the tokens each item generated.
-                var tokens = completions.Sum(c => (long)c.TokenIds.Length);
-                var share = result.Sequences.Sum(s => (long)s.Tokens.Length) is > 0 and var all ? seconds * tokens / all : seconds / works.Count;
-                results.Add(new RolloutResult(completions, tokens, share, results.Count == 0 ? loadSeconds : 0, 0));
-            }
-
-            return results;
+            return SampleNative(definition, policy, works, loadSeconds, cancellationToken);
         }
         finally
         {
             _turn.Release();
         }
+    }
+
+    // Samples each item's G completions in one batched generation, item i's j-th from the stream (seed_i, j); the
+    // batch's time is shared out by the tokens each item generated, the policy's load time goes to the first item.
+    private static List<RolloutResult> SampleNative(
+        CampaignDefinition definition, LoadedPolicy policy, IReadOnlyList<RolloutWork> works, double loadSeconds, CancellationToken cancellationToken)
+    {
+        var algorithm = definition.Spec.Algorithm;
+        var t0 = Stopwatch.GetTimestamp();
+        var prompts = new List<int[]>();
+        var streams = new List<(ulong, int)>();
+        foreach (var work in works)
+        {
+            var ids = definition.EncodePrompt(definition.Train[work.PromptIndex].Prompt);
+            for (var j = 0; j < work.GroupSize; j++)
+            {
+                prompts.Add(ids);
+                streams.Add((work.Seed, j));
+            }
+        }
+
+        var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, works[0].Seed);
+        var result = policy.Generator.Generate(prompts, streams, options, cancellationToken: cancellationToken);
+        var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        var allTokens = result.Sequences.Sum(s => (long)s.Tokens.Length);
+        var results = new List<RolloutResult>(works.Count);
+        var first = 0;
+        foreach (var work in works)
+        {
+            var completions = result.Sequences.Skip(first).Take(work.GroupSize).Select(s => ToCompletion(definition, s)).ToList();
+            first += work.GroupSize;
+            var tokens = completions.Sum(c => (long)c.TokenIds.Length);
+            var share = allTokens > 0 ? seconds * tokens / allTokens : seconds / works.Count;
+            results.Add(new RolloutResult(completions, tokens, share, results.Count == 0 ? loadSeconds : 0, 0));
+        }
+
+        return results;
     }
 
     /// <inheritdoc/>
