@@ -66,6 +66,26 @@ public sealed class DemoTaskGeneratorTests
     }
 
     [Fact]
+    public void Generate_OperandDigits_EveryLengthInTheRangeAndNoOther()
+    {
+        var mix = TaskMix.ArithmeticOnly with { MinOperandDigits = 3, MaxOperandDigits = 4 };
+
+        var tasks = DemoTaskGenerator.Generate(6, 1500, mix);
+
+        var lengths = tasks.SelectMany(t => t.Operator == '*' ? new[] { t.Left } : new[] { t.Left, t.Right })
+            .Select(n => n.ToString(CultureInfo.InvariantCulture).Length)
+            .GroupBy(n => n)
+            .ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal([3, 4], lengths.Keys.Order());
+        Assert.InRange(lengths[3] / (double)(lengths[3] + lengths[4]), 0.4, 0.6);
+        Assert.All(tasks, t =>
+        {
+            var expected = t.Operator switch { '+' => t.Left + t.Right, '-' => t.Left - t.Right, _ => t.Left * t.Right };
+            Assert.Equal(expected.ToString(CultureInfo.InvariantCulture), t.Answer);
+        });
+    }
+
+    [Fact]
     public void Generate_AdditionAndSubtraction_AtLeastHalfCarryOrBorrow()
     {
         var tasks = DemoTaskGenerator.Generate(11, 2000, new TaskMix(1, 1, 0, 0));
@@ -155,6 +175,10 @@ public sealed class DemoTaskGeneratorTests
     {
         Assert.Throws<ArgumentException>(() => DemoTaskGenerator.Generate(1, 1, new TaskMix(0, 0, 0, 0)));
         Assert.Throws<ArgumentException>(() => DemoTaskGenerator.Generate(1, 1, new TaskMix(-1, 1, 0, 0)));
+        var reversed = Assert.Throws<ArgumentException>(() => DemoTaskGenerator.Generate(1, 1, TaskMix.ArithmeticOnly with { MinOperandDigits = 4, MaxOperandDigits = 3 }));
+        Assert.Contains("operand digits 4..3", reversed.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => DemoTaskGenerator.Generate(1, 1, TaskMix.ArithmeticOnly with { MinOperandDigits = 0 }));
+        Assert.Throws<ArgumentException>(() => DemoTaskGenerator.Generate(1, 1, TaskMix.ArithmeticOnly with { MaxOperandDigits = 10 }));
     }
 
     private static string Describe(DemoTask t) =>

@@ -35,9 +35,9 @@ public sealed partial class DemoTracesTests
         var sub = new DemoTask(DemoTask.Arithmetic, "What is 530 - 472?", "58") { Left = 530, Operator = '-', Right = 472 };
         var mul = new DemoTask(DemoTask.Arithmetic, "What is 347 * 6?", "2082") { Left = 347, Operator = '*', Right = 6 };
 
-        Assert.Equal("<think>\n7+4=11\n0+4+1=5\n6+8=14\n</think>\n\\boxed{1451}", DemoTraces.Full(add));
-        Assert.Equal("<think>\n10-2=8\n13-1-7=5\n5-1-4=0\n</think>\n\\boxed{58}", DemoTraces.Full(sub));
-        Assert.Equal("<think>\n7*6=42\n4*6+4=28\n3*6+2=20\n</think>\n\\boxed{2082}", DemoTraces.Full(mul));
+        Assert.Equal("<think>\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\n</think>\n\\boxed{1451}", DemoTraces.Full(add));
+        Assert.Equal("<think>\n10-2=8 8\n13-1-7=5 58\n5-1-4=0 58\n</think>\n\\boxed{58}", DemoTraces.Full(sub));
+        Assert.Equal("<think>\n7*6=42 2\n4*6+4=28 82\n3*6+2=20 2082\n</think>\n\\boxed{2082}", DemoTraces.Full(mul));
     }
 
     [Fact]
@@ -46,13 +46,13 @@ public sealed partial class DemoTracesTests
         var sub = new DemoTask(DemoTask.Arithmetic, "What is 503 - 78?", "425") { Left = 503, Operator = '-', Right = 78 };
         var add = new DemoTask(DemoTask.Arithmetic, "What is 995 + 7?", "1002") { Left = 995, Operator = '+', Right = 7 };
 
-        Assert.Equal(["13-8=5", "10-1-7=2", "5-1-0=4"], DemoTraces.WorkedSteps(sub));
-        Assert.Equal(["5+7=12", "9+0+1=10", "9+0+1=10"], DemoTraces.WorkedSteps(add));
-        Assert.Equal("<think>\n5+7=12\n9+0+1=10\n9+0+1=10\n</think>\n\\boxed{1002}", DemoTraces.Full(add));
+        Assert.Equal(["13-8=5 5", "10-1-7=2 25", "5-1-0=4 425"], DemoTraces.WorkedSteps(sub));
+        Assert.Equal(["5+7=12 2", "9+0+1=10 02", "9+0+1=10 1002"], DemoTraces.WorkedSteps(add));
+        Assert.Equal("<think>\n5+7=12 2\n9+0+1=10 02\n9+0+1=10 1002\n</think>\n\\boxed{1002}", DemoTraces.Full(add));
     }
 
     [Fact]
-    public void Full_Arithmetic_EveryLineIsTheRecomputedColumnValueAndTheBoxedAnswerIsRight()
+    public void Full_Arithmetic_EveryLineIsTheRecomputedColumnValueAndTheRunningResultAndTheBoxedAnswerIsRight()
     {
         foreach (var task in DemoTaskGenerator.Generate(1, 2000, TaskMix.ArithmeticOnly))
         {
@@ -68,9 +68,11 @@ public sealed partial class DemoTracesTests
             {
                 var value = AssertStepHolds(columns[i], task.Prompt);
                 Assert.True(expected[i] == value, $"column {i} of {task.Prompt}: '{columns[i]}', expected the value {expected[i]}");
+                Assert.Equal(DigitsOf(columns[..(i + 1)], i == columns.Length - 1), RunningResult(columns[i]));
             }
 
-            Assert.Equal(task.Answer, DigitsOf(columns));
+            Assert.Equal(task.Answer, DigitsOf(columns, complete: true));
+            Assert.Equal(task.Answer, RunningResult(columns[^1]));
         }
     }
 
@@ -130,16 +132,20 @@ public sealed partial class DemoTracesTests
             Assert.Equal(full.Length, wrong.Length);
             var differing = Enumerable.Range(0, full.Length).Where(i => full[i] != wrong[i]).ToList();
 
-            // The column and the boxed answer; the column's left side and its carry (all but the last digit) are unchanged.
-            Assert.Equal(2, differing.Count);
-            Assert.Equal(full.Length - 1, differing[1]);
-            var (right, bad) = (full[differing[0]], wrong[differing[0]]);
+            // From the wrong column on: that column's value has another last digit (its left side and carry are
+            // unchanged), the later columns' steps are unchanged, every running result from there on differs, and so
+            // does the boxed answer.
+            var first = differing[0];
+            Assert.Equal(Enumerable.Range(first, full.Length - first - 2).Append(full.Length - 1), differing);
+            var (right, bad) = (Step(full[first]), Step(wrong[first]));
             Assert.Equal(right.Length, bad.Length);
             Assert.Equal(right[..^1], bad[..^1]);
             Assert.NotEqual(right[^1], bad[^1]);
+            Assert.All(Enumerable.Range(first + 1, full.Length - first - 3), i => Assert.Equal(Step(full[i]), Step(wrong[i])));
 
-            // The boxed answer is the number the written digits make, and it is wrong.
-            var written = DigitsOf(wrong[1..^2]);
+            // The boxed answer is the number the written digits make, the last running result, and it is wrong.
+            var written = DigitsOf(wrong[1..^2], complete: true);
+            Assert.Equal(written, RunningResult(wrong[^3]));
             Assert.Equal("\\boxed{" + written + "}", wrong[^1]);
             Assert.NotEqual(task.Answer, written);
         }
@@ -271,18 +277,34 @@ public sealed partial class DemoTracesTests
         return values;
     }
 
-    // The number the column lines write: the last line's value, then the last digit of each lower column.
-    private static string DigitsOf(IReadOnlyList<string> columns)
+    // The digits the column lines have written: the last digit of each column's value, the newest first; complete,
+    // the last line's whole value comes first instead and leading zeros are dropped (the number they make).
+    private static string DigitsOf(IReadOnlyList<string> columns, bool complete)
     {
-        var values = columns.Select(line => line[(line.LastIndexOf('=') + 1)..]).ToList();
+        var values = columns.Select(line => Step(line)[(Step(line).LastIndexOf('=') + 1)..]).ToList();
+        if (!complete)
+        {
+            return string.Concat(values.AsEnumerable().Reverse().Select(v => v[^1]));
+        }
+
         var digits = values[^1] + string.Concat(values.Take(values.Count - 1).Reverse().Select(v => v[^1]));
         return digits.TrimStart('0') is { Length: > 0 } n ? n : "0";
     }
 
-    // Checks one compact step (no spaces) and returns its value.
+    // An arithmetic line is the step, a space, and the running result.
+    private static string Step(string line) => line.Split(' ')[0];
+
+    private static string RunningResult(string line)
+    {
+        var parts = line.Split(' ');
+        Assert.Equal(2, parts.Length);
+        return parts[1];
+    }
+
+    // Checks one compact step (no spaces; an arithmetic line's running result is ignored) and returns its value.
     private static long AssertStepHolds(string line, string prompt)
     {
-        var m = StepRegex().Match(line);
+        var m = StepRegex().Match(Step(line));
         Assert.True(m.Success, $"'{line}' is not a step ({prompt})");
         var value = long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
         Assert.True(Evaluate(m.Groups[1].Value) == value, $"'{line}' does not hold ({prompt})");

@@ -5,8 +5,10 @@ namespace DeepSeekRL.Grains.Demo;
 /// <summary>The worked column steps of one addition, subtraction or one-digit multiplication.</summary>
 /// <param name="Lines">
 /// One line per column, ones first, no words: <c>7+4=11</c>, <c>0+4+1=5</c> (carry in), <c>13-1-7=5</c> (a borrow:
-/// the top digit plus ten, minus the borrow that came in, minus the bottom digit), <c>4*6+4=28</c>. No line for the
-/// final carry: the last line's value gives the answer's leading digits.
+/// the top digit plus ten, minus the borrow that came in, minus the bottom digit), <c>4*6+4=28</c>, each followed by a
+/// space and the running result: the digits written so far, the newest first (<c>7+4=11 1</c>, <c>0+4+1=5 51</c>). No
+/// line for the final carry: the last line's value gives the answer's leading digits, and its running result is the
+/// whole answer without leading zeros (<c>6+8=14 1451</c>), which the boxed answer copies.
 /// </param>
 /// <param name="Answer">The number the written digits make (wrong when a column was made wrong).</param>
 /// <param name="Carries">How many columns carry (<c>+</c>, <c>*</c>) or borrow (<c>-</c>).</param>
@@ -34,6 +36,7 @@ internal static class ColumnArithmetic
         long scale = 1;
         long carry = 0;
         var carries = 0;
+        var written = string.Empty;
         for (var place = 0; place < columns; place++, scale *= 10)
         {
             var da = a / scale % 10;
@@ -79,9 +82,16 @@ internal static class ColumnArithmetic
                 digit = wrongDigit;
             }
 
-            lines.Add(lhs + Invariant($"={value}"));
             digits.Add(digit);
             answer += digit * scale;
+
+            // The running result: the digits written so far, the newest first; the last column writes its whole value
+            // (the final carry included) and the result reads as the answer, without leading zeros.
+            var last = place == columns - 1;
+            written = last
+                ? (answer + (op != '-' && carryOut > 0 ? carryOut * scale * 10 : 0)).ToString(CultureInfo.InvariantCulture)
+                : Invariant($"{digit}") + written;
+            lines.Add(lhs + Invariant($"={value} {written}"));
             carries += carryOut > 0 ? 1 : 0;
             carry = carryOut;
         }

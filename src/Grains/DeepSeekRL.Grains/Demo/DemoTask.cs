@@ -60,6 +60,12 @@ public sealed record TaskMix(double Addition, double Subtraction, double Multipl
     /// </summary>
     public bool SmallCountdown { get; init; }
 
+    /// <summary>The fewest digits of an arithmetic operand (the one-digit factor of <c>*</c> aside); 1 to 9.</summary>
+    public int MinOperandDigits { get; init; } = 2;
+
+    /// <summary>The most digits of an arithmetic operand; <see cref="MinOperandDigits"/> to 9. Each operand's length is drawn uniformly.</summary>
+    public int MaxOperandDigits { get; init; } = 3;
+
     /// <summary>What is wrong with the weights, or <see langword="null"/>.</summary>
     /// <returns>A one-line message naming the bad weight.</returns>
     public string? Validate()
@@ -71,6 +77,11 @@ public sealed record TaskMix(double Addition, double Subtraction, double Multipl
             {
                 return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"task mix weight {w}: expected a finite non-negative number");
             }
+        }
+
+        if (MinOperandDigits is < 1 or > 9 || MaxOperandDigits < MinOperandDigits || MaxOperandDigits > 9)
+        {
+            return string.Create(System.Globalization.CultureInfo.InvariantCulture, $"task mix operand digits {MinOperandDigits}..{MaxOperandDigits}: expected 1 <= min <= max <= 9");
         }
 
         return weights.Sum() > 0 ? null : "task mix: every weight is 0; expected at least one positive weight";

@@ -3,8 +3,9 @@ using System.Globalization;
 namespace DeepSeekRL.Grains.Demo;
 
 /// <summary>
-/// Seeded generator of the <c>demo</c> tasks (the DeepSeek-R1 recipe on a tiny model): column arithmetic with 2–3
-/// digit operands, biased towards carries and borrows, and Countdown puzzles that are solvable by construction.
+/// Seeded generator of the <c>demo</c> tasks (the DeepSeek-R1 recipe on a tiny model): column arithmetic with
+/// operands of <see cref="TaskMix.MinOperandDigits"/> to <see cref="TaskMix.MaxOperandDigits"/> digits (2–3 by
+/// default), biased towards carries and borrows, and Countdown puzzles that are solvable by construction.
 /// </summary>
 /// <remarks>Deterministic: the same seed, count and mix give the same tasks, in the same order, on every machine
 /// (<see cref="Random"/> with an explicit seed). Prompts are distinct within one call. Thread-safe (no shared state).</remarks>
@@ -48,9 +49,9 @@ public static class DemoTaskGenerator
             }
 
             var pick = rng.NextDouble() * total;
-            var task = pick < mix.Addition ? Addition(rng)
-                : pick < mix.Addition + mix.Subtraction ? Subtraction(rng)
-                : pick < mix.Addition + mix.Subtraction + mix.Multiplication ? Multiplication(rng)
+            var task = pick < mix.Addition ? Addition(rng, mix)
+                : pick < mix.Addition + mix.Subtraction ? Subtraction(rng, mix)
+                : pick < mix.Addition + mix.Subtraction + mix.Multiplication ? Multiplication(rng, mix)
                 : mix.SmallCountdown ? SmallCountdown(rng) : Countdown(rng);
             if (prompts.Add(task.Prompt))
             {
@@ -125,15 +126,21 @@ public static class DemoTaskGenerator
         return ColumnArithmetic.Work(task.Left, task.Operator, task.Right, wrongColumn: -1, wrongDigit: 0).Carries > 0;
     }
 
-    private static int Operand(Random rng) => rng.Next(2) == 0 ? rng.Next(10, 100) : rng.Next(100, 1000);
+    // The length first (uniform over the mix's range), then the value among the numbers of that length.
+    private static int Operand(Random rng, TaskMix mix)
+    {
+        var digits = rng.Next(mix.MinOperandDigits, mix.MaxOperandDigits + 1);
+        var low = (int)Math.Pow(10, digits - 1);
+        return rng.Next(digits == 1 ? 0 : low, low * 10);
+    }
 
-    private static DemoTask Addition(Random rng)
+    private static DemoTask Addition(Random rng, TaskMix mix)
     {
         var force = rng.NextDouble() < ForcedCarryFraction;
         while (true)
         {
-            var a = Operand(rng);
-            var b = Operand(rng);
+            var a = Operand(rng, mix);
+            var b = Operand(rng, mix);
             if (!force || ColumnArithmetic.Work(a, '+', b, -1, 0).Carries > 0)
             {
                 return ArithmeticTask(a, '+', b, a + b);
@@ -141,13 +148,13 @@ public static class DemoTaskGenerator
         }
     }
 
-    private static DemoTask Subtraction(Random rng)
+    private static DemoTask Subtraction(Random rng, TaskMix mix)
     {
         var force = rng.NextDouble() < ForcedCarryFraction;
         while (true)
         {
-            var a = Operand(rng);
-            var b = Operand(rng);
+            var a = Operand(rng, mix);
+            var b = Operand(rng, mix);
             if (a == b)
             {
                 continue;
@@ -161,9 +168,9 @@ public static class DemoTaskGenerator
         }
     }
 
-    private static DemoTask Multiplication(Random rng)
+    private static DemoTask Multiplication(Random rng, TaskMix mix)
     {
-        var a = Operand(rng);
+        var a = Operand(rng, mix);
         var b = rng.Next(2, 10);
         return ArithmeticTask(a, '*', b, a * b);
     }

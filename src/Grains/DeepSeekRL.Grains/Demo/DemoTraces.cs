@@ -37,11 +37,12 @@ public sealed record SftExample(string Prompt, string Completion, TraceVariant V
 /// <summary>
 /// Compact DeepSeek-R1-format chain-of-thought completions for the demo tasks, short enough for a tiny
 /// character-level model: <c>&lt;think&gt;\n</c>, the worked steps one per line, <c>&lt;/think&gt;\n</c>, then
-/// <c>\boxed{ANSWER}</c>. For 607 + 844: <c>&lt;think&gt;\n7+4=11\n0+4+1=5\n6+8=14\n&lt;/think&gt;\n\boxed{1451}</c>.
+/// <c>\boxed{ANSWER}</c>. For 607 + 844: <c>&lt;think&gt;\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\n&lt;/think&gt;\n\boxed{1451}</c>.
 /// </summary>
 /// <remarks>
 /// <para>Arithmetic traces show one line per column, ones first, without words (<c>0+4+1=5</c> with a carry in,
-/// <c>13-1-7=5</c> for a borrow, <c>4*6+4=28</c>); the last line's value gives the answer's leading digits. They score
+/// <c>13-1-7=5</c> for a borrow, <c>4*6+4=28</c>), each followed by the running result: the digits written so far,
+/// the newest first, so the last line's running result is the answer and the model never reverses digits. They score
 /// 1 on <c>format_r1</c>, <c>accuracy</c> and <c>language_consistency</c> (no words scores 1). Countdown traces show one
 /// line per operation (<c>25-5=20</c>); their last line is <c>\boxed{EQ} &lt;answer&gt;EQ&lt;/answer&gt;</c>, where the
 /// <c>countdown</c> rule reads the equation (last line only, all numbers exactly once), so full traces score 1 there.</para>
@@ -134,7 +135,7 @@ public static class DemoTraces
 
     /// <summary>
     /// The worked steps of the full trace, one per line, without tags or the answer line: one per column for
-    /// arithmetic (<c>0+4+1=5</c>), one per operation for Countdown (<c>25-5=20</c>).
+    /// arithmetic (<c>0+4+1=5 51</c>, with the running result), one per operation for Countdown (<c>25-5=20</c>).
     /// </summary>
     /// <param name="task">The task.</param>
     /// <returns>The lines.</returns>

@@ -39,11 +39,14 @@ internal sealed class DemoRun
     public static readonly SftFractions ColdStartMix = new(0.3, 0.65, 0.05);
 
     /// <summary>
-    /// The task mix: multi-digit addition with carries. (Subtraction and one-digit multiplication are generated and
+    /// The task mix: addition with carries of 3- and 4-digit operands. With 2–3 digits the cold-started model learnt
+    /// to answer at once as well as it reasoned on some seeds (0.97 held-out accuracy without reasoning on seed 1), which
+    /// leaves GRPO nothing to gain; with a 4-digit column the direct answer is harder, and the worked column steps
+    /// (with their running result) are as easy as before. (Subtraction and one-digit multiplication are generated and
     /// traced the same way, but a 2.3 M-parameter model learns the three together far more slowly than the presets'
     /// time allows: 24,000 mixed traces reached 5% held-out accuracy where addition alone reached 48%.)
     /// </summary>
-    public static readonly TaskMix Tasks = new(1, 0, 0, 0);
+    public static readonly TaskMix Tasks = new(1, 0, 0, 0) { MinOperandDigits = 3, MaxOperandDigits = 4 };
 
     /// <summary>
     /// The harder family: small Countdown puzzles (three numbers 2–9 in the order given, <c>+ - *</c>), whose cold-start traces search
