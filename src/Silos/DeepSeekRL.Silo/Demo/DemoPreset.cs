@@ -1,3 +1,5 @@
+using DeepSeekRL.Grains.Demo;
+
 namespace DeepSeekRL.Silo.Demo;
 
 /// <summary>The sizes of one demo run: <see cref="Quick"/> (under 5 minutes on 2 cores) or <see cref="Full"/> (under 20).</summary>
@@ -17,6 +19,13 @@ public sealed record DemoPreset
 
     /// <summary>Cold-start chain-of-thought traces.</summary>
     public required int SftExamples { get; init; }
+
+    /// <summary>
+    /// The cold-start mix of the additions: traces that work the columns, traces that answer at once (an empty think
+    /// block) and traces with one wrong digit, so the SFT model mostly answers at once but has learnt to reason, as the
+    /// anchor's did; RL has both behaviours to choose from and the report shows which one it rewards.
+    /// </summary>
+    public SftFractions ColdStartMix { get; init; } = new(0.3, 0.65, 0.05);
 
     /// <summary>Cold-start passes.</summary>
     public required int SftEpochs { get; init; }
@@ -70,7 +79,8 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 28000,
+        SftExamples = 15000,
+        ColdStartMix = new(0.5, 0.45, 0.05),
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,
@@ -94,7 +104,8 @@ public sealed record DemoPreset
         EvalPrompts = 200,
         PretrainDocuments = 4000,
         PretrainEpochs = 1,
-        SftExamples = 60000,
+        SftExamples = 48000,
+        ColdStartMix = new(0.35, 0.6, 0.05),
         SftEpochs = 1,
         RlPrompts = 8000,
         RlSteps = 60,
@@ -108,6 +119,6 @@ public sealed record DemoPreset
         CountdownEvalPrompts = 200,
         CountdownSftExamples = 8000,
         CountdownRlPrompts = 4000,
-        DistillEpochs = 4,
+        DistillEpochs = 2,
     };
 }

@@ -32,13 +32,6 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The cold-start mix: 30% traces that work the columns, 65% that answer at once (an empty think block) and 5%
-    /// with one wrong digit, so the SFT model mostly answers at once but has learnt to reason, as the anchor's did; RL
-    /// has both behaviours to choose from and the report shows which one it rewards.
-    /// </summary>
-    public static readonly SftFractions ColdStartMix = new(0.3, 0.65, 0.05);
-
-    /// <summary>
     /// The task mix: addition with carries of 3- and 4-digit operands. With 2–3 digits the cold-started model learnt
     /// to answer at once as well as it reasoned on some seeds (0.97 held-out accuracy without reasoning on seed 1), which
     /// leaves GRPO nothing to gain; with a 4-digit column the direct answer is harder, and the worked column steps
@@ -234,12 +227,14 @@ internal sealed class DemoRun
         File.Move(temp, path, overwrite: true);
     }
 
+    private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0.#}%");
+
     private string Describe(string stage) => stage switch
     {
-        "data" => $"seeded tasks (seed {_seed}): multi-digit addition with carries ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
+        "data" => $"seeded tasks (seed {_seed}): addition with carries of {Tasks.MinOperandDigits}-{Tasks.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: 30% worked, 65% empty think, 5% one digit wrong; Countdown: searches)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: {Percent(_preset.ColdStartMix.Full)} worked, {Percent(_preset.ColdStartMix.EmptyThink)} empty think, {Percent(_preset.ColdStartMix.OneDigitWrong)} one digit wrong; Countdown: searches)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out additions and {_preset.CountdownEvalPrompts} held-out Countdown puzzles",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
@@ -312,7 +307,7 @@ internal sealed class DemoRun
         new Random(_seed + 17).Shuffle(rlRows);
         DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlRows);
 
-        var mix = DemoTraces.SftMix(sftTasks, _seed, ColdStartMix).Concat(DemoTraces.SftMix(countdownSft, _seed + 1, ColdStartMix)).ToArray();
+        var mix = DemoTraces.SftMix(sftTasks, _seed, _preset.ColdStartMix).Concat(DemoTraces.SftMix(countdownSft, _seed + 1, _preset.ColdStartMix)).ToArray();
         new Random(_seed + 29).Shuffle(mix);
         using (var writer = new StreamWriter(PathOf("sft.jsonl"), false, new UTF8Encoding(false)))
         {
