@@ -17,6 +17,17 @@ public sealed record DemoPreset
     /// <summary>Pretraining passes.</summary>
     public required int PretrainEpochs { get; init; }
 
+    /// <summary>
+    /// The arithmetic family: additions with carries, of 3- and 4-digit operands unless a preset says otherwise. With
+    /// 2–3 digits the full preset's cold-started model learnt on some seeds to answer at once about as well as it
+    /// reasoned (0.97 held-out accuracy without reasoning on seed 1), which leaves GRPO nothing to gain; a 2.3 M-parameter
+    /// model cannot add 4-digit numbers at once, and the worked column steps (with their running result) are as easy
+    /// as before. (Subtraction and one-digit multiplication are generated and traced the same way, but the model learns
+    /// the three together far more slowly than the presets' time allows: 24,000 mixed traces reached 5% held-out
+    /// accuracy where addition alone reached 48%.)
+    /// </summary>
+    public TaskMix Additions { get; init; } = new(1, 0, 0, 0) { MinOperandDigits = 3, MaxOperandDigits = 4 };
+
     /// <summary>Cold-start chain-of-thought traces.</summary>
     public required int SftExamples { get; init; }
 
@@ -79,8 +90,12 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 15000,
-        ColdStartMix = new(0.5, 0.45, 0.05),
+        SftExamples = 24000,
+        ColdStartMix = new(0.4, 0.55, 0.05),
+
+        // 2-3 digits: a cold start of 15,000 traces (half of them worked) of 3-4 digit additions wrote steps that were
+        // right 0.24 of the time, and 20 GRPO steps gained 2 points.
+        Additions = new(1, 0, 0, 0),
         SftEpochs = 1,
         RlPrompts = 2000,
         RlSteps = 20,

@@ -32,16 +32,6 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The task mix: addition with carries of 3- and 4-digit operands. With 2–3 digits the cold-started model learnt
-    /// to answer at once as well as it reasoned on some seeds (0.97 held-out accuracy without reasoning on seed 1), which
-    /// leaves GRPO nothing to gain; with a 4-digit column the direct answer is harder, and the worked column steps
-    /// (with their running result) are as easy as before. (Subtraction and one-digit multiplication are generated and
-    /// traced the same way, but a 2.3 M-parameter model learns the three together far more slowly than the presets'
-    /// time allows: 24,000 mixed traces reached 5% held-out accuracy where addition alone reached 48%.)
-    /// </summary>
-    public static readonly TaskMix Tasks = new(1, 0, 0, 0) { MinOperandDigits = 3, MaxOperandDigits = 4 };
-
-    /// <summary>
     /// The harder family: small Countdown puzzles (three numbers 2–9 in the order given, <c>+ - *</c>), whose cold-start traces search
     /// (<see cref="DemoTraces.Search"/>). Nearly every completion reasons, so what RL changes here is how well.
     /// </summary>
@@ -231,7 +221,7 @@ internal sealed class DemoRun
 
     private string Describe(string stage) => stage switch
     {
-        "data" => $"seeded tasks (seed {_seed}): addition with carries of {Tasks.MinOperandDigits}-{Tasks.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
+        "data" => $"seeded tasks (seed {_seed}): addition with carries of {_preset.Additions.MinOperandDigits}-{_preset.Additions.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
         "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: {Percent(_preset.ColdStartMix.Full)} worked, {Percent(_preset.ColdStartMix.EmptyThink)} empty think, {Percent(_preset.ColdStartMix.OneDigitWrong)} one digit wrong; Countdown: searches)",
@@ -286,7 +276,7 @@ internal sealed class DemoRun
     private JsonObject WriteData()
     {
         var needed = _preset.EvalPrompts + _preset.SftExamples + _preset.RlPrompts;
-        var tasks = DemoTaskGenerator.Generate(_seed, needed + (needed / 10) + 100, Tasks);
+        var tasks = DemoTaskGenerator.Generate(_seed, needed + (needed / 10) + 100, _preset.Additions);
         var split = DemoTaskGenerator.Split(tasks, _preset.EvalPrompts, _seed);
         var held = split.Eval.Select(t => t.Prompt).ToHashSet(StringComparer.Ordinal);
         var sftTasks = split.Train.Take(_preset.SftExamples).ToList();
@@ -327,7 +317,7 @@ internal sealed class DemoRun
 
         // The pretraining corpus: worked problems in plain text, never a held-out prompt.
         var countdownDocuments = _preset.PretrainDocuments / 5;
-        var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), Tasks)
+        var corpus = DemoCorpus.Documents(_seed + 1_000_003, _preset.PretrainDocuments + (_preset.PretrainDocuments / 10), _preset.Additions)
             .Where(d => !held.Any(p => d.Contains(p, StringComparison.Ordinal)))
             .Take(_preset.PretrainDocuments - countdownDocuments)
             .Concat(DemoCorpus.Documents(_seed + 2_000_003, countdownDocuments * 2, CountdownTasks)
