@@ -209,6 +209,40 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Steps_OfEverChangingShapes_KeepTheBufferPoolBounded()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        var pooled = new List<long>();
+
+        // Batches padded to their longest sequence: a new length every step, as in SFT (longest first).
+        for (var length = 42; length > 2; length--)
+        {
+            model.Forward(TestModels.Tokens(2 * length, config.VocabSize, length), 2, default, 0.3f);
+            model.Backward(new Gradients(config));
+            pooled.Add(model.HeldFloats);
+        }
+
+        // A pool of every shape ever seen would only grow; one that lets unused lengths go holds the last few steps'
+        // buffers, which are the smallest here.
+        Assert.True(pooled[^1] < pooled[9] / 2, $"held floats after 10 steps {pooled[9]}, after 40 {pooled[^1]}");
+
+        // Steps of one shape still reuse their buffers: the pool does not grow.
+        var tokens = TestModels.Tokens(2 * 20, config.VocabSize, 99);
+        var counts = new List<long>();
+        for (var i = 0; i < 20; i++)
+        {
+            model.Forward(tokens, 2, default, 0.3f);
+            model.Backward(new Gradients(config));
+            counts.Add(model.HeldFloats);
+        }
+
+        Assert.All(counts[10..], c => Assert.Equal(counts[10], c));
+        Assert.True(counts[10] > 0, "the step's own buffers are held");
+    }
+
+    [Fact]
     public void Forward_MainLoss_MatchesInferenceEngineLogits()
     {
         var config = TestModels.Micro();

@@ -23,6 +23,9 @@ namespace DeepSeekRL.Model.Training;
 /// </remarks>
 public sealed unsafe partial class TrainingModel
 {
+    // Steps a pooled buffer length may go unused before its buffers are let go.
+    private const int PoolKeepSteps = 4;
+
     private readonly DeepSeekV3Config _c;
     private readonly ModelWeights _weights;
     private readonly float* _w;
@@ -48,7 +51,10 @@ public sealed unsafe partial class TrainingModel
     private double _mainCount;
     private MtpCache? _mtp;
     private readonly Dictionary<int, Stack<float[]>> _pool = [];
+    private readonly Dictionary<int, long> _lastUse = [];
     private readonly List<float[]> _live = [];
+    private long _steps;
+
 
     /// <summary>Builds the training model over <paramref name="weights"/> (kept by reference; edits are seen).</summary>
     /// <param name="weights">The weights.</param>
@@ -661,9 +667,15 @@ public sealed unsafe partial class TrainingModel
         return a;
     }
 
-    /// <summary>Returns every buffer of the previous step to the pool (its activations die with the new forward).</summary>
+    /// <summary>
+    /// Returns every buffer of the previous step to the pool (its activations die with the new forward), and drops the
+    /// pooled buffers of every length no step has used in the last <see cref="PoolKeepSteps"/>: batches of varying
+    /// shapes (padded to their longest sequence) would otherwise each leave a step's worth of pinned buffers behind,
+    /// and the pool grew by gigabytes over a long SFT run.
+    /// </summary>
     private void RecycleStep()
     {
+        _steps++;
         foreach (var a in _live)
         {
             if (!_pool.TryGetValue(a.Length, out var free))
@@ -672,10 +684,25 @@ public sealed unsafe partial class TrainingModel
             }
 
             free.Push(a);
+            _lastUse[a.Length] = _steps;
         }
 
         _live.Clear();
+        if (_pool.Count > 0 && _steps % PoolKeepSteps == 0)
+        {
+            foreach (var (length, last) in _lastUse.ToList())
+            {
+                if (_steps - last >= PoolKeepSteps)
+                {
+                    _pool.Remove(length);
+                    _lastUse.Remove(length);
+                }
+            }
+        }
     }
+
+    /// <summary>The step buffers the model holds, in use or pooled, in floats (for tests and diagnostics).</summary>
+    internal long HeldFloats => _pool.Sum(p => (long)p.Key * p.Value.Count) + _live.Sum(a => (long)a.Length);
 
     private static float[] Ones(int length)
     {
