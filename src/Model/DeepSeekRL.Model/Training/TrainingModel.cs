@@ -55,7 +55,6 @@ public sealed unsafe partial class TrainingModel
     private readonly List<float[]> _live = [];
     private long _steps;
 
-
     /// <summary>Builds the training model over <paramref name="weights"/> (kept by reference; edits are seen).</summary>
     /// <param name="weights">The weights.</param>
     /// <param name="threads">OpenBLAS threads (process-wide, as <see cref="Inference.TransformerOptions.Threads"/>); default 2.</param>
