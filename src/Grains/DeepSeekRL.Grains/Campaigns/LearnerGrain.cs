@@ -203,21 +203,17 @@ public sealed class LearnerGrain : ILearnerGrain
         var readSeconds = stopwatch.Elapsed.TotalSeconds;
         if (_definition.Trains)
         {
-            var sequences = new List<GrpoSequence>();
-            var rewards = new List<double>();
+            var advantages = StepAdvantages(groups, algorithm.GroupSize, algorithm.AdvantageNormalization);
+            var sequences = new List<GrpoSequence>(advantages.Length);
             var useSampling = algorithm.AllowedStaleness > 0;
+            var k = 0;
             foreach (var group in groups)
             {
                 var prompt = _definition.EncodePrompt(_definition.Train[group[0].PromptIndex].Prompt);
-                var advantages = new double[group.Count];
-                var groupRewards = group.Select(s => s.Reward).ToArray();
-                Advantages.Compute(groupRewards, group.Count, Map(algorithm.AdvantageNormalization), advantages);
-                for (var i = 0; i < group.Count; i++)
+                foreach (var sample in group)
                 {
-                    sequences.Add(new GrpoSequence(prompt, group[i].Tokens, useSampling ? group[i].LogProbs : [], advantages[i]));
+                    sequences.Add(new GrpoSequence(prompt, sample.Tokens, useSampling ? sample.LogProbs : [], advantages[k++]));
                 }
-
-                rewards.AddRange(groupRewards);
             }
 
             var update = Stopwatch.StartNew();
@@ -443,6 +439,33 @@ public sealed class LearnerGrain : ILearnerGrain
             .Select(g => g.ToList())
             .Where(g => !_definition.Trains || g.Count == _definition.Spec.Algorithm.GroupSize)
             .ToList();
+    }
+
+    /// <summary>
+    /// The advantages of a step's groups, in group order: one call over the whole step, so that <c>batch</c>
+    /// normalisation divides by the standard deviation of every reward the update uses (TRL's
+    /// <c>scale_rewards="batch"</c>), not each group's own. Every group holds <paramref name="groupSize"/> samples.
+    /// </summary>
+    internal static double[] StepAdvantages(IReadOnlyList<List<LearnerSample>> groups, int groupSize, AdvantageNormalization mode)
+    {
+        var rewards = new double[groups.Count * groupSize];
+        var k = 0;
+        foreach (var group in groups)
+        {
+            if (group.Count != groupSize)
+            {
+                throw new InvalidOperationException($"a group of {group.Count} samples in a campaign of group size {groupSize}");
+            }
+
+            foreach (var sample in group)
+            {
+                rewards[k++] = sample.Reward;
+            }
+        }
+
+        var advantages = new double[rewards.Length];
+        Advantages.Compute(rewards, groupSize, Map(mode), advantages);
+        return advantages;
     }
 
     private static bool HasSignal(List<LearnerSample> group)
