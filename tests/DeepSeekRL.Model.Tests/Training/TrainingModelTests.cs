@@ -209,6 +209,61 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Backward_ReleasesEachLayersScratch_SoItsMemoryDoesNotGrowWithTheLayers()
+    {
+        // Issue 19 (a potato's memory): a layer's backward scratch goes back to the pool once its backward is done,
+        // so the layer below reuses it: what a backward adds to the forward's activations is one layer's scratch,
+        // whatever the depth (it was every layer's).
+        long BackwardFloats(int layers)
+        {
+            var config = TestModels.Micro() with { NumHiddenLayers = layers };
+            var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+            var model = new TrainingModel(weights);
+            model.Forward(TestModels.Tokens(3 * 24, config.VocabSize, 4), 3, default, 0.3f);
+            var forward = model.HeldFloats;
+            model.Backward(new Gradients(config));
+            return model.HeldFloats - forward;
+        }
+
+        var two = BackwardFloats(2);
+        var six = BackwardFloats(6);
+        Assert.True(six < two * 1.2, $"backward floats with 2 layers {two}, with 6 layers {six}");
+    }
+
+    [Fact]
+    public void Steps_OfNearbyShapes_ShareTheirBuffers()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        model.Forward(TestModels.Tokens(4 * 64, config.VocabSize, 1), 4, default, 0.3f);
+        model.Backward(new Gradients(config));
+        var held = model.HeldFloats;
+
+        // One token shorter: every buffer fits in the size class of the longer step's, so nothing new is allocated.
+        model.Forward(TestModels.Tokens(4 * 63, config.VocabSize, 2), 4, default, 0.3f);
+        model.Backward(new Gradients(config));
+        Assert.Equal(held, model.HeldFloats);
+    }
+
+    [Theory]
+    [InlineData(1, 64)]
+    [InlineData(1024, 1024)]
+    [InlineData(1025, 1152)]
+    [InlineData(4096, 4096)]
+    [InlineData(4097, 4608)]
+    [InlineData(1_000_000, 1_048_576)]
+    public void SizeClass_RoundsUpByAtMostAnEighth(int length, int expected)
+    {
+        Assert.Equal(expected, TrainingModel.SizeClass(length));
+        for (var x = 1; x < 100_000; x += 7)
+        {
+            var c = TrainingModel.SizeClass(x);
+            Assert.InRange(c, x, Math.Max(x + 63, x + (x / 8)));
+        }
+    }
+
+    [Fact]
     public void Steps_OfEverChangingShapes_KeepTheBufferPoolBounded()
     {
         var config = TestModels.Micro();

@@ -34,9 +34,9 @@ public sealed unsafe partial class TrainingModel
     public void BackwardFromLogits(Gradients grads, ReadOnlySpan<float> dLogits, bool includeMtp = false)
     {
         ArgumentNullException.ThrowIfNull(grads);
-        if (dLogits.Length != _logits.Length || _tokens.Length == 0)
+        if (dLogits.Length != _b * _t * _v || _tokens.Length == 0)
         {
-            throw new ArgumentException($"dLogits must be (B·T, V) = {_logits.Length} values of the last Forward", nameof(dLogits));
+            throw new ArgumentException($"dLogits must be (B·T, V) = {_b * _t * _v} values of the last Forward", nameof(dLogits));
         }
 
         var copy = Alloc(dLogits.Length);
@@ -145,6 +145,7 @@ public sealed unsafe partial class TrainingModel
     private float[] BlockBackward(LayerOffsets lo, BlockCache c, float[] dOut, float* g)
     {
         var n = c.N;
+        var mark = _live.Count;
 
         // out = h1 + FFN(ffn_norm(h1)): dh1 = dout + ffn_norm_backward(FFN_backward(dout)).
         var dxf = Alloc(n * _d);
@@ -166,6 +167,12 @@ public sealed unsafe partial class TrainingModel
         AttentionBackward(lo, c, dh1, dxn, g);
         var dh = dh1; // the residual passes dh1 through; attn_norm adds its part
         RmsBackward(c.HIn, _d, lo.AttnNorm, _d, c.RA, dxn, _d, dh, _d, g, n);
+
+        // This block's scratch and the gradient it was given are dead: the block below reuses them, so a backward
+        // holds one block's scratch at a time (the forward's activations stay, for another backward of the same step).
+        Release(mark, _live.Count, keep: dh);
+        Release(dOut);
+
         return dh;
     }
 

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -26,6 +27,9 @@ public sealed unsafe partial class TrainingModel
     // Steps a pooled buffer length may go unused before its buffers are let go.
     private const int PoolKeepSteps = 4;
 
+    // Pooled floats let go (256 MiB) after which one aggressive collection returns the pinned garbage to the system.
+    private const long CollectAfterFloats = 64L << 20;
+
     private readonly DeepSeekV3Config _c;
     private readonly ModelWeights _weights;
     private readonly float* _w;
@@ -52,8 +56,9 @@ public sealed unsafe partial class TrainingModel
     private MtpCache? _mtp;
     private readonly Dictionary<int, Stack<float[]>> _pool = [];
     private readonly Dictionary<int, long> _lastUse = [];
-    private readonly List<float[]> _live = [];
+    private readonly List<float[]?> _live = [];   // handed out since the last Forward; null once released early
     private long _steps;
+    private long _droppedFloats;                   // pooled floats let go since the last collection
 
     /// <summary>Builds the training model over <paramref name="weights"/> (kept by reference; edits are seen).</summary>
     /// <param name="weights">The weights.</param>
@@ -200,7 +205,7 @@ public sealed unsafe partial class TrainingModel
     }
 
     /// <summary>The main logits of the last forward, (B·T, V): row (b, t) is the distribution of token t+1.</summary>
-    public ReadOnlySpan<float> Logits => _logits;
+    public ReadOnlySpan<float> Logits => _logits.AsSpan(0, _b * _t * _v);
 
     /// <summary>log p(t_{i+1} | t_{≤i}) of the last forward, (B, T−1), in double from the float logits.</summary>
     /// <returns>The per-token log-probabilities.</returns>
@@ -645,45 +650,92 @@ public sealed unsafe partial class TrainingModel
     }
 
     /// <summary>
-    /// A zeroed pinned buffer from the step pool: every buffer handed out since the previous <see cref="Forward"/> is
-    /// recycled at the next one, so steps of one shape allocate nothing after the first (no GC churn on the POH).
+    /// A zeroed pinned buffer of at least <paramref name="length"/> floats from the step pool. Lengths round up to a
+    /// size class (1/8 of an octave, so at most 12.5 % is wasted), so steps of nearby shapes share buffers; every
+    /// buffer handed out since the previous <see cref="Forward"/> is recycled at the next one (or earlier, by the
+    /// backward, once dead). Callers index within their own length: a buffer may be longer than asked for.
     /// </summary>
     private float[] Alloc(int length)
     {
-        length = Math.Max(1, length);
+        var size = SizeClass(Math.Max(1, length));
         float[] a;
-        if (_pool.TryGetValue(length, out var free) && free.Count > 0)
+        if (_pool.TryGetValue(size, out var free) && free.Count > 0)
         {
             a = free.Pop();
             Array.Clear(a);
         }
         else
         {
-            a = GC.AllocateArray<float>(length, pinned: true);
+            a = GC.AllocateArray<float>(size, pinned: true);
         }
 
+        _lastUse[size] = _steps;
         _live.Add(a);
         return a;
     }
 
+    /// <summary>The size class of a length: exact up to 1,024 floats in steps of 64, then 8 classes per octave.</summary>
+    internal static int SizeClass(int length)
+    {
+        if (length <= 1024)
+        {
+            return (length + 63) & ~63;
+        }
+
+        var unit = 1L << (BitOperations.Log2((uint)length) - 3);
+        return (int)Math.Min(Array.MaxLength, (length + unit - 1) / unit * unit);
+    }
+
+    /// <summary>Returns the step buffers _live[first..end) but <paramref name="keep"/> to the pool before the step ends (they are dead).</summary>
+    private void Release(int first, int end, float[]? keep = null)
+    {
+        for (var i = first; i < end; i++)
+        {
+            if (_live[i] is { } a && !ReferenceEquals(a, keep))
+            {
+                Push(a);
+                _live[i] = null;
+            }
+        }
+    }
+
+    /// <summary>Returns one dead step buffer to the pool before the step ends.</summary>
+    private void Release(float[] a)
+    {
+        var i = _live.LastIndexOf(a);
+        if (i >= 0)
+        {
+            Push(a);
+            _live[i] = null;
+        }
+    }
+
+    private void Push(float[] a)
+    {
+        if (!_pool.TryGetValue(a.Length, out var free))
+        {
+            _pool[a.Length] = free = new Stack<float[]>();
+        }
+
+        free.Push(a);
+        _lastUse[a.Length] = _steps;
+    }
+
     /// <summary>
     /// Returns every buffer of the previous step to the pool (its activations die with the new forward), and drops the
-    /// pooled buffers of every length no step has used in the last <see cref="PoolKeepSteps"/>: batches of varying
-    /// shapes (padded to their longest sequence) would otherwise each leave a step's worth of pinned buffers behind,
-    /// and the pool grew by gigabytes over a long SFT run.
+    /// pooled buffers of every size no step has used in the last <see cref="PoolKeepSteps"/>: batches of varying
+    /// shapes (padded to their longest sequence) would otherwise each leave a step's worth of pinned buffers behind.
+    /// Dropped buffers are pinned garbage that the GC is slow to find; once they add up, one collection returns them.
     /// </summary>
     private void RecycleStep()
     {
         _steps++;
         foreach (var a in _live)
         {
-            if (!_pool.TryGetValue(a.Length, out var free))
+            if (a is not null)
             {
-                _pool[a.Length] = free = new Stack<float[]>();
+                Push(a);
             }
-
-            free.Push(a);
-            _lastUse[a.Length] = _steps;
         }
 
         _live.Clear();
@@ -693,15 +745,25 @@ public sealed unsafe partial class TrainingModel
             {
                 if (_steps - last >= PoolKeepSteps)
                 {
-                    _pool.Remove(length);
+                    if (_pool.Remove(length, out var dropped))
+                    {
+                        _droppedFloats += (long)length * dropped.Count;
+                    }
+
                     _lastUse.Remove(length);
                 }
             }
         }
+
+        if (_droppedFloats >= CollectAfterFloats)
+        {
+            _droppedFloats = 0;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
     }
 
     /// <summary>The step buffers the model holds, in use or pooled, in floats (for tests and diagnostics).</summary>
-    internal long HeldFloats => _pool.Sum(p => (long)p.Key * p.Value.Count) + _live.Sum(a => (long)a.Length);
+    internal long HeldFloats => _pool.Sum(p => (long)p.Key * p.Value.Count) + _live.Sum(a => (long)(a?.Length ?? 0));
 
     private static float[] Ones(int length)
     {
