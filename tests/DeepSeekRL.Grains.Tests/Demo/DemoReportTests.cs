@@ -21,6 +21,7 @@ public sealed class DemoReportTests
         SamplesAccepted = 300,
         SecondsTotal = 123.4,
         SecondsPerStage = [new("pretrain", 10), new("sft", 20), new("rl", 60)],
+        PeakRssMbPerStage = [new("pretrain", 700.5), new("sft", 910.25), new("rl", double.NaN)],
     };
 
     [Fact]
@@ -43,6 +44,11 @@ public sealed class DemoReportTests
         Assert.Equal([0, 10], evals.Select(e => e.GetProperty("step").GetInt32()));
         Assert.Equal(30.5, evals[1].GetProperty("response_length_mean").GetDouble());
         Assert.Equal(["pretrain", "sft", "rl"], root.GetProperty("seconds_per_stage").EnumerateObject().Select(p => p.Name));
+
+        // The run's peak is the largest stage peak; a stage whose peak is unknown is null, not 0.
+        Assert.Equal(910.25, root.GetProperty("peak_rss_mb").GetDouble());
+        Assert.Equal(700.5, root.GetProperty("peak_rss_mb_per_stage").GetProperty("pretrain").GetDouble());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_rss_mb_per_stage").GetProperty("rl").ValueKind);
     }
 
     [Fact]

@@ -246,6 +246,29 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         Assert.Equal(held, model.HeldFloats);
     }
 
+    [Fact]
+    public void ReleaseBuffers_AfterARun_HoldsNothingAndTheNextStepIsUnchanged()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        var tokens = TestModels.Tokens(2 * 9, config.VocabSize, 3);
+        var loss = model.Forward(tokens, 2, default, 0.3f);
+        var before = new Gradients(config);
+        model.Backward(before);
+        Assert.True(model.HeldFloats > 0);
+
+        model.ReleaseBuffers();
+        Assert.Equal(0, model.HeldFloats);
+        Assert.True(model.Logits.IsEmpty);
+        Assert.Throws<InvalidOperationException>(() => model.Backward(new Gradients(config)));
+
+        var after = new Gradients(config);
+        Assert.Equal(loss, model.Forward(tokens, 2, default, 0.3f));
+        model.Backward(after);
+        Assert.True(before.Data.AsSpan().SequenceEqual(after.Data));
+    }
+
     [Theory]
     [InlineData(1, 64)]
     [InlineData(1024, 1024)]

@@ -114,6 +114,15 @@ public sealed record DemoReport
     /// <summary>Wall-clock seconds per stage, in stage order.</summary>
     public required IReadOnlyList<KeyValuePair<string, double>> SecondsPerStage { get; init; }
 
+    /// <summary>
+    /// Peak resident memory (VmHWM, MiB) of the demo process during each stage, in stage order (NaN when unknown; a
+    /// resumed stage reports the larger of its processes' peaks).
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, double>> PeakRssMbPerStage { get; init; } = [];
+
+    /// <summary>The largest of <see cref="PeakRssMbPerStage"/>: the run's peak resident memory in MiB (NaN when unknown).</summary>
+    public double PeakRssMb => PeakRssMbPerStage.Select(s => s.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+
     /// <summary>Mean held-out completion length (tokens) of the SFT model; NaN when unknown.</summary>
     public double ResponseLengthSft { get; init; } = double.NaN;
 
@@ -151,6 +160,12 @@ public sealed record DemoReport
             stages[name] = Finite(seconds);
         }
 
+        var peaks = new JsonObject();
+        foreach (var (name, mb) in PeakRssMbPerStage)
+        {
+            peaks[name] = Finite(mb);
+        }
+
         var root = new JsonObject
         {
             ["accuracy_base"] = Finite(AccuracyBase),
@@ -166,6 +181,8 @@ public sealed record DemoReport
             ["samples_accepted"] = SamplesAccepted,
             ["seconds_total"] = Finite(SecondsTotal),
             ["seconds_per_stage"] = stages,
+            ["peak_rss_mb"] = Finite(PeakRssMb),
+            ["peak_rss_mb_per_stage"] = peaks,
             ["response_length_mean_sft"] = Finite(ResponseLengthSft),
             ["response_length_mean_rl"] = Finite(ResponseLengthRl),
             ["countdown"] = Countdown?.ToJsonObject(),

@@ -762,6 +762,29 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
+    /// <summary>
+    /// Lets go of every step buffer (the last forward's activations included) and returns their memory to the system
+    /// with one collection: call it when a training run ends, so that the next run's buffers do not come on top of
+    /// pinned garbage. The next <see cref="Forward"/> allocates afresh.
+    /// </summary>
+    public void ReleaseBuffers()
+    {
+        var held = HeldFloats;
+        _pool.Clear();
+        _lastUse.Clear();
+        _live.Clear();
+        _h0 = _hL = _rFinal = _z = _logits = _probs = [];
+        _b = _t = 0;
+        _blocks = [];
+        _mtp = null;
+        _tokens = [];
+        _droppedFloats = 0;
+        if (held > 0)
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+    }
+
     /// <summary>The step buffers the model holds, in use or pooled, in floats (for tests and diagnostics).</summary>
     internal long HeldFloats => _pool.Sum(p => (long)p.Key * p.Value.Count) + _live.Sum(a => (long)(a?.Length ?? 0));
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Kernels;
 using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
+using DeepSeekRL.Silo.Diagnostics;
 
 namespace DeepSeekRL.Silo.Benchmarks;
 
@@ -56,8 +56,8 @@ public static partial class ModelBenchmark
         var weights = new ModelWeights(config, (float[])source.Data.Clone());
         var mtpWeight = config.NumNextnPredictLayers > 0 ? TrainMtpWeight : 0f;
         GC.Collect();
-        var reset = ResetPeakRss();
-        var baseline = ProcStatusMb("VmRSS:");
+        var reset = ProcessMemory.ResetPeak();
+        var baseline = ProcessMemory.RssMb();
         var trainer = new TrainingModel(weights, threads);
         var grads = new Gradients(config);
         var optimizer = new AdamW(ParameterLayout.Parameters(config), new AdamWOptions());
@@ -93,7 +93,7 @@ public static partial class ModelBenchmark
         add($"train_tok_per_s_b{TrainBatch}x{TrainLength}", rate, $"{TrainBatch} x {TrainLength} tokens: forward ({what}) + backward + AdamW step, {threads} threads, median of {TrainTimedSteps} after {TrainWarmupSteps} warm-up (last loss {loss:0.000})");
         var flops = 3 * ForwardFlopsPerToken(config, TrainLength);
         report.Add("train_gflop_per_s", rate * flops / 1e9, $"achieved: tokens/s x 3 x forward matmul FLOPs ({flops / 3e6:0.00} MFLOP/token at T={TrainLength}, incl. MTP; reference §15.1 formulas), {threads} threads vs the 1-thread SGEMM peak");
-        report.Add("train_peak_rss_mb", ProcStatusMb("VmHWM:"), reset
+        report.Add("train_peak_rss_mb", ProcessMemory.PeakRssMb(), reset
             ? $"VmHWM over the training phase (peak reset before it; resident baseline at the reset {baseline:0} MB)"
             : "VmHWM of the whole process after training (peak reset unavailable)");
     }
@@ -136,32 +136,5 @@ public static partial class ModelBenchmark
             NativeMemory.AlignedFree(b);
             NativeMemory.AlignedFree(c);
         }
-    }
-
-    /// <summary>Resets VmHWM to the current RSS (writing 5 to /proc/self/clear_refs, Linux 4.0+).</summary>
-    private static bool ResetPeakRss()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-            return true;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
-    private static double ProcStatusMb(string key)
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-        {
-            if (line.StartsWith(key, StringComparison.Ordinal))
-            {
-                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-            }
-        }
-
-        return double.NaN;
     }
 }

@@ -9,6 +9,7 @@ using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Kernels;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Silo.Diagnostics;
 
 namespace DeepSeekRL.Silo.Benchmarks;
 
@@ -142,7 +143,7 @@ public static partial class ModelBenchmark
         var v3 = config with { NumAttentionHeads = 128, KvLoraRank = 512, QkRopeHeadDim = 64, QkNopeHeadDim = 128, VHeadDim = 128 };
         report.Add("kv_values_per_token_per_layer_v3_absorbed", KvCache.EntryValues(v3, KvCacheKind.Absorbed), "full DeepSeek-V3 config (expected 576)");
         report.Add("kv_values_per_token_per_layer_v3_naive", KvCache.EntryValues(v3, KvCacheKind.Naive), "full DeepSeek-V3 config (expected 40,960)");
-        report.Add("peak_rss_mb", PeakRssMb(), "VmHWM of this process");
+        report.Add("peak_rss_mb", ProcessMemory.PeakRssMb(), "VmHWM of this process");
         report.Add("load_average_1m", double.Parse(load == "?" ? "0" : load, CultureInfo.InvariantCulture), "1-minute load average at the start (2 cores shared with other work)");
 
         RunTraining(weights, threads, report, Add, cancellationToken);
@@ -228,19 +229,6 @@ public static partial class ModelBenchmark
 
         var seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         return (seconds, GC.GetAllocatedBytesForCurrentThread() - allocatedBefore);
-    }
-
-    private static double PeakRssMb()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-        {
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-            {
-                return double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
-            }
-        }
-
-        return double.NaN;
     }
 
     private static async Task RunTorchAsync(ModelWeights weights, int threads, int runs, Dictionary<string, double> ours, BenchReport report, CancellationToken cancellationToken)

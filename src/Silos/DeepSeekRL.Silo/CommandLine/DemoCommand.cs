@@ -108,7 +108,7 @@ internal static class DemoTable
             "RL evaluations: " + string.Join("  ", report.RlEvaluations.Select(e => $"step {e.Step}: {P(e.Accuracy)}")),
             string.Create(CultureInfo.InvariantCulture, $"rejection sampling: {report.SamplesAccepted} of {report.SamplesGenerated} samples accepted"),
             "seconds per stage: " + string.Join("  ", report.SecondsPerStage.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key} {s.Value:0.0}"))),
-            string.Create(CultureInfo.InvariantCulture, $"total {report.SecondsTotal:0.0} s"),
+            string.Create(CultureInfo.InvariantCulture, $"total {report.SecondsTotal:0.0} s; peak memory {(double.IsFinite(report.PeakRssMb) ? $"{report.PeakRssMb:0} MB" : "unknown")}"),
         ]);
         var gain = report.AccuracyRlFinal - report.AccuracySft;
         var reasonGain = report.ReasoningFractionRl - report.ReasoningFractionSft;

@@ -15,6 +15,7 @@ using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using SftExample = DeepSeekRL.Model.Training.SftExample;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Silo.Diagnostics;
 using DeepSeekRL.Silo.Model;
 using Npgsql;
 
@@ -149,6 +150,7 @@ internal sealed class DemoRun
 
             Console.WriteLine($"[{i + 1}/{Stages.Length}] {stage}: {Describe(stage)}");
             var stopwatch = Stopwatch.StartNew();
+            ProcessMemory.ResetPeak();
             JsonObject results;
             try
             {
@@ -163,6 +165,7 @@ internal sealed class DemoRun
 
             var seconds = stopwatch.Elapsed.TotalSeconds + (StageNode(stage)?["partial_seconds"]?.GetValue<double>() ?? 0);
             results["seconds"] = seconds;
+            results["peak_rss_mb"] = StagePeakRssMb(StageNode(stage));
             StagesNode[stage] = results;
             Save();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"      {stage} done in {seconds:0.0} s"));
@@ -185,9 +188,18 @@ internal sealed class DemoRun
     {
         var node = StageNode(stage) ?? new JsonObject();
         node["partial_seconds"] = (node["partial_seconds"]?.GetValue<double>() ?? 0) + seconds;
+        node["peak_rss_mb"] = StagePeakRssMb(node);
         node["done"] = false;
         StagesNode[stage] = node;
         Save();
+    }
+
+    // The stage's peak resident memory: this process's since the stage started, or an earlier (stopped) process's.
+    private static double? StagePeakRssMb(JsonObject? node)
+    {
+        var now = ProcessMemory.PeakRssMb();
+        var earlier = node?["peak_rss_mb"]?.GetValue<double>() ?? 0;
+        return double.IsFinite(now) ? Math.Round(Math.Max(now, earlier), 1) : earlier > 0 ? earlier : null;
     }
 
     /// <summary>The first stage not done, or null.</summary>
@@ -728,6 +740,7 @@ internal sealed class DemoRun
             SamplesAccepted = double.IsFinite(accepted) ? (long)accepted : 0,
             SecondsTotal = Stages.Sum(s => double.IsFinite(Seconds(s)) ? Seconds(s) : 0),
             SecondsPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Seconds(s)))],
+            PeakRssMbPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Value(s, "peak_rss_mb")))],
             Countdown = StageNode("eval_sft")?["countdown"] is JsonObject ? new DemoCountdownFigures
             {
                 AccuracyBase = Countdown("eval_base", "accuracy"),

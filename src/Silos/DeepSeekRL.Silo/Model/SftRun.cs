@@ -205,6 +205,7 @@ public static class SftRun
             weights.Data.CopyTo(store.Data, 0);
             ModelCheckpoint.Save(store, outDir);
             optimizer.Save(outDir);
+            trainer.ReleaseBuffers();
         }
 
         return new SftRunResult(step, totalSteps, trainedTokens, total.Elapsed.TotalSeconds, lastLoss);
