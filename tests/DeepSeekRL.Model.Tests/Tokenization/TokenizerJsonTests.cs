@@ -192,4 +192,11 @@ public sealed class TokenizerJsonTests
         Assert.StartsWith(Path.Combine(Path.GetTempPath(), "deepseekrl-tok-tests-" + Environment.ProcessId, "garbage.json") + ": $", ex.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', ex.Message);
     }
+
+    [Fact]
+    public void Load_D1LoneSurrogateInAddedToken_DecodesToU_FFFD()
+    {
+        var path = TestData.WriteTemp("lone.json", Minimal(addedTokens: "[{\"id\": 300, \"content\": \"<s\\ud800>\", \"special\": true}]"));
+        Assert.Equal(300, TokenizerJson.Load(path).TokenToId("<s\uFFFD>"));
+    }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Model.Tokenization;
 
@@ -63,7 +64,7 @@ public static class TokenizerJson
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(utf8Json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonText.Parse(utf8Json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException ex)
         {
