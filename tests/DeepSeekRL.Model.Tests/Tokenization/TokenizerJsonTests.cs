@@ -126,4 +126,77 @@ public sealed class TokenizerJsonTests
         var ex = LoadFails(Minimal().Replace("\"type\": \"BPE\"", "\"type\": \"WordPiece\"", StringComparison.Ordinal));
         Assert.Equal("$.model.type", ex.JsonPath);
     }
+    // Issue 19 D3: ids index tables, so a lying id must be refused, naming file, token and id, before any allocation.
+    [Theory]
+    [InlineData(2147483647)]
+    [InlineData(200000000)]
+    [InlineData(520)]
+    public void Load_D3LyingVocabId_IsRefusedBeforeAllocating(int id)
+    {
+        var path = TestData.WriteTemp("lying.json", Minimal(extraVocab: $", \"xyz\": {id}"));
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var ex = Assert.Throws<TokenizerFormatException>(() => TokenizerJson.Load(path));
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal($"{path}: $.model.vocab[\"xyz\"]: id {id} is out of range; expected an id below 520 (twice the 260 tokens this file defines)", ex.Message);
+        Assert.True(allocated < 4 << 20, $"allocated {allocated} bytes");
+    }
+
+    [Fact]
+    public void Load_D3LyingAddedTokenId_IsRefused()
+    {
+        var ex = LoadFails(Minimal(addedTokens: "[{\"id\": 200000000, \"content\": \"<s>\", \"special\": true}]"), "added.json");
+        Assert.Equal("$.added_tokens[0].id", ex.JsonPath);
+        Assert.EndsWith("added.json: $.added_tokens[0].id: id 200000000 for \"<s>\" is out of range; expected an id below 518 (twice the 259 tokens this file defines)", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_D3IdsWithGapsBelowTheBound_AreAccepted()
+    {
+        var path = TestData.WriteTemp("gaps.json", Minimal(extraVocab: ", \"xyz\": 519"));
+        Assert.Equal(520, TokenizerJson.Load(path).VocabSize);
+    }
+
+    [Theory]
+    [InlineData(", \"xyz\": -1", "$.model.vocab[\"xyz\"]", "expected a non-negative integer id, got -1")]
+    [InlineData(", \"xyz\": 2147483648", "$.model.vocab[\"xyz\"]", "expected a non-negative integer id, got 2147483648")]
+    [InlineData(", \"xyz\": \"7\"", "$.model.vocab[\"xyz\"]", "expected a non-negative integer id, got \"7\"")]
+    [InlineData(", \"xyz\": 257", "$.model.vocab[\"xyz\"]", "duplicate id 257 (also used by \"abc\")")]
+    public void Load_D3BadVocabIds_AreOneLineErrors(string extraVocab, string path, string problem)
+    {
+        var ex = LoadFails(Minimal(extraVocab: extraVocab), "ids.json");
+        Assert.Equal(path, ex.JsonPath);
+        Assert.EndsWith($"ids.json: {path}: {problem}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("[{\"id\": -3, \"content\": \"<s>\"}]", "$.added_tokens[0].id", "missing or not a non-negative integer")]
+    [InlineData("[{\"id\": \"3\", \"content\": \"<s>\"}]", "$.added_tokens[0].id", "missing or not a non-negative integer")]
+    [InlineData("[{\"id\": 300, \"content\": \"<s>\"}, {\"id\": 300, \"content\": \"</s>\"}]", "$.added_tokens[1].id", "duplicate id 300 (also used by \"<s>\")")]
+    public void Load_D3BadAddedTokenIds_AreOneLineErrors(string addedTokens, string path, string problem)
+    {
+        var ex = LoadFails(Minimal(addedTokens: addedTokens), "added.json");
+        Assert.Equal(path, ex.JsonPath);
+        Assert.EndsWith($"added.json: {path}: {problem}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("\u0000\u0001garbage")]
+    [InlineData("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0")]
+    [InlineData("[1, 2]")]
+    [InlineData("{\"model\": {\"type\": 5}}")]
+    public void Load_D3GarbageOrTruncatedFile_IsAOneLineErrorNamingTheFile(string content)
+    {
+        var ex = LoadFails(content, "garbage.json");
+        Assert.StartsWith(Path.Combine(Path.GetTempPath(), "deepseekrl-tok-tests-" + Environment.ProcessId, "garbage.json") + ": $", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public void Load_D1LoneSurrogateInAddedToken_DecodesToU_FFFD()
+    {
+        var path = TestData.WriteTemp("lone.json", Minimal(addedTokens: "[{\"id\": 300, \"content\": \"<s\\ud800>\", \"special\": true}]"));
+        Assert.Equal(300, TokenizerJson.Load(path).TokenToId("<s\uFFFD>"));
+    }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
@@ -30,6 +31,8 @@ public static partial class CampaignSpecValidator
     private static readonly string[] FilterOps = ["==", ">=", "<=", ">", "<"];
 
     private const long MaxSeed = 1L << 53;
+
+    private static readonly JsonDocumentOptions SpecDocumentOptions = new() { MaxDepth = 64 };
 
     [ThreadStatic]
     private static bool t_skipFileChecks;
@@ -68,7 +71,7 @@ public static partial class CampaignSpecValidator
 
         try
         {
-            using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 64 });
+            using var document = JsonText.Parse(bytes, SpecDocumentOptions);
             return Validate(document.RootElement, System.IO.Path.GetDirectoryName(full)!);
         }
         catch (JsonException e)
@@ -76,6 +79,15 @@ public static partial class CampaignSpecValidator
             return Fail($"{path}: invalid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}: {FirstSentence(e.Message)}");
         }
     }
+
+    /// <summary>
+    /// Parses spec text exactly as <see cref="Load"/> parses a file (depth 64; a lone surrogate in a string decodes to
+    /// U+FFFD, docs/campaign-spec.md): for specs that arrive as text, such as the API's <c>POST /api/campaigns</c> body.
+    /// </summary>
+    /// <param name="json">The spec's JSON text.</param>
+    /// <returns>The document.</returns>
+    /// <exception cref="JsonException">The text is not JSON.</exception>
+    public static JsonDocument ParseJson(string json) => JsonText.Parse(json, SpecDocumentOptions);
 
     /// <summary>Validates a parsed spec; relative paths resolve against <paramref name="baseDirectory"/> (the spec file's directory).</summary>
     /// <param name="root">The spec's root JSON value.</param>
@@ -114,6 +126,7 @@ public static partial class CampaignSpecValidator
             return new CampaignSpecValidation(null, errors);
         }
 
+        CheckStorable(root, string.Empty, errors);
         var r = new JsonObjectReader(root, string.Empty, errors, RootKeys);
         var name = r.String("name", required: true, "a name of 1..64 letters, digits, '.', '_' or '-'", s => NamePattern().IsMatch(s));
         var mode = r.Choice("mode", CampaignMode.Train, ["train", "collect"], [CampaignMode.Train, CampaignMode.Collect]);
@@ -524,6 +537,41 @@ public static partial class CampaignSpecValidator
         var line = message.Replace('\n', ' ').Replace('\r', ' ');
         var cut = line.IndexOf(" Path:", StringComparison.Ordinal);
         return cut > 0 ? line[..cut].TrimEnd() : line;
+    }
+
+    // The spec is stored as jsonb and its strings in text columns, neither of which can hold U+0000: every string and
+    // key holding one is an error naming its path, reported before anything else reads it.
+    private static void CheckStorable(JsonElement element, string path, List<string> errors)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String when element.GetString()!.Contains('\0', StringComparison.Ordinal):
+                errors.Add($"{(path.Length == 0 ? "(root)" : path)}: contains U+0000, which PostgreSQL text cannot store");
+                break;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    var child = path.Length == 0 ? property.Name : $"{path}.{property.Name}";
+                    if (property.Name.Contains('\0', StringComparison.Ordinal))
+                    {
+                        errors.Add($"{child.Replace("\0", "\\u0000", StringComparison.Ordinal)}: key contains U+0000, which PostgreSQL text cannot store");
+                    }
+                    else
+                    {
+                        CheckStorable(property.Value, child, errors);
+                    }
+                }
+
+                break;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    CheckStorable(item, $"{path}[{i++}]", errors);
+                }
+
+                break;
+        }
     }
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]

@@ -8,6 +8,7 @@ using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
+using DeepSeekRL.Text;
 using Npgsql;
 using NpgsqlTypes;
 using Polly;
@@ -114,7 +115,8 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
                     """, connection, transaction))
                 {
                     insert.Parameters.Add(new NpgsqlParameter { Value = spec.Name });
-                    insert.Parameters.Add(new NpgsqlParameter { Value = specJson, NpgsqlDbType = NpgsqlDbType.Jsonb });
+                    // As parsed by the validator: jsonb refuses a lone surrogate escape, which decodes to U+FFFD.
+                    insert.Parameters.Add(new NpgsqlParameter { Value = JsonText.ReplaceLoneSurrogates(specJson), NpgsqlDbType = NpgsqlDbType.Jsonb });
                     insert.Parameters.Add(new NpgsqlParameter { Value = spec.Mode == CampaignMode.Train ? "train" : "collect" });
                     insert.Parameters.Add(new NpgsqlParameter { Value = spec.Algorithm.Steps });
                     insert.Parameters.Add(new NpgsqlParameter { Value = baseDirectory });
@@ -263,7 +265,7 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
 
         try
         {
-            using var document = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 32 });
+            using var document = JsonText.Parse(text, new JsonDocumentOptions { MaxDepth = 32 });
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
@@ -296,6 +298,15 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
                 }
             }
 
+            // PostgreSQL text and jsonb cannot hold U+0000: such a row is malformed, not a failed campaign.
+            foreach (var property in root.EnumerateObject())
+            {
+                if (property.Name.Contains('\0', StringComparison.Ordinal) || ContainsNul(property.Value))
+                {
+                    return $"field {JsonSerializer.Serialize(property.Name)}: contains U+0000, which PostgreSQL text cannot store";
+                }
+            }
+
             row = new CampaignPrompt(prompt.GetString()!, answer, fields);
             return null;
         }
@@ -306,6 +317,37 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
         catch (FormatException ex)
         {
             return ex.Message;
+        }
+    }
+
+    private static bool ContainsNul(JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return element.GetString()!.Contains('\0', StringComparison.Ordinal);
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    if (property.Name.Contains('\0', StringComparison.Ordinal) || ContainsNul(property.Value))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (ContainsNul(item))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            default:
+                return false;
         }
     }
 

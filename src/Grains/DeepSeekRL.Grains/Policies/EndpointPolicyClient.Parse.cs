@@ -1,4 +1,5 @@
 using System.Text.Json;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Grains.Policies;
 
@@ -123,7 +124,7 @@ public sealed partial class EndpointPolicyClient
     {
         try
         {
-            var document = JsonDocument.Parse(body);
+            var document = JsonText.Parse(body);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
             {
                 var root = document.RootElement.Clone();

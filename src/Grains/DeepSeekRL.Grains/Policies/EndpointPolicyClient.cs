@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using System.Threading.RateLimiting;
+using DeepSeekRL.Text;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.RateLimiting;
@@ -285,7 +286,7 @@ public sealed partial class EndpointPolicyClient : IDisposable
 
         try
         {
-            var node = JsonNode.Parse(body);
+            var node = JsonNode.Parse(JsonText.ReplaceLoneSurrogates(body));
             var message = node?["error"] switch
             {
                 JsonObject e when e["message"] is JsonValue m && m.TryGetValue<string>(out var s) => s,

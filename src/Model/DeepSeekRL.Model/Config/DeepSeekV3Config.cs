@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Model.Config;
 
@@ -142,7 +143,7 @@ public sealed record DeepSeekV3Config
 
         try
         {
-            using var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16, AllowTrailingCommas = true });
+            using var document = JsonText.Parse(bytes, new JsonDocumentOptions { MaxDepth = 16, AllowTrailingCommas = true });
             var (config, error) = Parse(document.RootElement);
             return (config, error is null ? null : $"{path}: {error}");
         }

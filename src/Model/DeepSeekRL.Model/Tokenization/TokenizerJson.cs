@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Model.Tokenization;
 
@@ -63,7 +64,7 @@ public static class TokenizerJson
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(utf8Json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonText.Parse(utf8Json.ToArray(), new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException ex)
         {
@@ -180,8 +181,10 @@ public static class TokenizerJson
                 throw Fail("$.model", "missing");
             }
 
-            var (bpe, vocab) = ReadModel(model);
+            var (vocab, mergeIds, ignoreMerges) = ReadModel(model);
             var added = ReadAddedTokens(root, vocab);
+            CheckIdBound(vocab, added);
+            var bpe = new BpeModel(vocab, mergeIds, ignoreMerges);
             var normalizer = root.TryGetProperty("normalizer", out var n) ? ReadNormalizer(n, "$.normalizer") : Normalizer.Identity;
             var preTokenizer = root.TryGetProperty("pre_tokenizer", out var p) ? ReadPreTokenizer(p, "$.pre_tokenizer", top: true) : null;
             if (root.TryGetProperty("post_processor", out var post))
@@ -209,7 +212,7 @@ public static class TokenizerJson
             return new BpeTokenizer(bpe, added, normalizer, preTokenizer);
         }
 
-        private (BpeModel Model, Dictionary<string, int> Vocab) ReadModel(JsonElement model)
+        private (Dictionary<string, int> Vocab, List<(int, int, int)> Merges, bool IgnoreMerges) ReadModel(JsonElement model)
         {
             const string path = "$.model";
             if (model.ValueKind != JsonValueKind.Object)
@@ -217,7 +220,7 @@ public static class TokenizerJson
                 throw Fail(path, $"expected an object, got {model.ValueKind}");
             }
 
-            var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
+            var type = model.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             if (type != "BPE")
             {
                 throw Fail(path + ".type", $"model \"{type ?? "(none)"}\" is not supported (BPE is)");
@@ -324,7 +327,43 @@ public static class TokenizerJson
                 index++;
             }
 
-            return (new BpeModel(vocab, merges, ignoreMerges), vocab);
+            return (vocab, merges, ignoreMerges);
+        }
+
+        /// <summary>
+        /// Ids index tables (<see cref="BpeModel"/>'s and <see cref="BpeTokenizer"/>'s) sized by the largest id, so a
+        /// lying id (2147483647, or 200000000 in a 37 KB file) must be refused before anything is allocated. Ids may
+        /// leave gaps, but every id must be below twice the number of tokens the file defines (vocabulary entries plus
+        /// added tokens that are not in it): the tables then stay proportional to the file.
+        /// </summary>
+        private void CheckIdBound(Dictionary<string, int> vocab, List<AddedToken> added)
+        {
+            long tokens = vocab.Count;
+            foreach (var token in added)
+            {
+                if (!vocab.ContainsKey(token.Content))
+                {
+                    tokens++;
+                }
+            }
+
+            var limit = 2 * tokens;
+            var expected = $"expected an id below {limit} (twice the {tokens} tokens this file defines)";
+            foreach (var (token, id) in vocab)
+            {
+                if (id >= limit)
+                {
+                    throw Fail($"$.model.vocab[{Quote(token)}]", $"id {id} is out of range; {expected}");
+                }
+            }
+
+            for (var i = 0; i < added.Count; i++)
+            {
+                if (added[i].Id >= limit)
+                {
+                    throw Fail($"$.added_tokens[{i}].id", $"id {added[i].Id} for {Quote(added[i].Content)} is out of range; {expected}");
+                }
+            }
         }
 
         private List<AddedToken> ReadAddedTokens(JsonElement root, Dictionary<string, int> vocab)
@@ -350,7 +389,7 @@ public static class TokenizerJson
                     throw Fail(here, "expected an object");
                 }
 
-                if (!item.TryGetProperty("id", out var idElement) || !idElement.TryGetInt32(out var id) || id < 0)
+                if (!item.TryGetProperty("id", out var idElement) || idElement.ValueKind != JsonValueKind.Number || !idElement.TryGetInt32(out var id) || id < 0)
                 {
                     throw Fail(here + ".id", "missing or not a non-negative integer");
                 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using DeepSeekRL.Model.Tokenization;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Model.Training;
 
@@ -114,7 +115,7 @@ public static class SftDataset
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(line, new JsonDocumentOptions { MaxDepth = 16 });
+            document = JsonText.Parse(line, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException ex)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using DeepSeekRL.Rewards.Plugins;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Rewards.Pipeline;
 
@@ -35,7 +36,7 @@ public static class RulesFile
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            document = JsonText.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 64, CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
         }
         catch (JsonException ex)
         {

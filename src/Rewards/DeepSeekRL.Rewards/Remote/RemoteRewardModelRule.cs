@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using DeepSeekRL.Rewards.Pipeline;
+using DeepSeekRL.Text;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
@@ -147,7 +148,7 @@ internal sealed class RemoteRewardModelRule : IBatchRewardRule, IRuleTimeout, ID
         }
 
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var document = await JsonDocument.ParseAsync(stream, default, cancellationToken);
+        using var document = await JsonText.ParseAsync(stream, default, cancellationToken);
         if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("rewards", out var rewards) || rewards.ValueKind != JsonValueKind.Array)
         {
             throw new RemoteRewardModelException("malformed answer: expected {\"rewards\": [...]}");

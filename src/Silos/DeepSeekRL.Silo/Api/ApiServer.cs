@@ -217,7 +217,7 @@ internal static class ApiServer
             JsonDocument document;
             try
             {
-                document = JsonDocument.Parse(text, new JsonDocumentOptions { MaxDepth = 64 });
+                document = Grains.Campaigns.CampaignSpecValidator.ParseJson(text);
             }
             catch (JsonException ex)
             {

@@ -6,6 +6,7 @@ using System.Text.Json;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Silo.Rewards;
 
@@ -118,7 +119,7 @@ public static class RewardsCommands
         JsonElement row;
         try
         {
-            using var document = JsonDocument.Parse(line, new JsonDocumentOptions { MaxDepth = 64 });
+            using var document = JsonText.Parse(line, new JsonDocumentOptions { MaxDepth = 64 });
             row = document.RootElement.Clone();
         }
         catch (JsonException ex)

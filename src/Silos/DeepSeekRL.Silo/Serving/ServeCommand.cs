@@ -10,6 +10,7 @@ using DeepSeekRL.Model.Sampling;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -198,7 +199,7 @@ internal sealed class ServingEngine : IDisposable
         Request request;
         try
         {
-            using var document = await JsonDocument.ParseAsync(context.Request.Body, default, ct);
+            using var document = await JsonText.ParseAsync(context.Request.Body, default, ct);
             request = Parse(document.RootElement, chat);
         }
         catch (JsonException ex)

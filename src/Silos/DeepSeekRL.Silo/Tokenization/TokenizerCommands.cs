@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Text;
 
 namespace DeepSeekRL.Silo.Tokenization;
 
@@ -129,7 +130,6 @@ public static class TokenizerCommands
             throw new CliException($"{file} line {lineNumber}: $.text is missing or not a string");
         }
 
-        // System.Text.Json turns escaped lone surrogates into U+FFFD already; Encode would do the same.
         return text.GetString()!;
     }
 
@@ -160,7 +160,7 @@ public static class TokenizerCommands
     {
         try
         {
-            return JsonDocument.Parse(line);
+            return JsonText.Parse(line);
         }
         catch (JsonException ex)
         {
