@@ -34,6 +34,47 @@ public sealed class SamplerTests
         Assert.NotEqual(da, dc);
     }
 
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(1UL)]
+    [InlineData(42UL)]
+    public void ForSequence_D8_StreamsOfOneSeedShareNoShiftedRun(ulong seed)
+    {
+        // Stream i against stream 0 at every shift -64..64: 64-bit draws of independent streams never coincide. The
+        // old state seed ^ gamma * (i + 1) made stream i of seed 0 exactly stream 0 minus its first i draws.
+        const int N = 512, MaxShift = 64;
+        static ulong[] Draws(SplitMix64 s)
+        {
+            var draws = new ulong[N];
+            for (var t = 0; t < N; t++)
+            {
+                draws[t] = s.NextUInt64();
+            }
+
+            return draws;
+        }
+
+        var first = Draws(SplitMix64.ForSequence(seed, 0));
+        var plain = Draws(new SplitMix64(seed));
+        for (var i = 1; i <= 16; i++)
+        {
+            var other = Draws(SplitMix64.ForSequence(seed, i));
+            foreach (var reference in new[] { first, plain })
+            {
+                for (var shift = -MaxShift; shift <= MaxShift; shift++)
+                {
+                    var equal = 0;
+                    for (var t = Math.Max(0, -shift); t < N && t + shift < N; t++)
+                    {
+                        equal += other[t] == reference[t + shift] ? 1 : 0;
+                    }
+
+                    Assert.True(equal == 0, $"seed {seed}: stream {i} equals a reference stream shifted by {shift} at {equal} draws");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Sample_TopK_RestrictsSupportToKMostLikely()
     {
