@@ -76,6 +76,37 @@ public sealed class SamplerTests
     }
 
     [Fact]
+    public void Generate_D7_TopLogProbs_AreTheKMostLikelyTokensOfTheModel()
+    {
+        var model = new Transformer(TestModels.Weights(TestModels.Micro()));
+        var prompt = TestModels.Tokens(5, 64, 1);
+        var seq = Gen(new Generator(model), [prompt], new SamplingOptions { Temperature = 1.5f, TopP = 0.9f, Seed = 3, MaxTokens = 6, TopLogProbs = 4 }).Sequences[0];
+        Assert.NotNull(seq.TopLogProbs);
+        var logits = model.ForwardSequence([.. prompt, .. seq.Tokens]);
+        for (var i = 0; i < seq.Tokens.Length; i++)
+        {
+            // The model's own log-probs (before temperature and top-p), as the sampled token's LogProbs are.
+            var row = logits.AsSpan((prompt.Length - 1 + i) * 64, 64).ToArray();
+            var expected = Enumerable.Range(0, 64).Select(t => (Id: t, LogProb: Ops.LogSoftmaxAt(row, t))).OrderByDescending(e => e.LogProb).ThenBy(e => e.Id).Take(4).ToArray();
+            var top = seq.TopLogProbs[i];
+            Assert.Equal(expected.Select(e => e.Id), top.Select(e => e.Id));
+            for (var j = 0; j < 4; j++)
+            {
+                Assert.Equal(expected[j].LogProb, top[j].LogProb, 3);
+            }
+
+            if (Array.FindIndex(top, e => e.Id == seq.Tokens[i]) is var at and >= 0)
+            {
+                Assert.Equal(seq.LogProbs[i], top[at].LogProb);
+            }
+        }
+
+        var plain = Gen(new Generator(model), [prompt], new SamplingOptions { Temperature = 1.5f, TopP = 0.9f, Seed = 3, MaxTokens = 6 }).Sequences[0];
+        Assert.Null(plain.TopLogProbs);
+        Assert.Equal(seq.Tokens, plain.Tokens);
+    }
+
+    [Fact]
     public void Sample_TopK_RestrictsSupportToKMostLikely()
     {
         var sampler = new Sampler(8);
