@@ -8,7 +8,6 @@ using DeepSeekRL.Model.Sampling;
 using DeepSeekRL.Model.Tokenization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Logging;
 
 namespace DeepSeekRL.Silo.Serving;
@@ -17,7 +16,7 @@ namespace DeepSeekRL.Silo.Serving;
 /// The request handlers of <see cref="ServeCommand"/>: one model, one tokenizer; generation through a
 /// <see cref="GenerationScheduler"/> (bounded queue, requests take turns slice by slice).
 /// </summary>
-internal sealed partial class ServingEngine : IDisposable
+internal sealed class ServingEngine : IDisposable
 {
     private const int MaxStops = 4;
     private const int MaxN = 64;
@@ -78,41 +77,7 @@ internal sealed partial class ServingEngine : IDisposable
 
     public void Map(WebApplication app)
     {
-        // Every error has an OpenAI-style JSON body: bad HTTP (413 over --max-body-bytes), routing's 405, and internal
-        // failures, which answer 500 with an error id that is also logged (never a stack trace in a body).
-        app.Use(async (context, next) =>
-        {
-            try
-            {
-                await next(context);
-            }
-            catch (BadHttpRequestException ex) when (!context.Response.HasStarted)
-            {
-                var message = ex.StatusCode == StatusCodes.Status413PayloadTooLarge
-                    ? $"The request body is larger than {_limits.MaxBodyBytes} bytes (serve --max-body-bytes)"
-                    : "Bad HTTP request: " + ex.Message;
-                await WriteErrorAsync(context, ex.StatusCode, message, "invalid_request_error", ex.StatusCode == 413 ? "request_too_large" : null);
-                return;
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex) when (!context.Response.HasStarted)
-            {
-                var errorId = Guid.NewGuid().ToString("N")[..12];
-                InternalError(_logger, ex, errorId, context.Request.Method, context.Request.Path);
-                await WriteErrorAsync(context, 500, $"Internal server error (error id {errorId}, in the server's log)", "server_error", "internal_error");
-                return;
-            }
-
-            if (!context.Response.HasStarted && context.Response.StatusCode >= 400)
-            {
-                var status = context.Response.StatusCode;
-                await WriteErrorAsync(context, status, $"{context.Request.Method} {context.Request.Path}: {ReasonPhrases.GetReasonPhrase(status)}",
-                    status >= 500 ? "server_error" : "invalid_request_error", null);
-            }
-        });
+        app.UseOpenAiErrors(_limits.MaxBodyBytes, _logger);
         app.MapGet("/health", () => Json(new JsonObject
         {
             ["status"] = "ok",
@@ -149,13 +114,10 @@ internal sealed partial class ServingEngine : IDisposable
         });
     }
 
-    /// <summary>Writes an OpenAI-style error (<c>{"error": {"message", "type", "param", "code"}}</c>).</summary>
-    public static Task WriteErrorAsync(HttpContext context, int status, string message, string type, string? code, string? param = null) =>
-        Error(status, message, type, code, param).ExecuteAsync(context);
-
     private static IResult Json(JsonNode node, int status = 200) => Results.Text(node.ToJsonString(Wire), "application/json", Encoding.UTF8, status);
 
-    private static IResult Error(int status, string message, string type, string? code, string? param = null) => Json(new JsonObject
+    /// <summary>An OpenAI-style error: <c>{"error": {"message", "type", "param", "code"}}</c>.</summary>
+    public static IResult Error(int status, string message, string type, string? code, string? param = null) => Json(new JsonObject
     {
         ["error"] = new JsonObject { ["message"] = message, ["type"] = type, ["param"] = param, ["code"] = code },
     }, status);
