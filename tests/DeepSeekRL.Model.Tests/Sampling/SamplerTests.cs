@@ -34,6 +34,78 @@ public sealed class SamplerTests
         Assert.NotEqual(da, dc);
     }
 
+    [Theory]
+    [InlineData(0UL)]
+    [InlineData(1UL)]
+    [InlineData(42UL)]
+    public void ForSequence_D8_StreamsOfOneSeedShareNoShiftedRun(ulong seed)
+    {
+        // Stream i against stream 0 at every shift -64..64: 64-bit draws of independent streams never coincide. The
+        // old state seed ^ gamma * (i + 1) made stream i of seed 0 exactly stream 0 minus its first i draws.
+        const int N = 512, MaxShift = 64;
+        static ulong[] Draws(SplitMix64 s)
+        {
+            var draws = new ulong[N];
+            for (var t = 0; t < N; t++)
+            {
+                draws[t] = s.NextUInt64();
+            }
+
+            return draws;
+        }
+
+        var first = Draws(SplitMix64.ForSequence(seed, 0));
+        var plain = Draws(new SplitMix64(seed));
+        for (var i = 1; i <= 16; i++)
+        {
+            var other = Draws(SplitMix64.ForSequence(seed, i));
+            foreach (var reference in new[] { first, plain })
+            {
+                for (var shift = -MaxShift; shift <= MaxShift; shift++)
+                {
+                    var equal = 0;
+                    for (var t = Math.Max(0, -shift); t < N && t + shift < N; t++)
+                    {
+                        equal += other[t] == reference[t + shift] ? 1 : 0;
+                    }
+
+                    Assert.True(equal == 0, $"seed {seed}: stream {i} equals a reference stream shifted by {shift} at {equal} draws");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Generate_D7_TopLogProbs_AreTheKMostLikelyTokensOfTheModel()
+    {
+        var model = new Transformer(TestModels.Weights(TestModels.Micro()));
+        var prompt = TestModels.Tokens(5, 64, 1);
+        var seq = Gen(new Generator(model), [prompt], new SamplingOptions { Temperature = 1.5f, TopP = 0.9f, Seed = 3, MaxTokens = 6, TopLogProbs = 4 }).Sequences[0];
+        Assert.NotNull(seq.TopLogProbs);
+        var logits = model.ForwardSequence([.. prompt, .. seq.Tokens]);
+        for (var i = 0; i < seq.Tokens.Length; i++)
+        {
+            // The model's own log-probs (before temperature and top-p), as the sampled token's LogProbs are.
+            var row = logits.AsSpan((prompt.Length - 1 + i) * 64, 64).ToArray();
+            var expected = Enumerable.Range(0, 64).Select(t => (Id: t, LogProb: Ops.LogSoftmaxAt(row, t))).OrderByDescending(e => e.LogProb).ThenBy(e => e.Id).Take(4).ToArray();
+            var top = seq.TopLogProbs[i];
+            Assert.Equal(expected.Select(e => e.Id), top.Select(e => e.Id));
+            for (var j = 0; j < 4; j++)
+            {
+                Assert.Equal(expected[j].LogProb, top[j].LogProb, 3);
+            }
+
+            if (Array.FindIndex(top, e => e.Id == seq.Tokens[i]) is var at and >= 0)
+            {
+                Assert.Equal(seq.LogProbs[i], top[at].LogProb);
+            }
+        }
+
+        var plain = Gen(new Generator(model), [prompt], new SamplingOptions { Temperature = 1.5f, TopP = 0.9f, Seed = 3, MaxTokens = 6 }).Sequences[0];
+        Assert.Null(plain.TopLogProbs);
+        Assert.Equal(seq.Tokens, plain.Tokens);
+    }
+
     [Fact]
     public void Sample_TopK_RestrictsSupportToKMostLikely()
     {

@@ -24,7 +24,16 @@ public enum FinishReason
 /// <param name="Tokens">The generated tokens (without the prompt).</param>
 /// <param name="LogProbs">log_softmax(logits)[token] of each generated token, from the raw (unscaled) model logits.</param>
 /// <param name="Finish">Why it ended.</param>
-public sealed record GeneratedSequence(int[] Tokens, float[] LogProbs, FinishReason Finish);
+/// <param name="TopLogProbs">
+/// With <see cref="SamplingOptions.TopLogProbs"/> = k > 0: for each generated token, the k most likely tokens of the same
+/// distribution as <paramref name="LogProbs"/>, most likely first (ties to the lower id); else <see langword="null"/>.
+/// </param>
+public sealed record GeneratedSequence(int[] Tokens, float[] LogProbs, FinishReason Finish, TokenLogProb[][]? TopLogProbs = null);
+
+/// <summary>A token and its log-probability.</summary>
+/// <param name="Id">The token id.</param>
+/// <param name="LogProb">log_softmax(logits)[Id].</param>
+public readonly record struct TokenLogProb(int Id, float LogProb);
 
 /// <summary>The result of <c>Generator.Generate</c>.</summary>
 /// <param name="Sequences">One per prompt, in prompt order.</param>
@@ -100,7 +109,7 @@ public sealed class Generator(Transformer model)
             total += prompts[i].Length;
         }
 
-        var state = new State(b, options.MaxTokens);
+        var state = new State(b, options.MaxTokens, options.TopLogProbs > 0);
         if (b == 0 || options.MaxTokens == 0)
         {
             return state.Result(0, 0);
@@ -385,6 +394,11 @@ public sealed class Generator(Transformer model)
     {
         state.Tokens[i].Add(token);
         state.LogProbs[i].Add((float)Ops.LogSoftmaxAt(logits, token));
+        if (options.TopLogProbs > 0)
+        {
+            state.Top[i]!.Add(TopOf(logits, options.TopLogProbs));
+        }
+
         state.Length[i]++;
         var stopIds = options.StopTokenIds;
         for (var s = 0; s < stopIds.Count; s++)
@@ -415,10 +429,53 @@ public sealed class Generator(Transformer model)
         }
     }
 
+    // The k largest logits by insertion into a sorted run of k (k <= 20, so O(V k) worst case, O(V) typically), then
+    // their log-probs against one log-sum-exp; the same arithmetic as Ops.LogSoftmaxAt, so the chosen token agrees.
+    private static TokenLogProb[] TopOf(ReadOnlySpan<float> logits, int k)
+    {
+        k = Math.Min(k, logits.Length);
+        Span<int> ids = stackalloc int[k];
+        var count = 0;
+        for (var t = 0; t < logits.Length; t++)
+        {
+            var x = logits[t];
+            if (count == k && !(x > logits[ids[k - 1]]))
+            {
+                continue;
+            }
+
+            var at = count < k ? count++ : k - 1;
+            while (at > 0 && x > logits[ids[at - 1]])
+            {
+                ids[at] = ids[at - 1];
+                at--;
+            }
+
+            ids[at] = t;
+        }
+
+        var max = logits[ids[0]];
+        double sum = 0;
+        for (var t = 0; t < logits.Length; t++)
+        {
+            sum += Math.Exp(logits[t] - max);
+        }
+
+        var logSum = Math.Log(sum);
+        var top = new TokenLogProb[k];
+        for (var j = 0; j < k; j++)
+        {
+            top[j] = new TokenLogProb(ids[j], (float)(logits[ids[j]] - max - logSum));
+        }
+
+        return top;
+    }
+
     private sealed class State
     {
-        public State(int b, int maxTokens)
+        public State(int b, int maxTokens, bool top)
         {
+            Top = new List<TokenLogProb[]>?[b];
             Length = new int[b];
             Finish = new FinishReason?[b];
             Rng = new SplitMix64[b];
@@ -428,6 +485,7 @@ public sealed class Generator(Transformer model)
             {
                 Tokens[i] = new List<int>(maxTokens + 1);
                 LogProbs[i] = new List<float>(maxTokens + 1);
+                Top[i] = top ? new List<TokenLogProb[]>(maxTokens + 1) : null;
             }
         }
 
@@ -441,6 +499,8 @@ public sealed class Generator(Transformer model)
 
         public List<float>[] LogProbs { get; }
 
+        public List<TokenLogProb[]>?[] Top { get; }
+
         public int Last(int i) => Tokens[i][^1];
 
         public GenerationResult Result(int proposed, int accepted)
@@ -448,7 +508,7 @@ public sealed class Generator(Transformer model)
             var list = new GeneratedSequence[Length.Length];
             for (var i = 0; i < list.Length; i++)
             {
-                list[i] = new GeneratedSequence([.. Tokens[i]], [.. LogProbs[i]], Finish[i] ?? FinishReason.Length);
+                list[i] = new GeneratedSequence([.. Tokens[i]], [.. LogProbs[i]], Finish[i] ?? FinishReason.Length, Top[i] is { } top ? [.. top] : null);
             }
 
             return new GenerationResult(list, proposed, accepted);

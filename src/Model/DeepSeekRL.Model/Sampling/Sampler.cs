@@ -11,25 +11,35 @@ public struct SplitMix64(ulong state)
 {
     private ulong _state = state;
 
-    /// <summary>A stream for sequence <paramref name="index"/> of a run seeded with <paramref name="seed"/>.</summary>
+    private const ulong Gamma = 0x9E3779B97F4A7C15UL;
+
+    /// <summary>
+    /// A stream for sequence <paramref name="index"/> of a run seeded with <paramref name="seed"/>: its state is the
+    /// full SplitMix64 hash of (seed, index), so the streams of one seed are unrelated. (A state of
+    /// <c>seed ^ gamma * (index + 1)</c>, as before, made stream i of seed 0 stream 0 shifted by i draws.)
+    /// </summary>
     /// <param name="seed">The run seed.</param>
     /// <param name="index">The sequence index.</param>
     /// <returns>The stream.</returns>
-    public static SplitMix64 ForSequence(ulong seed, int index)
+    public static SplitMix64 ForSequence(ulong seed, int index) =>
+        new(Mix(Mix(seed + Gamma) + (Gamma * ((ulong)(uint)index + 1))));
+
+    /// <summary>SplitMix64's output function (Stafford's Mix13): a bijection of 64-bit words with full avalanche.</summary>
+    /// <param name="z">The word.</param>
+    /// <returns>The mixed word.</returns>
+    public static ulong Mix(ulong z)
     {
-        var s = new SplitMix64(seed ^ (0x9E3779B97F4A7C15UL * (ulong)(index + 1)));
-        s.NextUInt64();
-        return s;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 
     /// <summary>The next 64 random bits.</summary>
     /// <returns>The bits.</returns>
     public ulong NextUInt64()
     {
-        var z = _state += 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
+        _state += Gamma;
+        return Mix(_state);
     }
 
     /// <summary>A uniform double in [0, 1).</summary>

@@ -6,6 +6,9 @@ namespace DeepSeekRL.Model.Sampling;
 /// <summary>How tokens are drawn and when generation stops.</summary>
 public sealed class SamplingOptions
 {
+    /// <summary>The largest <see cref="TopLogProbs"/> (OpenAI's bound).</summary>
+    public const int MaxTopLogProbs = 20;
+
     /// <summary>Softmax temperature; 0 = greedy (argmax). Default 1, at least 0.</summary>
     public float Temperature { get; init; } = 1f;
 
@@ -30,6 +33,13 @@ public sealed class SamplingOptions
     /// <summary>Turns generated token ids into text, for <see cref="StopStrings"/>. Default none.</summary>
     public Func<IReadOnlyList<int>, string>? Detokenize { get; init; }
 
+    /// <summary>
+    /// Also record, for every generated token, the k most likely tokens of the model's own distribution
+    /// (log_softmax of the raw logits, before temperature, top-k and top-p, like <see cref="Inference.GeneratedSequence.LogProbs"/>).
+    /// 0 = off (default, no cost); 0..20.
+    /// </summary>
+    public int TopLogProbs { get; init; }
+
     /// <summary>Use the MTP module for speculative decoding (one draft token per step). Default false.</summary>
     public bool SpeculativeMtp { get; init; }
 
@@ -39,6 +49,7 @@ public sealed class SamplingOptions
         !(Temperature >= 0) || float.IsInfinity(Temperature) ? $"temperature = {Temperature}: expected a finite value >= 0"
         : TopK < 0 ? $"top_k = {TopK}: expected >= 0"
         : !(TopP > 0 && TopP <= 1) ? $"top_p = {TopP}: expected a value in (0, 1]"
+        : TopLogProbs is < 0 or > MaxTopLogProbs ? $"top_logprobs = {TopLogProbs}: expected 0..{MaxTopLogProbs}"
         : MaxTokens < 0 ? $"max_tokens = {MaxTokens}: expected >= 0"
         : StopStrings.Count > 0 && Detokenize is null ? "stop strings need a detokenizer"
         : null;
