@@ -27,8 +27,9 @@ public sealed unsafe partial class TrainingModel
     // Steps a pooled buffer length may go unused before its buffers are let go.
     private const int PoolKeepSteps = 4;
 
-    // Pooled floats let go (256 MiB) after which one aggressive collection returns the pinned garbage to the system.
-    private const long CollectAfterFloats = 64L << 20;
+    // Pooled floats let go (64 MiB) after which one aggressive collection returns the pinned garbage to the system:
+    // left to itself the GC found it late, and a run held several steps of dead buffers.
+    private const long CollectAfterFloats = 16L << 20;
 
     private readonly DeepSeekV3Config _c;
     private readonly ModelWeights _weights;
