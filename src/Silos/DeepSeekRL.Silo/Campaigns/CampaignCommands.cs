@@ -141,12 +141,10 @@ public static class CampaignCommands
         var spec = new Argument<FileInfo>("SPEC") { Description = "The campaign spec (JSON; see docs/campaign-spec.md)." };
         var detach = new Option<bool>("--detach") { Description = "Only create the campaign and print its id; silos of the cluster run it." };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
-        var verbose = new Option<bool>("--verbose") { Description = "Print the silo's log lines." };
         var command = new Command("run", "Validate a spec, create the campaign and run it here with every role (rollout, reward, learner) until it ends.");
         command.Arguments.Add(spec);
         command.Options.Add(detach);
         command.Options.Add(threads);
-        command.Options.Add(verbose);
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
             var file = parseResult.GetValue(spec)!;
@@ -178,7 +176,7 @@ public static class CampaignCommands
                 return 0;
             }
 
-            return await RunHereAsync(db.DataSource, created.Id, parseResult.GetValue(threads), parseResult.GetValue(verbose), cancellationToken);
+            return await RunHereAsync(db.DataSource, created.Id, parseResult.GetValue(threads), parseResult.GetValue(SiloCommandLine.VerboseOption), cancellationToken);
         });
         return command;
     }
