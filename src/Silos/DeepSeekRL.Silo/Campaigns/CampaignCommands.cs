@@ -244,8 +244,13 @@ public static class CampaignCommands
                 var m = metrics.RootElement;
                 double Get(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
                 var tokensPerSecond = Get("completion_tokens") / Math.Max(1e-9, Get("sampling_seconds"));
+
+                // A step without an update has no loss: say why instead of printing NaN.
+                var update = m.TryGetProperty("update_skipped", out var skipped) && skipped.ValueKind == JsonValueKind.String
+                    ? $"update skipped ({skipped.GetString()})"
+                    : double.IsNaN(Get("loss")) ? "no update" : string.Create(CultureInfo.InvariantCulture, $"loss {Get("loss"),8:0.0000}");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{Bar(lastStep + 1, status.TotalSteps)} step {lastStep + 1}/{status.TotalSteps}  reward {Get("reward_mean"),6:0.000} ± {Get("reward_std"):0.000}  len {Get("response_length_mean"),5:0.0}  loss {Get("loss"),8:0.0000}  {tokensPerSecond,7:0} tok/s  [{stopwatch.Elapsed.TotalSeconds:0.0} s]"));
+                    $"{Bar(lastStep + 1, status.TotalSteps)} step {lastStep + 1}/{status.TotalSteps}  reward {Get("reward_mean"),6:0.000} ± {Get("reward_std"):0.000}  len {Get("response_length_mean"),5:0.0}  {update}  {tokensPerSecond,7:0} tok/s  [{stopwatch.Elapsed.TotalSeconds:0.0} s]"));
             }
         }
 
