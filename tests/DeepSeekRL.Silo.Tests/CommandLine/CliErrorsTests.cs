@@ -122,6 +122,22 @@ public sealed class CliErrorsTests : IDisposable
     }
 
     [Fact]
+    public void Describe_AddressInUse_NamesThePortAndTheCommandsPortOption()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        using var second = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var inUse = Assert.Throws<SocketException>(() => second.Bind(new IPEndPoint(IPAddress.Loopback, port)));
+        // Kestrel wraps it so: the message names the address it failed to bind.
+        var kestrel = new IOException($"Failed to bind to address http://127.0.0.1:{port}: address already in use.", inUse);
+        var serve = new System.CommandLine.Command("serve") { Options = { new System.CommandLine.Option<int>("--port") } };
+
+        Assert.Equal($"port {port} on 127.0.0.1 is already in use; stop the program listening there or choose another with --port", CliErrors.Describe(kestrel, serve));
+        Assert.Equal("the port is already in use; stop the program listening there or choose another port", CliErrors.Describe(inUse, null));
+    }
+
+    [Fact]
     public void Describe_MissingNativeLibrary_NamesItAndTheSetUp()
     {
         var missing = Assert.Throws<DllNotFoundException>(() => NativeLibrary.Load("libdeepseekrl-absent.so.7"));
