@@ -7,29 +7,11 @@ cd "$home"
 
 say() { printf 'setup: %s\n' "$*"; }
 
-# Debian packages: PostgreSQL (the embedded cluster), OpenBLAS (SGEMM for the model engine), bubblewrap and
-# Python (the sandbox and interpreter of the code_exec reward), chromium (the dashboard's browser tests, headless).
-packages=(postgresql libopenblas0-pthread bubblewrap python3-minimal chromium)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]]; then
-    say "installing ${missing[*]}"
-    # DeepSeekRL runs its own private cluster: do not let the package create and start a system-wide one.
-    if [[ ! -e /etc/postgresql-common/createcluster.conf ]]; then
-      mkdir -p /etc/postgresql-common/createcluster.d
-      echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/deepseekrl.conf
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "setup: error: missing Debian packages: ${missing[*]}; run: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
-    exit 1
-  fi
-fi
+# The system prerequisites (infra/prerequisites.sh, the list the launcher checks too): PostgreSQL, OpenBLAS,
+# bubblewrap and Python (the code_exec reward's sandbox), chromium (the dashboard's browser tests, headless).
+# shellcheck source=infra/prerequisites.sh
+source "$home/infra/prerequisites.sh"
+prereq_ensure setup "${prereq_all[@]}" || exit 1
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "setup: error: the .NET 10 SDK (dotnet) is not on PATH; install it from https://dot.net, then run infra/setup.sh again" >&2
@@ -37,16 +19,7 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 
 ensure_npm() {
-  command -v npm >/dev/null 2>&1 && return 0
-  if [[ $(id -u) -eq 0 ]]; then
-    say "installing nodejs and npm"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-  else
-    echo "setup: error: npm is missing; run: sudo apt-get install -y --no-install-recommends nodejs npm" >&2
-    exit 1
-  fi
+  prereq_ensure setup npm || exit 1
 }
 
 # npm_install DIR CACHE PROBE WHAT: installs DIR's package-lock.json into CACHE (not committed) unless CACHE already

@@ -1,3 +1,3 @@
 using DeepSeekRL.Silo.CommandLine;
 
-return await SiloCommandLine.Create().Parse(args).InvokeAsync();
+return await SiloCommandLine.InvokeAsync(args);

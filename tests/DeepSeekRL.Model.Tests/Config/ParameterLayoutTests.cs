@@ -8,6 +8,23 @@ public sealed class ParameterLayoutTests
     private static DeepSeekV3Config Example(string file) =>
         DeepSeekV3Config.Load(Path.Combine(TestModels.RepositoryRoot(), "examples", "models", file)).Config!;
 
+    [Theory]
+    [InlineData("micro.json", false)]
+    [InlineData("micro.json", true)]
+    [InlineData("tiny.json", false)]
+    [InlineData("tiny.json", true)]
+    [InlineData("quick.json", false)]
+    public void Count_ExampleConfig_EqualsTheLayoutsSum(string file, bool variant)
+    {
+        // The variant takes the other branch of every choice: q_proj instead of q LoRA, all layers MoE, no MTP block,
+        // no shared expert.
+        var config = variant
+            ? Example(file) with { QLoraRank = null, FirstKDenseReplace = 0, NumNextnPredictLayers = 0, NSharedExperts = 0 }
+            : Example(file);
+
+        Assert.Equal(ParameterLayout.Parameters(config).Sum(s => s.Count), ParameterLayout.Count(config));
+    }
+
     [Fact]
     public void Parameters_TinyConfig_MatchesTheReferenceCount()
     {

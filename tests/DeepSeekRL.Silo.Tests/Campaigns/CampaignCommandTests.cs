@@ -45,6 +45,34 @@ public sealed class CampaignCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_UpdateSkipped_PrintsSkippedAndWhyInsteadOfLossNaN()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        // A random model earns no accuracy reward: every group has the same reward (0), so no step has an update.
+        var examples = Path.Combine(RepositoryPaths.Root, "examples");
+        var spec = Path.Combine(_dir, "skipped.json");
+        await File.WriteAllTextAsync(spec, $$"""
+            {
+              "name": "skipped",
+              "policy": { "native": { "config": "{{examples}}/models/quick.json", "seed": 1, "tokenizer": "{{examples}}/models/tiny-tokenizer.json" } },
+              "dataset": { "path": "{{examples}}/data/arithmetic.jsonl", "prompt_field": "prompt", "answer_field": "answer", "template": "r1_zero", "eval_fraction": 0.2 },
+              "rewards": { "rules": [ { "rule": "accuracy", "weight": 1.0 } ] },
+              "algorithm": { "variant": "grpo", "group_size": 2, "prompts_per_step": 2, "max_new_tokens": 8, "steps": 2 },
+              "seed": 1
+            }
+            """, Ct);
+
+        var run = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
+
+        Assert.True(run.ExitCode == 0, run.StandardOutput + run.StandardError);
+        var steps = CliProcess.Lines(run.StandardOutput).Where(l => l.Contains(" step ", StringComparison.Ordinal) && l.Contains("reward", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, steps.Count);
+        Assert.All(steps, l => Assert.Contains("update skipped (no group with a reward signal)", l, StringComparison.Ordinal));
+        Assert.DoesNotContain("NaN", run.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Run_InvalidSpec_ReportsEveryErrorAndStoresNothing()
     {
         var server = await PostgresServer.SharedAsync();

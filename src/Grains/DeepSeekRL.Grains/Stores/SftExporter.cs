@@ -19,6 +19,23 @@ public sealed record SftExportFilter(long CampaignId, DateTimeOffset? Since = nu
 /// </summary>
 public static class SftExporter
 {
+    /// <summary>
+    /// Whether a campaign exists: it has a row in <c>campaigns</c>, or samples were ingested under its id (the ingest
+    /// benchmark and tests write samples without a campaign).
+    /// </summary>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="campaignId">The campaign id.</param>
+    /// <param name="cancellationToken">Cancels the query.</param>
+    /// <returns>Whether it exists.</returns>
+    public static async Task<bool> CampaignExistsAsync(NpgsqlDataSource dataSource, long campaignId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        await using var command = dataSource.CreateCommand(
+            "SELECT EXISTS (SELECT 1 FROM campaigns WHERE id = $1) OR EXISTS (SELECT 1 FROM sft_samples WHERE campaign_id = $1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>Writes the samples matching <paramref name="filter"/> to <paramref name="output"/>.</summary>
     /// <param name="dataSource">The database.</param>
     /// <param name="filter">The filter.</param>

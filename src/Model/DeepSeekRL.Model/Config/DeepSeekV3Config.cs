@@ -359,7 +359,25 @@ public sealed record DeepSeekV3Config
         {
             yield return $"bos_token_id = {bos} is outside vocab_size = {VocabSize}";
         }
+
+        // All parameters live in one float[] (ModelWeights): judge the size before anything is allocated.
+        var parameters = ParameterLayout.Count(this);
+        if (parameters > Array.MaxLength)
+        {
+            yield return string.Create(CultureInfo.InvariantCulture,
+                $"the model has {parameters:N0} parameters ({FormatBytes(parameters * sizeof(float))} as float32); this engine holds at most {Array.MaxLength:N0} (one float[] block): reduce hidden_size, the layers or the experts");
+        }
     }
+
+    /// <summary>A byte count for people (decimal units): 640.0 MB, 1.2 GB, 12.3 TB, 8.0 EB.</summary>
+    /// <param name="bytes">The byte count.</param>
+    /// <returns>The text.</returns>
+    public static string FormatBytes(double bytes) =>
+        bytes >= 1e18 ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e18:0.0} EB")
+        : bytes >= 1e15 ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e15:0.0} PB")
+        : bytes >= 1e12 ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e12:0.0} TB")
+        : bytes >= 1e9 ? string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e9:0.0} GB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / 1e6:0.0} MB");
 
     /// <summary>Writes the config as HF config.json (the keys this class knows plus <c>model_type</c> and <c>architectures</c>).</summary>
     /// <param name="path">The file.</param>

@@ -33,6 +33,30 @@ public sealed record ParameterSpec(string Name, int[] Shape, ParameterInit Init,
 /// </summary>
 public static class ParameterLayout
 {
+    /// <summary>
+    /// The number of parameters of <paramref name="config"/>, in closed form (<see cref="Parameters"/> summed, without
+    /// listing them), in <see cref="double"/> so that no size overflows: a config can be judged before anything is allocated.
+    /// </summary>
+    /// <param name="config">The config.</param>
+    /// <returns>The parameter count (exact below 2^53).</returns>
+    public static double Count(DeepSeekV3Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        double v = config.VocabSize, d = config.HiddenSize, h = config.NumAttentionHeads;
+        double qk = (double)config.QkNopeHeadDim + config.QkRopeHeadDim, kv = config.KvLoraRank;
+        var attention = d // input_layernorm
+            + (config.UsesQLora ? (double)config.QLoraRank!.Value * (d + 1 + (h * qk)) : h * qk * d)
+            + ((kv + config.QkRopeHeadDim) * d) + kv + (h * ((double)config.QkNopeHeadDim + config.VHeadDim) * kv)
+            + (d * h * config.VHeadDim) + d; // o_proj, post_attention_layernorm
+        double e = config.NRoutedExperts, im = config.MoeIntermediateSize;
+        var moe = (e * d) + e + (e * 3 * im * d) + (config.NSharedExperts > 0 ? 3 * config.NSharedExperts * im * d : 0);
+        var dense = 3.0 * config.IntermediateSize * d;
+        var layers = (double)config.NumHiddenLayers + config.NumNextnPredictLayers;
+        var denseLayers = Math.Min(Math.Max(config.FirstKDenseReplace, 0), layers);
+        var mtp = config.NumNextnPredictLayers * ((2 * d) + (2 * d * d) + d); // enorm, hnorm, eh_proj, shared_head.norm
+        return (2 * v * d) + d + (layers * attention) + (denseLayers * dense) + ((layers - denseLayers) * moe) + mtp;
+    }
+
     /// <summary>Lists the parameters of <paramref name="config"/>.</summary>
     /// <param name="config">The config.</param>
     /// <returns>The parameters in layout order.</returns>

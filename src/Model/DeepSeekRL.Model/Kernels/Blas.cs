@@ -29,6 +29,14 @@ public static unsafe partial class Blas
     /// </summary>
     public const long ParallelThreshold = 1L << 22;
 
+    /// <summary>
+    /// The environment variable naming the OpenBLAS library to load instead of <c>libopenblas.so.0</c> (a soname or a
+    /// path); the launcher's prerequisite check (infra/prerequisites.sh) looks for the same library.
+    /// </summary>
+    public const string LibraryVariable = "DEEPSEEKRL_OPENBLAS";
+
+    static Blas() => NativeLibrary.SetDllImportResolver(typeof(Blas).Assembly, Resolve);
+
     /// <summary>The core type forced when <c>OPENBLAS_CORETYPE</c> is not set.</summary>
     public const string DefaultCoreType = "SkylakeX";
 
@@ -162,6 +170,11 @@ public static unsafe partial class Blas
             _currentThreads = wanted;
         }
     }
+
+    private static nint Resolve(string name, System.Reflection.Assembly assembly, DllImportSearchPath? searchPath) =>
+        name == Library && Environment.GetEnvironmentVariable(LibraryVariable) is { Length: > 0 } chosen
+            ? NativeLibrary.Load(chosen, assembly, searchPath)
+            : 0; // the default probing
 
     [LibraryImport(Library)]
     private static partial void cblas_sgemm(int order, int transA, int transB, int m, int n, int k, float alpha, float* a, int lda, float* b, int ldb, float beta, float* c, int ldc);

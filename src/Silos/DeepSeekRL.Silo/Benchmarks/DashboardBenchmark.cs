@@ -13,13 +13,15 @@ namespace DeepSeekRL.Silo.Benchmarks;
 /// </summary>
 internal static class DashboardBenchmark
 {
-    private const string Chromium = "/usr/bin/chromium";
+    /// <summary>The environment variable naming another chromium executable (infra/prerequisites.sh checks the same one).</summary>
+    public const string ChromiumVariable = "DEEPSEEKRL_CHROMIUM";
 
     public static async Task RunAsync(BenchDatabase db, int runs, BenchReport report, CancellationToken cancellationToken)
     {
-        if (!File.Exists(Chromium))
+        var chromium = Environment.GetEnvironmentVariable(ChromiumVariable) is { Length: > 0 } chosen ? chosen : "/usr/bin/chromium";
+        if (!File.Exists(chromium))
         {
-            throw new InvalidOperationException($"{Chromium} is missing: run infra/setup.sh (it installs the Debian package chromium)");
+            throw new CommandLine.CliException($"missing chromium ({chromium}); run: sudo apt-get install -y --no-install-recommends chromium (or bash infra/setup.sh)");
         }
 
         var id = await ApiBenchmark.FillAsync(db, cancellationToken);
@@ -29,7 +31,7 @@ internal static class DashboardBenchmark
         var baseUrl = $"http://127.0.0.1:{port}";
 
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Chromium, Args = ["--no-sandbox"], Headless = true });
+        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = chromium, Args = ["--no-sandbox"], Headless = true });
         var interactive = new List<double>();
         var nextPage = new List<double>();
         var filtered = new List<double>();

@@ -141,12 +141,10 @@ public static class CampaignCommands
         var spec = new Argument<FileInfo>("SPEC") { Description = "The campaign spec (JSON; see docs/campaign-spec.md)." };
         var detach = new Option<bool>("--detach") { Description = "Only create the campaign and print its id; silos of the cluster run it." };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
-        var verbose = new Option<bool>("--verbose") { Description = "Print the silo's log lines." };
         var command = new Command("run", "Validate a spec, create the campaign and run it here with every role (rollout, reward, learner) until it ends.");
         command.Arguments.Add(spec);
         command.Options.Add(detach);
         command.Options.Add(threads);
-        command.Options.Add(verbose);
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
             var file = parseResult.GetValue(spec)!;
@@ -178,7 +176,7 @@ public static class CampaignCommands
                 return 0;
             }
 
-            return await RunHereAsync(db.DataSource, created.Id, parseResult.GetValue(threads), parseResult.GetValue(verbose), cancellationToken);
+            return await RunHereAsync(db.DataSource, created.Id, parseResult.GetValue(threads), parseResult.GetValue(SiloCommandLine.VerboseOption), cancellationToken);
         });
         return command;
     }
@@ -246,8 +244,13 @@ public static class CampaignCommands
                 var m = metrics.RootElement;
                 double Get(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
                 var tokensPerSecond = Get("completion_tokens") / Math.Max(1e-9, Get("sampling_seconds"));
+
+                // A step without an update has no loss: say why instead of printing NaN.
+                var update = m.TryGetProperty("update_skipped", out var skipped) && skipped.ValueKind == JsonValueKind.String
+                    ? $"update skipped ({skipped.GetString()})"
+                    : double.IsNaN(Get("loss")) ? "no update" : string.Create(CultureInfo.InvariantCulture, $"loss {Get("loss"),8:0.0000}");
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{Bar(lastStep + 1, status.TotalSteps)} step {lastStep + 1}/{status.TotalSteps}  reward {Get("reward_mean"),6:0.000} ± {Get("reward_std"):0.000}  len {Get("response_length_mean"),5:0.0}  loss {Get("loss"),8:0.0000}  {tokensPerSecond,7:0} tok/s  [{stopwatch.Elapsed.TotalSeconds:0.0} s]"));
+                    $"{Bar(lastStep + 1, status.TotalSteps)} step {lastStep + 1}/{status.TotalSteps}  reward {Get("reward_mean"),6:0.000} ± {Get("reward_std"):0.000}  len {Get("response_length_mean"),5:0.0}  {update}  {tokensPerSecond,7:0} tok/s  [{stopwatch.Elapsed.TotalSeconds:0.0} s]"));
             }
         }
 

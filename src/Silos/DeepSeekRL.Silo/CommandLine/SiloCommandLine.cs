@@ -15,12 +15,44 @@ public static class SiloCommandLine
         Recursive = true,
     };
 
+    /// <summary>
+    /// The global <c>--verbose</c> option: errors print their stack trace too (as <c>DEEPSEEKRL_DEBUG=1</c> does);
+    /// <c>campaign run</c> also prints the silo's log lines.
+    /// </summary>
+    public static Option<bool> VerboseOption { get; } = new("--verbose")
+    {
+        Description = "Print stack traces with errors (also $DEEPSEEKRL_DEBUG=1); campaign run also prints its log lines",
+        Recursive = true,
+    };
+
+    /// <summary>
+    /// Runs the command line: every exception, on any thread, ends as one line <c>deepseekrl: error: ...</c>
+    /// (<see cref="CliErrors"/>).
+    /// </summary>
+    /// <param name="args">The arguments.</param>
+    /// <returns>The exit code.</returns>
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var trace = CliErrors.DebugRequested || args.Contains(VerboseOption.Name, StringComparer.Ordinal);
+        CliErrors.InstallProcessHandlers(trace);
+        try
+        {
+            return await Create().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception ex)
+        {
+            return CliErrors.Write(ex, null, trace);
+        }
+    }
+
     /// <summary>Creates the root command with every subcommand.</summary>
     /// <returns>The root command.</returns>
     public static RootCommand Create()
     {
         var root = new RootCommand("DeepSeekRL: DeepSeek-R1-style reinforcement learning on a DeepSeek-V3-architecture model.");
         root.Options.Add(DbOption);
+        root.Options.Add(VerboseOption);
         root.Subcommands.Add(DbCommands.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(Export.ExportCommand.Create());
@@ -35,7 +67,10 @@ public static class SiloCommandLine
         return root;
     }
 
-    /// <summary>Wraps a command body: a <see cref="CliException"/> becomes a one-line error and its exit code.</summary>
+    /// <summary>
+    /// Wraps a command body: any exception becomes a one-line error (<see cref="CliErrors.Describe"/>) and an exit
+    /// code (a <see cref="CliException"/>'s own, else 1); Ctrl-C becomes exit code 130.
+    /// </summary>
     /// <param name="command">The command.</param>
     /// <param name="body">The body; returns the exit code.</param>
     public static void SetHandler(this Command command, Func<ParseResult, CancellationToken, Task<int>> body)
@@ -48,15 +83,14 @@ public static class SiloCommandLine
             {
                 return await body(parseResult, cancellationToken);
             }
-            catch (CliException ex)
-            {
-                await Console.Error.WriteLineAsync("deepseekrl: error: " + ex.Message);
-                return ex.ExitCode;
-            }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 await Console.Error.WriteLineAsync("deepseekrl: cancelled");
                 return 130;
+            }
+            catch (Exception ex)
+            {
+                return CliErrors.Write(ex, command, parseResult.GetValue(VerboseOption) || CliErrors.DebugRequested);
             }
         });
     }

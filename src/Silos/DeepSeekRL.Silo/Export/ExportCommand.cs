@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using DeepSeekRL.Grains.Resilience;
 using DeepSeekRL.Grains.Stores;
 using DeepSeekRL.Silo.CommandLine;
@@ -8,16 +9,20 @@ using DeepSeekRL.Silo.CommandLine;
 namespace DeepSeekRL.Silo.Export;
 
 /// <summary><c>deepseekrl export --campaign ID --out FILE.jsonl [--since TIME] [--min-reward R] [--after-id N]</c>.</summary>
-public static class ExportCommand
+public static partial class ExportCommand
 {
     /// <summary>Creates the command.</summary>
     /// <returns>The command.</returns>
     public static Command Create()
     {
         var campaign = new Option<long>("--campaign") { Description = "The campaign id.", Required = true };
-        var output = new Option<FileInfo>("--out") { Description = "The JSONL file to write (written to a temporary name, then renamed).", Required = true };
+        var output = new Option<string>("--out")
+        {
+            Description = "The JSONL file to write: a regular file is written to a temporary name, then renamed; through a symbolic link, its target is; a FIFO or a character device is written through.",
+            Required = true,
+        };
         var since = new Option<string?>("--since") { Description = "Only samples created at or after this ISO-8601 time (e.g. 2026-11-23T08:00:00Z)." };
-        var minReward = new Option<double?>("--min-reward") { Description = "Only samples whose total reward is at least this." };
+        var minReward = new Option<string?>("--min-reward") { Description = "Only samples whose total reward is at least this (a finite number)." };
         var afterId = new Option<long?>("--after-id") { Description = "Only samples with a larger id (incremental exports: pass the last id of the previous export)." };
         var command = new Command("export", "Export a campaign's accepted SFT samples as chat-format JSONL ({\"messages\": [...], \"metadata\": {...}}), streamed in id order.");
         command.Options.Add(campaign);
@@ -27,54 +32,78 @@ public static class ExportCommand
         command.Options.Add(afterId);
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
-            DateTimeOffset? sinceValue = null;
-            var sinceText = parseResult.GetValue(since);
-            if (sinceText is not null)
-            {
-                if (!DateTimeOffset.TryParse(sinceText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
-                {
-                    throw new CliException($"--since: '{sinceText}' is not an ISO-8601 time (expected e.g. 2026-11-23T08:00:00Z)");
-                }
+            var sinceValue = ParseSince(parseResult.GetValue(since));
+            var minRewardValue = ParseMinReward(parseResult.GetValue(minReward));
+            var path = parseResult.GetValue(output)!;
 
-                sinceValue = parsed;
-            }
-
-            var file = parseResult.GetValue(output)!;
-            var directory = Path.GetDirectoryName(file.FullName)!;
-            if (!Directory.Exists(directory))
-            {
-                throw new CliException($"--out: directory {directory} does not exist");
-            }
-
+            // The destination first: a bad --out fails before the database is touched, and nothing is left behind.
+            await using var file = OutputFile.Create("--out", path);
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            var filter = new SftExportFilter(parseResult.GetValue(campaign), sinceValue, parseResult.GetValue(minReward), parseResult.GetValue(afterId));
+            var filter = new SftExportFilter(parseResult.GetValue(campaign), sinceValue, minRewardValue, parseResult.GetValue(afterId));
+            if (!await SftExporter.CampaignExistsAsync(db.DataSource, filter.CampaignId, cancellationToken))
+            {
+                throw new CliException(string.Create(CultureInfo.InvariantCulture, $"campaign {filter.CampaignId} does not exist"));
+            }
+
             var stopwatch = Stopwatch.StartNew();
-            var temp = file.FullName + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
             (long Count, long LastId) result;
+            long? bytes;
             try
             {
                 // A transient failure mid-stream (a server restart) starts the export again from an empty file.
                 result = await DatabaseResilience.Default.ExecuteAsync(async ct =>
                 {
-                    await using var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
-                    var exported = await SftExporter.ExportAsync(db.DataSource, filter, stream, ct);
-                    await stream.FlushAsync(ct);
-                    return exported;
+                    var stream = await file.StartAsync(ct);
+                    return await SftExporter.ExportAsync(db.DataSource, filter, stream, ct);
                 }, cancellationToken);
-
-                File.Move(temp, file.FullName, overwrite: true);
+                bytes = await file.CommitAsync(cancellationToken);
             }
-            finally
+            catch (IOException ex)
             {
-                File.Delete(temp);
+                throw file.Failure(ex);
             }
 
-            var bytes = new FileInfo(file.FullName).Length;
             using var self = Process.GetCurrentProcess();
+            var size = bytes is { } b ? string.Create(CultureInfo.InvariantCulture, $"{b / 1e6:0.0} MB, ") : string.Empty;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"exported {result.Count} samples of campaign {filter.CampaignId} to {file.FullName} ({bytes / 1e6:0.0} MB, last id {result.LastId}) in {stopwatch.Elapsed.TotalSeconds:0.00} s; peak RSS {self.PeakWorkingSet64 / (1024 * 1024)} MB"));
+                $"exported {result.Count} samples of campaign {filter.CampaignId} to {path} ({size}last id {result.LastId}) in {stopwatch.Elapsed.TotalSeconds:0.00} s; peak RSS {self.PeakWorkingSet64 / (1024 * 1024)} MB"));
             return 0;
         });
         return command;
     }
+
+    private static DateTimeOffset? ParseSince(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        // A date, optionally with a time and an offset (UTC when absent); not a bare time of day or a number.
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed)
+            || !IsoDate().IsMatch(text))
+        {
+            throw new CliException($"--since: '{text}' is not an ISO-8601 time (expected e.g. 2026-11-23T08:00:00Z)");
+        }
+
+        return parsed;
+    }
+
+    private static double? ParseMinReward(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) || !double.IsFinite(value))
+        {
+            throw new CliException($"--min-reward: '{text}' is not a finite number (expected e.g. 0.5)");
+        }
+
+        return value;
+    }
+
+    [GeneratedRegex(@"^\s*\d{4}-\d{2}-\d{2}")]
+    private static partial Regex IsoDate();
 }

@@ -66,6 +66,15 @@ public static class ModelCommands
                 throw new CliException($"--bias-std: {options.BiasStd.ToString(CultureInfo.InvariantCulture)} is not a finite value >= 0");
             }
 
+            // The block of float32 parameters is allocated at once: say so before, not with an OutOfMemoryException.
+            var parameters = ParameterLayout.Count(parsed);
+            var needed = parameters * sizeof(float);
+            if (SystemMemory.AvailableBytes() is { } available && needed > available)
+            {
+                throw new CliException(string.Create(CultureInfo.InvariantCulture,
+                    $"--config: the model has {parameters:N0} parameters and needs {DeepSeekV3Config.FormatBytes(needed)} of memory as float32; {DeepSeekV3Config.FormatBytes(available)} is available"));
+            }
+
             var stopwatch = Stopwatch.StartNew();
             var store = ModelInit.Create(parsed, parseResult.GetValue(seed), options);
             var directory = parseResult.GetValue(output)!.FullName;
