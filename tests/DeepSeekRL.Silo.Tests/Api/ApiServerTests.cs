@@ -175,6 +175,19 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
         Assert.Contains($"policy.native.{key}: path {JsonSerializer.Serialize(path)} is not allowed (outside the data root ", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("\"prompt_field\": \"prompt\"", "\"prompt_field\": \"pro\\u0000mpt\"", "dataset.prompt_field: contains U+0000")]
+    [InlineData("\"path\": \"data/arithmetic.jsonl\"", "\"path\": \"data/arithmetic.jsonl\\u0000.txt\"", "dataset.path: contains U+0000")]
+    [InlineData("\"rule\": \"accuracy\"", "\"rule\": \"accuracy\\u0000\"", "rewards.rules[0].rule: contains U+0000")]
+    public async Task PostCampaign_NulInASpecString_Is400NamingTheField(string from, string to, string expected)
+    {
+        var spec = (await File.ReadAllTextAsync(ApiServerFixture.Spec, Ct)).Replace(from, to, StringComparison.Ordinal);
+        Assert.Contains("u0000", spec, StringComparison.Ordinal);
+        var (status, error) = await ErrorAsync(HttpMethod.Post, "/api/campaigns", spec, ApiServerFixture.Token);
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(expected, error);
+    }
+
     [Fact]
     public async Task PostCampaign_MalformedDatasetInTheRoot_SaysNotValidWithoutItsContent()
     {

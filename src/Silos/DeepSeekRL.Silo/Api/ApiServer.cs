@@ -281,6 +281,12 @@ internal static class ApiServer
     private static async Task<IResult> CreateCampaignAsync(
         JsonElement root, string text, DataRoot dataRoot, NpgsqlDataSource dataSource, CampaignRepository repository, ILogger logger, CancellationToken ct)
     {
+        // PostgreSQL text cannot hold U+0000 (the spec, its name and its field names are stored): refuse it up front.
+        if (FindNul(root, "spec") is { } nul)
+        {
+            return Error(400, $"{nul}: contains U+0000");
+        }
+
         var outside = dataRoot.CheckSpec(root);
         if (outside.Count > 0)
         {
@@ -357,6 +363,45 @@ internal static class ApiServer
         }
 
         return "the campaign could not be created (details in the server's log)";
+    }
+
+    /// <summary>The JSON path of the first name or string holding U+0000, or null.</summary>
+    private static string? FindNul(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return element.GetString()!.Contains('\0', StringComparison.Ordinal) ? path : null;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (FindNul(item, $"{path}[{i++}]") is { } found)
+                    {
+                        return found;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    var child = path == "spec" ? property.Name : $"{path}.{property.Name}";
+                    if (property.Name.Contains('\0', StringComparison.Ordinal))
+                    {
+                        return $"a key in {path}";
+                    }
+
+                    if (FindNul(property.Value, child) is { } found)
+                    {
+                        return found;
+                    }
+                }
+
+                return null;
+            default:
+                return null;
+        }
     }
 
     private static bool TryId(string text, out long id, out IResult bad)
