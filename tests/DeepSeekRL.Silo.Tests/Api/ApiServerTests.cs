@@ -225,6 +225,17 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
         Assert.Equal(40, JsonDocument.Parse(body).RootElement.GetProperty("train_rows").GetInt32());
     }
 
+    [Fact]
+    public async Task Silo_DataRootNotADirectory_IsAOneLineError()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        var missing = Path.Combine(fixture.DataRoot, "no-such-dir");
+        var run = await CliProcess.RunAsync(["silo", "--roles", "api", "--api-port", "0", "--data-root", missing, "--db", db.ConnectionString], null, Ct);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal($"deepseekrl: error: --data-root: '{missing}' is not an existing directory", run.StandardError.Trim());
+    }
+
     [Theory]
     [InlineData("bearer")]
     [InlineData("BEARER")]

@@ -36,7 +36,7 @@ public static class CampaignCommands
     {
         var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner, api (default: rollout,reward,learner).", DefaultValueFactory = _ => "rollout,reward,learner" };
         var apiPort = new Option<int>("--api-port") { Description = "The api role's port (default 5080).", DefaultValueFactory = _ => 5080 };
-        var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only)." };
+        var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only); requests must name it, or localhost, 127.0.0.1 or [::1], as their Host." };
         var dataRoot = new Option<string?>("--data-root")
         {
             Description = "The directory every path in a spec posted to the api role must lie in, symlinks resolved; relative paths resolve against it (default: the checkout's examples directory).",
