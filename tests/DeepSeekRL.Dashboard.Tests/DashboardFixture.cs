@@ -69,11 +69,24 @@ public sealed class DashboardFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>A new page (1400 × 1000) whose script errors are collected into <paramref name="errors"/>.</summary>
+    /// <summary>
+    /// A new page (1400 × 1000) whose script errors, and anything the Content-Security-Policy refused, are collected
+    /// into <paramref name="errors"/>.
+    /// </summary>
     public async Task<IPage> NewPageAsync(List<string> errors)
     {
         var page = await Browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
         page.PageError += (_, error) => errors.Add(error);
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error" && message.Text.Contains("Content Security Policy", StringComparison.Ordinal))
+            {
+                lock (errors)
+                {
+                    errors.Add(message.Text);
+                }
+            }
+        };
         return page;
     }
 

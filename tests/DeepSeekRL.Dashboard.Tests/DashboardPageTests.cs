@@ -253,10 +253,8 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
         using var before = await fixture.GetJsonAsync("/api/campaigns");
         var count = before.RootElement.GetArrayLength();
 
-        // Paths in a posted spec resolve against the server's checkout.
+        // Paths in a posted spec resolve against the server's data root (by default the checkout's examples directory).
         var spec = (await File.ReadAllTextAsync(fixture.Spec, TestContext.Current.CancellationToken))
-            .Replace("\"models/", "\"examples/models/", StringComparison.Ordinal)
-            .Replace("\"data/", "\"examples/data/", StringComparison.Ordinal)
             .Replace("\"quick-native\"", "\"started-from-the-dashboard\"", StringComparison.Ordinal);
         await page.ClickAsync("#start-panel summary");
         await page.FillAsync("#spec", spec);

@@ -1,11 +1,11 @@
 using System.Globalization;
-using System.Net;
 using System.Text.Json;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -18,10 +18,25 @@ namespace DeepSeekRL.Silo.Api;
 internal static class ApiServer
 {
     /// <summary>Starts the API; returns the running app (dispose to stop).</summary>
-    public static async Task<WebApplication> StartAsync(NpgsqlDataSource dataSource, IPAddress? address, int port, ApiToken token, CancellationToken cancellationToken)
+    public static async Task<WebApplication> StartAsync(NpgsqlDataSource dataSource, ApiServerOptions options, ApiToken token, CancellationToken cancellationToken)
     {
+        var address = options.Address;
+        var port = options.Port;
+        var dataRoot = DataRoot.Open(options.DataRoot)
+            ?? throw new CommandLine.CliException($"--data-root: '{options.DataRoot}' is not an existing directory");
         var builder = WebApplication.CreateSlimBuilder();
+
+        // Warnings and errors (a request's failure with its error id; errors go to standard error), and the api's own
+        // information lines (why a posted spec was refused).
         builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Logging.AddFilter(ApiLog.Category, LogLevel.Information);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Error);
         builder.WebHost.UseKestrel(options =>
         {
             if (address is null)
@@ -34,23 +49,36 @@ internal static class ApiServer
             }
         });
         var app = builder.Build();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(ApiLog.Category);
+        app.UseSecurityHeaders();
+        app.UseErrorBodies(logger);
+        app.UseHostCheck(address, logger);
+        app.UseQueryCheck();
 
         // The dashboard: static files built at set-up into the output directory (src/Silos/DeepSeekRL.Silo/Dashboard).
         var dashboard = Path.Combine(AppContext.BaseDirectory, "dashboard");
         if (Directory.Exists(dashboard))
         {
             var files = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(dashboard);
+            var types = new Microsoft.AspNetCore.StaticFiles.FileExtensionContentTypeProvider();
+            foreach (var (extension, type) in new[] { (".html", "text/html"), (".js", "text/javascript"), (".css", "text/css"), (".json", "application/json") })
+            {
+                types.Mappings[extension] = type + "; charset=utf-8";
+            }
+
             app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
-            app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = files, ContentTypeProvider = types });
         }
 
         // Routing after the static files, so that "/" reaches index.html instead of the API's fallback endpoint.
         app.UseRouting();
+        app.UseQueryAllowList();
+        var none = new QueryParameters();
 
         var repository = new CampaignRepository(dataSource);
-        app.MapGet("/api/health", () => Results.Json(new { status = "ok" }));
+        app.MapGet("/api/health", () => Results.Json(new { status = "ok" })).WithMetadata(none);
         app.MapGet("/api/campaigns", async (CancellationToken ct) =>
-            Results.Json((await repository.ListAsync(ct)).Select(ToJson)));
+            Results.Json((await repository.ListAsync(ct)).Select(ToJson))).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}", async (string id, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -67,7 +95,7 @@ internal static class ApiServer
             var json = ToJson(status);
             json["evaluations"] = await RowsAsync(dataSource, "SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step", campaignId, ct);
             return Results.Json(json);
-        });
+        }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/steps", async (string id, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -81,7 +109,7 @@ internal static class ApiServer
             }
 
             return Results.Json(await RowsAsync(dataSource, "SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step", campaignId, ct));
-        });
+        }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/evaluations", async (string id, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -92,7 +120,7 @@ internal static class ApiServer
             return await repository.GetStatusAsync(campaignId, ct) is null
                 ? Error(404, $"campaign {campaignId} does not exist")
                 : Results.Json(await RowsAsync(dataSource, "SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step", campaignId, ct));
-        });
+        }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/policies", async (string id, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -106,7 +134,7 @@ internal static class ApiServer
                     SELECT json_build_object('version', version, 'sha256', sha256, 'size_bytes', size_bytes, 'created_at', created_at)::text
                       FROM policy_versions WHERE campaign_id = $1 ORDER BY version
                     """, campaignId, ct));
-        });
+        }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/samples", async (string id, HttpRequest request, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -126,7 +154,7 @@ internal static class ApiServer
             }
 
             return Results.Json(await query.RunAsync(dataSource, campaignId, ct));
-        });
+        }).WithMetadata(SampleQuery.Parameters);
         app.MapGet("/api/campaigns/{id}/export", async (string id, HttpContext context, CancellationToken ct) =>
         {
             if (!TryId(id, out var campaignId, out var bad))
@@ -147,17 +175,17 @@ internal static class ApiServer
                 body.AllowSynchronousIO = true;
             }
 
-            context.Response.ContentType = "application/x-ndjson";
+            context.Response.ContentType = "application/x-ndjson; charset=utf-8";
             context.Response.Headers.ContentDisposition = $"attachment; filename=\"campaign-{campaignId}.jsonl\"";
             await Grains.Stores.SftExporter.ExportAsync(dataSource, new Grains.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
-        });
+        }).WithMetadata(none);
         app.MapGet("/api/nodes", async (CancellationToken ct) => Results.Json(await RowsAsync(dataSource, """
             SELECT json_build_object('node_id', node_id, 'generation', generation, 'roles', roles, 'state', state,
                    'heartbeat_at', heartbeat_at, 'started_at', started_at, 'host', host, 'pid', pid,
                    'leases', (SELECT count(*) FROM work_items w WHERE w.state = 'running' AND w.lease_node = n.node_id AND w.lease_generation = n.generation),
                    'singletons', (SELECT coalesce(json_agg(name), '[]'::json) FROM singleton_leases s WHERE s.owner_node = n.node_id AND s.owner_generation = n.generation AND s.expires_at > now()))::text
               FROM nodes n ORDER BY node_id
-            """, null, ct)));
+            """, null, ct))).WithMetadata(none);
         foreach (var (action, to, from) in new (string, CampaignState, CampaignState[])[]
         {
             ("pause", CampaignState.Paused, [CampaignState.Created, CampaignState.Running]),
@@ -165,11 +193,11 @@ internal static class ApiServer
             ("cancel", CampaignState.Cancelled, [CampaignState.Created, CampaignState.Running, CampaignState.Paused]),
         })
         {
-            app.MapPost($"/api/campaigns/{{id}}/{action}", async (string id, HttpRequest request, CancellationToken ct) =>
+            app.MapPost($"/api/campaigns/{{id}}/{action}", async (string id, HttpContext context, CancellationToken ct) =>
             {
-                if (!await token.AuthorizedAsync(request, ct))
+                if (await token.CheckAsync(context.Request, ct) is not ApiAuthorization.Granted and var refused)
                 {
-                    return Error(401, "this call changes state: send Authorization: Bearer <token> (printed when the api role first started)");
+                    return ApiToken.Challenge(context, refused);
                 }
 
                 if (!TryId(id, out var campaignId, out var bad))
@@ -186,14 +214,15 @@ internal static class ApiServer
                 return state == to
                     ? Results.Json(new { state = CampaignRepository.StateName(state.Value) })
                     : Error(409, $"campaign {campaignId} is {CampaignRepository.StateName(state.Value)}; {action} applies to {string.Join(" or ", from.Select(CampaignRepository.StateName))} campaigns");
-            });
+            }).WithMetadata(none);
         }
 
-        app.MapPost("/api/campaigns", async (HttpRequest request, CancellationToken ct) =>
+        app.MapPost("/api/campaigns", async (HttpContext context, CancellationToken ct) =>
         {
-            if (!await token.AuthorizedAsync(request, ct))
+            var request = context.Request;
+            if (await token.CheckAsync(request, ct) is not ApiAuthorization.Granted and var refused)
             {
-                return Error(401, "this call changes state: send Authorization: Bearer <token> (printed when the api role first started)");
+                return ApiToken.Challenge(context, refused);
             }
 
             if (request.ContentLength is > Grains.Campaigns.CampaignSpecValidator.MaxFileBytes)
@@ -226,21 +255,10 @@ internal static class ApiServer
 
             using (document)
             {
-                // Relative paths in a posted spec resolve against the server's home (the checkout).
-                var home = CommandLine.SiloEnvironment.Home();
-                var validation = Grains.Campaigns.CampaignSpecValidator.Validate(document.RootElement, home);
-                if (validation.Spec is null)
-                {
-                    return Results.Json(new { error = validation.Errors[0], errors = validation.Errors }, statusCode: 400);
-                }
-
-                var created = await repository.CreateAsync(validation.Spec, text, home, new Grains.Policies.PolicyRegistry(dataSource), ct);
-                return created.Succeeded
-                    ? Results.Json(new { id = created.Value.Id, train_rows = created.Value.TrainRows, eval_rows = created.Value.EvalRows, warnings = created.Value.Warnings }, statusCode: 201)
-                    : Error(400, created.Error!);
+                return await CreateCampaignAsync(document.RootElement, text, dataRoot, dataSource, repository, logger, ct);
             }
-        });
-        app.MapGet("/openapi.json", () => Results.Text(OpenApi.Document, "application/json"));
+        }).WithMetadata(none);
+        app.MapGet("/openapi.json", () => Results.Text(OpenApi.Document, "application/json; charset=utf-8")).WithMetadata(none);
         app.MapFallback(() => Error(404, "no such endpoint; see /openapi.json"));
         try
         {
@@ -253,6 +271,137 @@ internal static class ApiServer
         }
 
         return app;
+    }
+
+    /// <summary>
+    /// Creates a campaign from a posted spec whose paths all lie inside the data root (relative ones resolve against
+    /// it). A refused or unreadable file is named, never quoted: no line counts or bytes of it reach the client (the
+    /// full reason is logged).
+    /// </summary>
+    private static async Task<IResult> CreateCampaignAsync(
+        JsonElement root, string text, DataRoot dataRoot, NpgsqlDataSource dataSource, CampaignRepository repository, ILogger logger, CancellationToken ct)
+    {
+        // PostgreSQL text cannot hold U+0000 (the spec, its name and its field names are stored): refuse it up front.
+        if (FindNul(root, "spec") is { } nul)
+        {
+            return Error(400, $"{nul}: contains U+0000");
+        }
+
+        var outside = dataRoot.CheckSpec(root);
+        if (outside.Count > 0)
+        {
+            return Results.Json(new { error = outside[0], errors = outside }, statusCode: 400);
+        }
+
+        var validation = Grains.Campaigns.CampaignSpecValidator.Validate(root, dataRoot.Path);
+        if (validation.Spec is null)
+        {
+            return Results.Json(new { error = validation.Errors[0], errors = validation.Errors }, statusCode: 400);
+        }
+
+        outside = dataRoot.CheckResolved(validation.Spec);
+        if (outside.Count > 0)
+        {
+            return Results.Json(new { error = outside[0], errors = outside }, statusCode: 400);
+        }
+
+        var created = await repository.CreateAsync(validation.Spec, text, dataRoot.Path, new Grains.Policies.PolicyRegistry(dataSource), ct);
+        if (!created.Succeeded)
+        {
+            logger.CampaignRefused(created.Error!);
+            return Error(400, Redact(created.Error!, validation.Spec, dataRoot));
+        }
+
+        // A skipped row's warning quotes the file ("line 3: invalid JSON: '#' is ..."); the client gets the count only.
+        var warnings = created.Value.Warnings.Count == 0
+            ? []
+            : new[] { $"dataset: some rows were malformed and skipped ({created.Value.Warnings.Count} reported in the server's log)" };
+        foreach (var warning in created.Value.Warnings)
+        {
+            logger.CampaignWarning(warning);
+        }
+
+        return Results.Json(new { id = created.Value.Id, train_rows = created.Value.TrainRows, eval_rows = created.Value.EvalRows, warnings }, statusCode: 201);
+    }
+
+    /// <summary>
+    /// The client's version of a campaign-creation failure: the field and its file, and what kind of file was expected,
+    /// without anything read from the file. Failures about the spec's own JSON (the reward rules) are kept.
+    /// </summary>
+    internal static string Redact(string error, Grains.Campaigns.CampaignSpec spec, DataRoot dataRoot)
+    {
+        string Relative(string? path) => path is null ? "?" : Path.GetRelativePath(dataRoot.Path, path);
+        var native = spec.Policy as Grains.Campaigns.NativePolicySpec;
+        if (error.StartsWith("rewards:", StringComparison.Ordinal))
+        {
+            return error;
+        }
+
+        if (error.StartsWith("dataset", StringComparison.Ordinal))
+        {
+            return $"dataset.path = {Relative(spec.Dataset.Path)}: not a valid dataset (expected JSONL objects with \"{spec.Dataset.PromptField}\"; details in the server's log)";
+        }
+
+        if (error.StartsWith("evaluation", StringComparison.Ordinal))
+        {
+            return "evaluation: the evaluation set is not a valid dataset or is empty (details in the server's log)";
+        }
+
+        if (error.StartsWith("policy.native.tokenizer", StringComparison.Ordinal))
+        {
+            return $"policy.native.tokenizer = {Relative(native?.TokenizerPath)}: not a valid tokenizer for this model (details in the server's log)";
+        }
+
+        if (error.StartsWith("policy.native.model", StringComparison.Ordinal))
+        {
+            return $"policy.native.model = {Relative(native?.ModelDirectory)}: not a valid model directory (details in the server's log)";
+        }
+
+        if (error.StartsWith("policy.native", StringComparison.Ordinal))
+        {
+            return $"policy.native: {Relative(native?.ConfigPath ?? native?.ModelDirectory)}: not a valid model config (details in the server's log)";
+        }
+
+        return "the campaign could not be created (details in the server's log)";
+    }
+
+    /// <summary>The JSON path of the first name or string holding U+0000, or null.</summary>
+    private static string? FindNul(JsonElement element, string path)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.String:
+                return element.GetString()!.Contains('\0', StringComparison.Ordinal) ? path : null;
+            case JsonValueKind.Array:
+                var i = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (FindNul(item, $"{path}[{i++}]") is { } found)
+                    {
+                        return found;
+                    }
+                }
+
+                return null;
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    var child = path == "spec" ? property.Name : $"{path}.{property.Name}";
+                    if (property.Name.Contains('\0', StringComparison.Ordinal))
+                    {
+                        return $"a key in {path}";
+                    }
+
+                    if (FindNul(property.Value, child) is { } found)
+                    {
+                        return found;
+                    }
+                }
+
+                return null;
+            default:
+                return null;
+        }
     }
 
     private static bool TryId(string text, out long id, out IResult bad)

@@ -49,24 +49,65 @@ internal sealed class ApiToken
         return (new ApiToken(dataSource), generated);
     }
 
-    /// <summary>Whether the request carries the token.</summary>
-    public async Task<bool> AuthorizedAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// Whether the request carries the token: <c>Authorization: Bearer TOKEN</c>, the scheme matched case-insensitively
+    /// (RFC 7235 §2.1).
+    /// </summary>
+    public async Task<ApiAuthorization> CheckAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        var header = request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length > 512)
+        var header = request.Headers.Authorization.ToString().Trim();
+        if (header.Length == 0)
         {
-            return false;
+            return ApiAuthorization.Missing;
+        }
+
+        var space = header.IndexOfAny([' ', '\t']);
+        if (space < 0 || !header[..space].Equals("Bearer", StringComparison.OrdinalIgnoreCase) || header.Length > 512)
+        {
+            return ApiAuthorization.Missing;
         }
 
         await using var read = _dataSource.CreateCommand("SELECT sha256 FROM api_tokens");
         if (await read.ExecuteScalarAsync(cancellationToken) is not string stored)
         {
-            return false;
+            return ApiAuthorization.Invalid;
         }
 
-        var given = Encoding.ASCII.GetBytes(Hash(header["Bearer ".Length..].Trim()));
-        return CryptographicOperations.FixedTimeEquals(given, Encoding.ASCII.GetBytes(stored));
+        var given = Encoding.ASCII.GetBytes(Hash(header[(space + 1)..].Trim()));
+        return CryptographicOperations.FixedTimeEquals(given, Encoding.ASCII.GetBytes(stored)) ? ApiAuthorization.Granted : ApiAuthorization.Invalid;
+    }
+
+    /// <summary>
+    /// The 401 of a state-changing call without the token: a JSON message and the challenge (RFC 6750 §3; a token that
+    /// does not match is <c>invalid_token</c>). There is no 403: the one token grants every call.
+    /// </summary>
+    public static IResult Challenge(HttpContext context, ApiAuthorization authorization)
+    {
+        context.Response.Headers.WWWAuthenticate = authorization == ApiAuthorization.Invalid
+            ? "Bearer realm=\"deepseekrl\", error=\"invalid_token\""
+            : "Bearer realm=\"deepseekrl\"";
+        return Results.Json(
+            new
+            {
+                error = authorization == ApiAuthorization.Invalid
+                    ? "the bearer token does not match; send Authorization: Bearer <token> (printed when the api role first started)"
+                    : "this call changes state: send Authorization: Bearer <token> (printed when the api role first started)",
+            },
+            statusCode: 401);
     }
 
     private static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+}
+
+/// <summary>The outcome of checking a request's bearer token.</summary>
+internal enum ApiAuthorization
+{
+    /// <summary>No <c>Authorization: Bearer</c> header.</summary>
+    Missing,
+
+    /// <summary>A bearer token that does not match.</summary>
+    Invalid,
+
+    /// <summary>The token matches.</summary>
+    Granted,
 }

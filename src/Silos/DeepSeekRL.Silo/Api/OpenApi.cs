@@ -52,7 +52,7 @@ internal static class OpenApi
     }
    },
    "post": {
-    "summary": "create a campaign from a spec (JSON body, docs/campaign-spec.md; relative paths resolve against the server's checkout)",
+    "summary": "create a campaign from a spec (JSON body, docs/campaign-spec.md; every path inside the server's data root, --data-root, default examples/; relative paths resolve against it)",
     "responses": {
      "201": {
       "description": "created: {id, train_rows, eval_rows, warnings}"

@@ -12,6 +12,9 @@ internal sealed class SampleQuery
 {
     private static readonly string[] Known = ["limit", "after_id", "step", "rule", "min", "max", "accepted", "q"];
 
+    /// <summary>The endpoint's query parameters (its allow-list).</summary>
+    public static QueryParameters Parameters { get; } = new(Known);
+
     public string? Error { get; private init; }
 
     private int Limit { get; init; } = 50;

@@ -22,7 +22,7 @@ internal static class ApiBenchmark
         var id = await FillAsync(db, cancellationToken);
         var port = FreePort();
         var (token, _) = await ApiToken.InitializeAsync(db.DataSource, "bench-token-0123456789", cancellationToken);
-        await using var app = await ApiServer.StartAsync(db.DataSource, null, port, token, cancellationToken);
+        await using var app = await ApiServer.StartAsync(db.DataSource, new ApiServerOptions { Port = port }, token, cancellationToken);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         var firstStep = await FirstCompletionIdAsync(db.DataSource, id, Completions / 2, cancellationToken);
         await RunCallsAsync(http, id, firstStep, runs, report, cancellationToken);

@@ -27,7 +27,7 @@ internal static class DashboardBenchmark
         var id = await ApiBenchmark.FillAsync(db, cancellationToken);
         var port = ApiBenchmark.FreePort();
         var (token, _) = await ApiToken.InitializeAsync(db.DataSource, "bench-token-0123456789", cancellationToken);
-        await using var app = await ApiServer.StartAsync(db.DataSource, null, port, token, cancellationToken);
+        await using var app = await ApiServer.StartAsync(db.DataSource, new ApiServerOptions { Port = port }, token, cancellationToken);
         var baseUrl = $"http://127.0.0.1:{port}";
 
         using var playwright = await Playwright.CreateAsync();

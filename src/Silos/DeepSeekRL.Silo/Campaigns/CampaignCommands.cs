@@ -36,7 +36,11 @@ public static class CampaignCommands
     {
         var roles = new Option<string>("--roles") { Description = "Comma-separated roles: rollout, reward, learner, api (default: rollout,reward,learner).", DefaultValueFactory = _ => "rollout,reward,learner" };
         var apiPort = new Option<int>("--api-port") { Description = "The api role's port (default 5080).", DefaultValueFactory = _ => 5080 };
-        var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only)." };
+        var apiHost = new Option<string?>("--api-host") { Description = "The api role's address (default loopback only); requests must name it, or localhost, 127.0.0.1 or [::1], as their Host." };
+        var dataRoot = new Option<string?>("--data-root")
+        {
+            Description = "The directory every path in a spec posted to the api role must lie in, symlinks resolved; relative paths resolve against it (default: the checkout's examples directory).",
+        };
         var apiToken = new Option<string?>("--api-token") { Description = "The bearer token of state-changing API calls (default: $DEEPSEEKRL_API_TOKEN, else generated at the cluster's first api start and printed once)." };
         var nodeId = new Option<string?>("--node-id") { Description = "This silo's node id (default host-pid); a restarted silo with the same id is a new generation of that node." };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
@@ -48,7 +52,7 @@ public static class CampaignCommands
             Description = "Rollout items claimed and generated together in one batch (default 1; a silo alone on its machine is faster with a whole step's items).",
             DefaultValueFactory = _ => 1,
         };
-        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost, apiToken, rolloutBatch })
+        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost, apiToken, dataRoot, rolloutBatch })
         {
             command.Options.Add(option);
         }
@@ -81,7 +85,11 @@ public static class CampaignCommands
                     Console.WriteLine($"api token (printed once; state-changing calls need 'Authorization: Bearer TOKEN'): {generated}");
                 }
 
-                holder = new WebApplicationHolder(await Api.ApiServer.StartAsync(db.DataSource, address, parseResult.GetValue(apiPort), token, cancellationToken));
+                holder = new WebApplicationHolder(await Api.ApiServer.StartAsync(
+                    db.DataSource,
+                    new Api.ApiServerOptions { Address = address, Port = parseResult.GetValue(apiPort), DataRoot = parseResult.GetValue(dataRoot) ?? Api.ApiServerOptions.DefaultDataRoot() },
+                    token,
+                    cancellationToken));
             }
 
             await using var api = holder;

@@ -353,12 +353,12 @@
       input, message);
   }
 
-  // Start a campaign from a spec (JSON; relative paths resolve against the server's checkout).
+  // Start a campaign from a spec (JSON; its paths must lie in the server's data root, relative ones resolve against it).
   function startPanel() {
     const message = el("span", { id: "start-message", class: "muted" });
     const input = tokenInput();
     input.id = "start-token";
-    const spec = el("textarea", { id: "spec", rows: "10", spellcheck: "false", placeholder: '{"name": "...", "policy": {...}, "dataset": {...}, ...}  (see docs/campaign-spec.md)' });
+    const spec = el("textarea", { id: "spec", rows: "10", spellcheck: "false", placeholder: '{"name": "...", "policy": {...}, "dataset": {"path": "data/arithmetic.jsonl", ...}, ...}  (paths inside the server\'s data root, --data-root, default examples/; see docs/campaign-spec.md)' });
     async function start() {
       const r = await authorizedPost("/api/campaigns", spec.value, "start", input, message);
       if (!r) return;

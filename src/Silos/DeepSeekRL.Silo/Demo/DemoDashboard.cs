@@ -40,7 +40,7 @@ internal sealed class DemoDashboard : IAsyncDisposable
 
         try
         {
-            var app = await Api.ApiServer.StartAsync(dataSource, IPAddress.Loopback, port, token, cancellationToken);
+            var app = await Api.ApiServer.StartAsync(dataSource, new Api.ApiServerOptions { Address = IPAddress.Loopback, Port = port }, token, cancellationToken);
             var url = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{port}/");
             Console.WriteLine($"dashboard: {url} (live while the demo runs)");
             return new DemoDashboard(app, url);
