@@ -8,7 +8,7 @@ using Microsoft.Playwright;
 namespace DeepSeekRL.Dashboard.Tests;
 
 /// <summary>
-/// One real PostgreSQL database holding campaign 1 (examples/quick-native.json, run to completion) and campaign 2 (the
+/// One real PostgreSQL database holding campaign 1 (examples/random-native.json, run to completion) and campaign 2 (the
 /// same spec, created with <c>--detach</c> and never run, so it can be paused, resumed and cancelled), one real
 /// <c>silo --roles api</c> child process with a configured token, and Debian's chromium driven by Playwright.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class DashboardFixture : IAsyncLifetime
 
     public CliChild Silo => _silo!;
 
-    public string Spec { get; } = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
+    public string Spec { get; } = Path.Combine(RepositoryPaths.Root, "examples", "random-native.json");
 
     public static string Screenshots { get; } = Directory.CreateDirectory(Path.Combine(RepositoryPaths.Root, "artifacts", "screenshots")).FullName;
 

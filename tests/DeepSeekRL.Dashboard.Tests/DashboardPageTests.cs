@@ -26,7 +26,7 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
         await page.GotoAsync(baseUrl + "/");
         var row = page.Locator("#campaigns tr[data-campaign-id='1']");
         await row.WaitForAsync(new() { Timeout = 15_000 });
-        Assert.Contains("quick-native", await row.InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Contains("random-native", await row.InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal("completed", await row.Locator("[data-state]").GetAttributeAsync("data-state"));
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "campaign-list.png"), FullPage = true });
 
@@ -34,7 +34,7 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
         await row.Locator("a").ClickAsync();
         await page.WaitForURLAsync("**/#/campaigns/1");
         await page.Locator("#status h1 [data-state='completed']").WaitForAsync(new() { Timeout = 15_000 });
-        Assert.Equal("quick-native", await page.Locator("#campaign-name").InnerTextAsync());
+        Assert.Equal("random-native", await page.Locator("#campaign-name").InnerTextAsync());
         await page.WaitForFunctionAsync("() => window.__charts.reward && window.__charts.reward.x.length === 4", null, new() { Timeout = 15_000 });
 
         Assert.Empty(pageErrors);
@@ -255,7 +255,7 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
 
         // Paths in a posted spec resolve against the server's data root (by default the checkout's examples directory).
         var spec = (await File.ReadAllTextAsync(fixture.Spec, TestContext.Current.CancellationToken))
-            .Replace("\"quick-native\"", "\"started-from-the-dashboard\"", StringComparison.Ordinal);
+            .Replace("\"random-native\"", "\"started-from-the-dashboard\"", StringComparison.Ordinal);
         await page.ClickAsync("#start-panel summary");
         await page.FillAsync("#spec", spec);
         await page.FillAsync("#start-token", "not-the-token-0123456789");

@@ -44,6 +44,7 @@ public sealed class CampaignSpecValidatorTests : IDisposable
 
     [Theory]
     [InlineData("quick-native.json")]
+    [InlineData("random-native.json")]
     [InlineData("quick-endpoint.json")]
     public void Load_Examples_Validate(string file)
     {
@@ -53,9 +54,9 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     }
 
     [Fact]
-    public void Load_QuickNative_ReadsEveryField()
+    public void Load_RandomNative_ReadsEveryField()
     {
-        var (spec, _) = CampaignSpecValidator.Load(Path.Combine(AppContext.BaseDirectory, "examples", "quick-native.json"));
+        var (spec, _) = CampaignSpecValidator.Load(Path.Combine(AppContext.BaseDirectory, "examples", "random-native.json"));
         Assert.NotNull(spec);
         var native = Assert.IsType<NativePolicySpec>(spec.Policy);
         Assert.EndsWith(Path.Combine("examples", "models", "quick.json"), native.ConfigPath, StringComparison.Ordinal);

@@ -6,7 +6,7 @@ using DeepSeekRL.Testing;
 namespace DeepSeekRL.Silo.Tests.Api;
 
 /// <summary>
-/// A real <c>silo --roles api</c> child process over a real PostgreSQL database holding campaign 1 (examples/quick-native.json,
+/// A real <c>silo --roles api</c> child process over a real PostgreSQL database holding campaign 1 (examples/random-native.json,
 /// created with <c>--detach</c> and never run), with a configured token and its own data root: a copy of examples'
 /// models and data, a malformed dataset, and a symlink to a file outside the root.
 /// </summary>
@@ -29,7 +29,7 @@ public sealed class ApiServerFixture : IAsyncLifetime
 
     public CliChild Silo { get; private set; } = null!;
 
-    public static string Spec { get; } = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
+    public static string Spec { get; } = Path.Combine(RepositoryPaths.Root, "examples", "random-native.json");
 
     public async ValueTask InitializeAsync()
     {

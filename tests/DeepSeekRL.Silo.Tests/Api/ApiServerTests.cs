@@ -115,7 +115,7 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
         Assert.Equal(400, status);
         Assert.Contains("Content-Type: application/json; charset=utf-8", headers, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("\"error\":\"Host ", body, StringComparison.Ordinal);
-        Assert.DoesNotContain("quick-native", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("random-native", body, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -127,7 +127,7 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
     {
         var (status, _, body) = await RawGetAsync(IPAddress.Loopback, fixture.Port, "/api/campaigns", host.Replace("{port}", fixture.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
         Assert.Equal(200, status);
-        Assert.Contains("quick-native", body, StringComparison.Ordinal);
+        Assert.Contains("random-native", body, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -216,7 +216,7 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
     [Fact]
     public async Task PostCampaign_ExampleSpecAsShipped_IsCreatedFromTheDataRoot()
     {
-        var spec = (await File.ReadAllTextAsync(ApiServerFixture.Spec, Ct)).Replace("\"quick-native\"", "\"from-the-data-root\"", StringComparison.Ordinal);
+        var spec = (await File.ReadAllTextAsync(ApiServerFixture.Spec, Ct)).Replace("\"random-native\"", "\"from-the-data-root\"", StringComparison.Ordinal);
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/campaigns") { Content = new StringContent(spec, Encoding.UTF8, "application/json") };
         request.Headers.Authorization = new AuthenticationHeaderValue("bearer", ApiServerFixture.Token);
         using var response = await fixture.Http.SendAsync(request, Ct);

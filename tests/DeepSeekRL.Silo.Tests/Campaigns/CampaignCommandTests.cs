@@ -1,3 +1,4 @@
+using System.Text.Json;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Campaigns;
@@ -12,14 +13,36 @@ public sealed class CampaignCommandTests : IDisposable
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task RunQuickNative_CompletesAndExportsItsSamples()
+    public async Task RunQuickNative_TheReadmesFirstCampaign_ImprovesHeldOutAccuracy()
     {
+        // Issue 19: the README's example must show a policy improving (it used a random model that earned 0 on every
+        // completion, so every update was skipped). It starts from the quick demo's SFT model (examples/models/quick-sft).
         var server = await PostgresServer.SharedAsync();
         await using var db = await server.CreateDatabaseAsync(Ct);
         var spec = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
         var run = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
         Assert.True(run.ExitCode == 0, run.StandardOutput + run.StandardError);
-        Assert.Contains("campaign 1 'quick-native': 40 train and 10 eval prompts (0 malformed rows skipped), 4 steps", run.StandardOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("update skipped", run.StandardOutput, StringComparison.Ordinal);
+
+        var status = await CliProcess.RunAsync(["campaign", "status", "1", "--json", "--db", db.ConnectionString], null, Ct);
+        using var json = JsonDocument.Parse(status.StandardOutput);
+        var accuracy = json.RootElement.GetProperty("evaluations").EnumerateArray()
+            .OrderBy(e => e.GetProperty("step").GetInt32())
+            .Select(e => e.GetProperty("accuracy").GetDouble())
+            .ToArray();
+        Assert.True(accuracy.Length >= 2, status.StandardOutput);
+        Assert.True(accuracy[^1] >= accuracy[0] + 0.3, $"held-out accuracy by evaluation: {string.Join(", ", accuracy)}");
+    }
+
+    [Fact]
+    public async Task RunRandomNative_CompletesAndExportsItsSamples()
+    {
+        var server = await PostgresServer.SharedAsync();
+        await using var db = await server.CreateDatabaseAsync(Ct);
+        var spec = Path.Combine(RepositoryPaths.Root, "examples", "random-native.json");
+        var run = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
+        Assert.True(run.ExitCode == 0, run.StandardOutput + run.StandardError);
+        Assert.Contains("campaign 1 'random-native': 40 train and 10 eval prompts (0 malformed rows skipped), 4 steps", run.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("step 4/4", run.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("campaign 1 completed", run.StandardOutput, StringComparison.Ordinal);
 
@@ -35,7 +58,7 @@ public sealed class CampaignCommandTests : IDisposable
         Assert.Contains("\"state\":\"completed\"", status.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("\"samples_accepted\":32", status.StandardOutput, StringComparison.Ordinal);
         var list = await CliProcess.RunAsync(["campaign", "list", "--db", db.ConnectionString], null, Ct);
-        Assert.Contains("quick-native", list.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("random-native", list.StandardOutput, StringComparison.Ordinal);
 
         var pause = await CliProcess.RunAsync(["campaign", "pause", "1", "--db", db.ConnectionString], null, Ct);
         Assert.Equal(1, pause.ExitCode);
@@ -96,7 +119,7 @@ public sealed class CampaignCommandTests : IDisposable
     {
         var server = await PostgresServer.SharedAsync();
         await using var db = await server.CreateDatabaseAsync(Ct);
-        var spec = Path.Combine(RepositoryPaths.Root, "examples", "quick-native.json");
+        var spec = Path.Combine(RepositoryPaths.Root, "examples", "random-native.json");
         var created = await CliProcess.RunAsync(["campaign", "run", spec, "--detach", "--db", db.ConnectionString], null, Ct);
         Assert.Equal(0, created.ExitCode);
         var finished = await CliProcess.RunAsync(["campaign", "run", spec, "--db", db.ConnectionString], null, Ct);
@@ -123,9 +146,9 @@ public sealed class CampaignCommandTests : IDisposable
 
         Assert.NotNull(list);
         Assert.Equal(System.Net.HttpStatusCode.OK, list.StatusCode);
-        Assert.Contains("\"name\":\"quick-native\"", await list.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Contains("\"name\":\"random-native\"", await list.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         var one = await http.GetAsync("/api/campaigns/1", Ct);
-        Assert.Contains("\"name\":\"quick-native\"", await one.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+        Assert.Contains("\"name\":\"random-native\"", await one.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
         var bad = await http.GetAsync("/api/campaigns/abc", Ct);
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Equal("{\"error\":\"campaign id 'abc': expected a positive integer\"}", await bad.Content.ReadAsStringAsync(Ct));
