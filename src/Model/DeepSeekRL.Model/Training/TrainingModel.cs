@@ -56,6 +56,7 @@ public sealed unsafe partial class TrainingModel
     private double _mainCount;
     private MtpCache? _mtp;
     private readonly Dictionary<int, Stack<float[]>> _pool = [];
+    private readonly SortedSet<int> _sizes = [];      // the pool's sizes, ascending
     private readonly Dictionary<int, long> _lastUse = [];
     private readonly List<float[]?> _live = [];   // handed out since the last Forward; null once released early
     private long _steps;
@@ -344,7 +345,7 @@ public sealed unsafe partial class TrainingModel
         var u = Alloc(n * _d);
         AttentionForward(lo, c, u);
         c.H1 = Alloc(n * _d);
-        TensorPrimitives.Add(hIn, u, c.H1);
+        TensorPrimitives.Add(hIn.AsSpan(0, n * _d), u.AsSpan(0, n * _d), c.H1);
         c.RF = Alloc(n);
         c.Xf = Alloc(n * _d);
         RmsForward(c.H1, _d, lo.FfnNorm, _d, c.Xf, _d, c.RF, n);
@@ -361,7 +362,7 @@ public sealed unsafe partial class TrainingModel
         }
 
         var hOut = Alloc(n * _d);
-        TensorPrimitives.Add(c.H1, y, hOut);
+        TensorPrimitives.Add(c.H1.AsSpan(0, n * _d), y.AsSpan(0, n * _d), hOut);
         return hOut;
     }
 
@@ -651,26 +652,44 @@ public sealed unsafe partial class TrainingModel
     }
 
     /// <summary>
-    /// A zeroed pinned buffer of at least <paramref name="length"/> floats from the step pool. Lengths round up to a
-    /// size class (1/8 of an octave, so at most 12.5 % is wasted), so steps of nearby shapes share buffers; every
-    /// buffer handed out since the previous <see cref="Forward"/> is recycled at the next one (or earlier, by the
-    /// backward, once dead). Callers index within their own length: a buffer may be longer than asked for.
+    /// A pinned buffer of at least <paramref name="length"/> floats, the first <paramref name="length"/> zeroed, from
+    /// the step pool. Lengths round up to a size class (1/8 of an octave), and a request no free buffer of its class
+    /// can serve takes the smallest free larger one (up to 16× its size), so steps of nearby and of smaller shapes
+    /// share buffers: the pool settles at the largest step's set. Every buffer handed out since the previous
+    /// <see cref="Forward"/> is recycled at the next one (or earlier, by the backward, once dead). Callers index within
+    /// their own length: a buffer may be longer than asked for, and its tail holds stale values.
     /// </summary>
     private float[] Alloc(int length)
     {
-        var size = SizeClass(Math.Max(1, length));
-        float[] a;
+        length = Math.Max(1, length);
+        var size = SizeClass(length);
+        float[]? a = null;
         if (_pool.TryGetValue(size, out var free) && free.Count > 0)
         {
             a = free.Pop();
-            Array.Clear(a);
         }
         else
         {
-            a = GC.AllocateArray<float>(size, pinned: true);
+            foreach (var larger in _sizes)
+            {
+                if (larger > size && larger / 16 <= size && _pool[larger].Count > 0)
+                {
+                    a = _pool[larger].Pop();
+                    break;
+                }
+            }
         }
 
-        _lastUse[size] = _steps;
+        if (a is null)
+        {
+            a = GC.AllocateArray<float>(size, pinned: true);
+        }
+        else
+        {
+            a.AsSpan(0, length).Clear();
+        }
+
+        _lastUse[a.Length] = _steps;
         _live.Add(a);
         return a;
     }
@@ -716,6 +735,7 @@ public sealed unsafe partial class TrainingModel
         if (!_pool.TryGetValue(a.Length, out var free))
         {
             _pool[a.Length] = free = new Stack<float[]>();
+            _sizes.Add(a.Length);
         }
 
         free.Push(a);
@@ -749,6 +769,7 @@ public sealed unsafe partial class TrainingModel
                     if (_pool.Remove(length, out var dropped))
                     {
                         _droppedFloats += (long)length * dropped.Count;
+                        _sizes.Remove(length);
                     }
 
                     _lastUse.Remove(length);
@@ -772,6 +793,7 @@ public sealed unsafe partial class TrainingModel
     {
         var held = HeldFloats;
         _pool.Clear();
+        _sizes.Clear();
         _lastUse.Clear();
         _live.Clear();
         _h0 = _hL = _rFinal = _z = _logits = _probs = [];
