@@ -21,7 +21,7 @@ public sealed class DemoReportTests
         SamplesAccepted = 300,
         SecondsTotal = 123.4,
         SecondsPerStage = [new("pretrain", 10), new("sft", 20), new("rl", 60)],
-        PeakRssMbPerStage = [new("pretrain", 700.5), new("sft", 910.25), new("rl", double.NaN)],
+        PeakRssMbThroughStage = [new("pretrain", 700.5), new("sft", 910.25), new("rl", double.NaN)],
     };
 
     [Fact]
@@ -47,8 +47,8 @@ public sealed class DemoReportTests
 
         // The run's peak is the largest stage peak; a stage whose peak is unknown is null, not 0.
         Assert.Equal(910.25, root.GetProperty("peak_rss_mb").GetDouble());
-        Assert.Equal(700.5, root.GetProperty("peak_rss_mb_per_stage").GetProperty("pretrain").GetDouble());
-        Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_rss_mb_per_stage").GetProperty("rl").ValueKind);
+        Assert.Equal(700.5, root.GetProperty("peak_rss_mb_through_stage").GetProperty("pretrain").GetDouble());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_rss_mb_through_stage").GetProperty("rl").ValueKind);
     }
 
     [Fact]

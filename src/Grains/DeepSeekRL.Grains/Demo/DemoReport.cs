@@ -115,13 +115,13 @@ public sealed record DemoReport
     public required IReadOnlyList<KeyValuePair<string, double>> SecondsPerStage { get; init; }
 
     /// <summary>
-    /// Peak resident memory (VmHWM, MiB) of the demo process during each stage, in stage order (NaN when unknown; a
-    /// resumed stage reports the larger of its processes' peaks).
+    /// Peak resident memory (VmHWM, MiB) of the demo process by the end of each stage, in stage order, so the stage
+    /// where it rises is the one that set it (NaN when unknown; a resumed run keeps the larger of its processes' peaks).
     /// </summary>
-    public IReadOnlyList<KeyValuePair<string, double>> PeakRssMbPerStage { get; init; } = [];
+    public IReadOnlyList<KeyValuePair<string, double>> PeakRssMbThroughStage { get; init; } = [];
 
-    /// <summary>The largest of <see cref="PeakRssMbPerStage"/>: the run's peak resident memory in MiB (NaN when unknown).</summary>
-    public double PeakRssMb => PeakRssMbPerStage.Select(s => s.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+    /// <summary>The largest of <see cref="PeakRssMbThroughStage"/>: the run's peak resident memory in MiB (NaN when unknown).</summary>
+    public double PeakRssMb => PeakRssMbThroughStage.Select(s => s.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
 
     /// <summary>Mean held-out completion length (tokens) of the SFT model; NaN when unknown.</summary>
     public double ResponseLengthSft { get; init; } = double.NaN;
@@ -161,7 +161,7 @@ public sealed record DemoReport
         }
 
         var peaks = new JsonObject();
-        foreach (var (name, mb) in PeakRssMbPerStage)
+        foreach (var (name, mb) in PeakRssMbThroughStage)
         {
             peaks[name] = Finite(mb);
         }
@@ -182,7 +182,7 @@ public sealed record DemoReport
             ["seconds_total"] = Finite(SecondsTotal),
             ["seconds_per_stage"] = stages,
             ["peak_rss_mb"] = Finite(PeakRssMb),
-            ["peak_rss_mb_per_stage"] = peaks,
+            ["peak_rss_mb_through_stage"] = peaks,
             ["response_length_mean_sft"] = Finite(ResponseLengthSft),
             ["response_length_mean_rl"] = Finite(ResponseLengthRl),
             ["countdown"] = Countdown?.ToJsonObject(),

@@ -31,6 +31,11 @@ internal static class ApiServer
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Logging.AddFilter(ApiLog.Category, LogLevel.Information);
+
+        // The host's own start-up failures (a port in use) reach the caller as an exception and become the command's
+        // one-line error; logging them too would print a second line.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.None);
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;

@@ -150,7 +150,6 @@ internal sealed class DemoRun
 
             Console.WriteLine($"[{i + 1}/{Stages.Length}] {stage}: {Describe(stage)}");
             var stopwatch = Stopwatch.StartNew();
-            ProcessMemory.ResetPeak();
             JsonObject results;
             try
             {
@@ -194,7 +193,8 @@ internal sealed class DemoRun
         Save();
     }
 
-    // The stage's peak resident memory: this process's since the stage started, or an earlier (stopped) process's.
+    // The process's peak resident memory by the end of the stage (VmHWM is never reset: /usr/bin/time reads the same
+    // high-water mark), or an earlier (stopped) process's when that was higher.
     private static double? StagePeakRssMb(JsonObject? node)
     {
         var now = ProcessMemory.PeakRssMb();
@@ -740,7 +740,7 @@ internal sealed class DemoRun
             SamplesAccepted = double.IsFinite(accepted) ? (long)accepted : 0,
             SecondsTotal = Stages.Sum(s => double.IsFinite(Seconds(s)) ? Seconds(s) : 0),
             SecondsPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Seconds(s)))],
-            PeakRssMbPerStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Value(s, "peak_rss_mb")))],
+            PeakRssMbThroughStage = [.. Stages.Select(s => new KeyValuePair<string, double>(s, Value(s, "peak_rss_mb")))],
             Countdown = StageNode("eval_sft")?["countdown"] is JsonObject ? new DemoCountdownFigures
             {
                 AccuracyBase = Countdown("eval_base", "accuracy"),
