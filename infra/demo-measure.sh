@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures the demo (issue 10): runs `demo [--quick] --seed S` for each seed and prints the report's figures per seed
+# Measures the demo (issues 10, 19): runs `demo [--quick] --seed S` under /usr/bin/time -v for each seed and prints the
+# wall clock, the peak RSS and the report's figures per seed
 # and their mean and spread (min..max). Usage: bash infra/demo-measure.sh quick|full OUT_DIR [SEEDS...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,16 +15,19 @@ flag=""
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
 for s in "${seeds[@]}"; do
   start=$(date +%s.%N)
-  "$here/deepseekrl" demo $flag --seed "$s" --dir "$out/run-$s" --api-port 0 --report "$out/report-$s.json" > "$out/log-$s.txt" 2>&1
+  /usr/bin/time -v -o "$out/time-$s.txt" "$here/deepseekrl" demo $flag --seed "$s" --dir "$out/run-$s" --api-port 0 \
+    --report "$out/report-$s.json" > "$out/log-$s.txt" 2>&1
   end=$(date +%s.%N)
-  echo "seed $s: wall clock $(echo "$end - $start" | bc) s" | tee -a "$out/wall.txt"
+  rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$out/time-$s.txt")
+  echo "seed $s: wall clock $(echo "$end - $start" | bc) s, peak RSS ${rss} MB (/usr/bin/time -v)" | tee -a "$out/wall.txt"
 done
 python3 - "$out" "${seeds[@]}" <<'PY'
 import json, sys, statistics
 out, seeds = sys.argv[1], sys.argv[2:]
 reports = [json.load(open(f"{out}/report-{s}.json")) for s in seeds]
 keys = ["accuracy_base", "accuracy_sft", "accuracy_rl_final", "accuracy_distilled", "reasoning_fraction_sft", "reasoning_fraction_rl",
-        "accuracy_when_reasoning_sft", "accuracy_when_reasoning_rl", "samples_generated", "samples_accepted", "seconds_total"]
+        "accuracy_when_reasoning_sft", "accuracy_when_reasoning_rl", "samples_generated", "samples_accepted", "seconds_total",
+        "peak_rss_mb"]
 for k in keys:
     xs = [r[k] for r in reports]
     nums = [x for x in xs if x is not None]
@@ -44,4 +48,5 @@ print(f"{'rl_gain_points':30} " + "  ".join(f"{100*g:+.1f}" for g in gain) + f" 
 for s, r in zip(seeds, reports):
     print(f"seed {s} rl_evals: " + ", ".join(f"{e['step']}: {e['accuracy']}" for e in r["rl_evals"]))
     print(f"seed {s} seconds_per_stage: " + ", ".join(f"{k} {v:.1f}" for k, v in r["seconds_per_stage"].items()))
+    print(f"seed {s} peak_rss_mb_through_stage: " + ", ".join(f"{k} {v:.0f}" for k, v in (r.get("peak_rss_mb_through_stage") or {}).items() if v is not None))
 PY

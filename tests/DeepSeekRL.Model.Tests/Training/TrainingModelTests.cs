@@ -260,6 +260,34 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Reserve_TheLargestShape_LaterStepsOfThatShapeOrSmallerAllocateLittleAndKeepTheirResults()
+    {
+        var config = TestModels.Micro();
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var before = (float[])weights.Data.Clone();
+        var model = new TrainingModel(weights);
+        model.Reserve(4, 40, 0.3f);
+        var reserved = model.HeldFloats;
+        Assert.True(weights.Data.AsSpan().SequenceEqual(before), "reserving changes no weight");
+
+        // Growing batches, as an SFT run meets them: each would allocate a new largest set beside the last.
+        foreach (var (b, t) in new[] { (2, 12), (3, 25), (4, 33), (4, 40) })
+        {
+            var tokens = TestModels.Tokens(b * t, config.VocabSize, t);
+            var loss = model.Forward(tokens, b, default, 0.3f);
+            var grads = new Gradients(config);
+            model.Backward(grads);
+            Assert.InRange(model.HeldFloats, reserved, reserved * 1.05);
+
+            var fresh = new TrainingModel(weights);
+            Assert.Equal(fresh.Forward(tokens, b, default, 0.3f), loss);
+            var expected = new Gradients(config);
+            fresh.Backward(expected);
+            Assert.True(expected.Data.AsSpan().SequenceEqual(grads.Data), $"B={b}, T={t}");
+        }
+    }
+
+    [Fact]
     public void ReleaseBuffers_AfterARun_HoldsNothingAndTheNextStepIsUnchanged()
     {
         var config = TestModels.Micro();

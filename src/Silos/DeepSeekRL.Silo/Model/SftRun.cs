@@ -117,6 +117,16 @@ public static class SftRun
         var trainer = new TrainingModel(weights, options.Threads);
         var grads = new Gradients(config);
         var lambda = config.NumNextnPredictLayers > 0 ? options.MtpWeight : 0f;
+
+        // The largest batch any step can have (B sequences of the longest example): its buffers first, so that the
+        // steps reuse them instead of allocating each new largest batch beside the last (bounded memory).
+        var longest = 2;
+        foreach (var example in examples)
+        {
+            longest = Math.Max(longest, example.Tokens.Length);
+        }
+
+        trainer.Reserve(Math.Min(b, examples.Count), longest, lambda, options.BalanceAlpha);
         var order = new int[examples.Count];
         Directory.CreateDirectory(outDir);
         var curvePath = Path.Combine(outDir, "loss.csv");
