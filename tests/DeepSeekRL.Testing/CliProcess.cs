@@ -1,6 +1,5 @@
 using System.Diagnostics;
 
-
 namespace DeepSeekRL.Testing;
 
 /// <summary>The result of running the <c>deepseekrl</c> CLI as a child process.</summary>
@@ -36,18 +35,29 @@ public static class CliProcess
 
         info.Environment["DEEPSEEKRL_HOME"] = RepositoryPaths.Root;
         info.Environment.Remove("DEEPSEEKRL_DB");
-        if (environment is not null)
+        return await RunAsync(info, environment, cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="info"/> (standard output and error redirected) with <paramref name="environment"/> applied
+    /// last, collects both streams and waits for the exit; cancelling kills the process tree.
+    /// </summary>
+    /// <param name="info">The start info.</param>
+    /// <param name="environment">Variables to set (a <see langword="null"/> value removes the variable).</param>
+    /// <param name="cancellationToken">Kills the process when cancelled.</param>
+    /// <returns>The result.</returns>
+    public static async Task<CliResult> RunAsync(ProcessStartInfo info, IReadOnlyDictionary<string, string?>? environment, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
         {
-            foreach (var (key, value) in environment)
+            if (value is null)
             {
-                if (value is null)
-                {
-                    info.Environment.Remove(key);
-                }
-                else
-                {
-                    info.Environment[key] = value;
-                }
+                info.Environment.Remove(key);
+            }
+            else
+            {
+                info.Environment[key] = value;
             }
         }
 

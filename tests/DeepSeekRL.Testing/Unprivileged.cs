@@ -49,33 +49,7 @@ public static class Unprivileged
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         info.Environment["DOTNET_NOLOGO"] = "1";
         info.Environment.Remove("DEEPSEEKRL_DB");
-        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null)
-            {
-                info.Environment.Remove(key);
-            }
-            else
-            {
-                info.Environment[key] = value;
-            }
-        }
-
-        var stopwatch = Stopwatch.StartNew();
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        try
-        {
-            await process.WaitForExitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return new CliResult(process.ExitCode, await stdout, await stderr, stopwatch.Elapsed);
+        return await CliProcess.RunAsync(info, environment, cancellationToken);
     }
 
     /// <summary>Runs the CLI host (<c>DeepSeekRL.Silo.dll</c> next to the test assembly) as an unprivileged user.</summary>

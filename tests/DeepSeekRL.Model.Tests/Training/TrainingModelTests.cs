@@ -245,17 +245,8 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         // requests without a free buffer), and the stale values in the recycled buffers change nothing.
         foreach (var (b, t) in new[] { (4, 63), (3, 21) })
         {
-            var tokens = TestModels.Tokens(b * t, config.VocabSize, t);
-            var loss = model.Forward(tokens, b, default, 0.3f);
-            var grads = new Gradients(config);
-            model.Backward(grads);
+            StepMatchesAFreshModel(model, weights, b, t);
             Assert.InRange(model.HeldFloats, held, held * 1.02);
-
-            var fresh = new TrainingModel(weights);
-            Assert.Equal(fresh.Forward(tokens, b, default, 0.3f), loss);
-            var expected = new Gradients(config);
-            fresh.Backward(expected);
-            Assert.True(expected.Data.AsSpan().SequenceEqual(grads.Data), $"B={b}, T={t}");
         }
     }
 
@@ -273,18 +264,24 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
         // Growing batches, as an SFT run meets them: each would allocate a new largest set beside the last.
         foreach (var (b, t) in new[] { (2, 12), (3, 25), (4, 33), (4, 40) })
         {
-            var tokens = TestModels.Tokens(b * t, config.VocabSize, t);
-            var loss = model.Forward(tokens, b, default, 0.3f);
-            var grads = new Gradients(config);
-            model.Backward(grads);
+            StepMatchesAFreshModel(model, weights, b, t);
             Assert.InRange(model.HeldFloats, reserved, reserved * 1.05);
-
-            var fresh = new TrainingModel(weights);
-            Assert.Equal(fresh.Forward(tokens, b, default, 0.3f), loss);
-            var expected = new Gradients(config);
-            fresh.Backward(expected);
-            Assert.True(expected.Data.AsSpan().SequenceEqual(grads.Data), $"B={b}, T={t}");
         }
+    }
+
+    // One step of B sequences of T tokens on a model whose pool holds other steps' stale buffers: the loss and every
+    // gradient equal a fresh model's, bit for bit.
+    private static void StepMatchesAFreshModel(TrainingModel model, ModelWeights weights, int b, int t)
+    {
+        var tokens = TestModels.Tokens(b * t, weights.Config.VocabSize, t);
+        var loss = model.Forward(tokens, b, default, 0.3f);
+        var grads = new Gradients(weights.Config);
+        model.Backward(grads);
+        var fresh = new TrainingModel(weights);
+        Assert.Equal(fresh.Forward(tokens, b, default, 0.3f), loss);
+        var expected = new Gradients(weights.Config);
+        fresh.Backward(expected);
+        Assert.True(expected.Data.AsSpan().SequenceEqual(grads.Data), $"B={b}, T={t}");
     }
 
     [Fact]
