@@ -38,7 +38,14 @@ public static class SiloCommandLine
         CliErrors.InstallProcessHandlers(trace);
         try
         {
-            return await Create().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Ctrl-C cancels the command's token; a command then saves its progress (a demo stage, an SFT run's weights
+            // and optimizer state) before it exits, which can take more than System.CommandLine's default 2 s on a busy
+            // machine: past the timeout the process ends with exit code 130 and nothing saved or said.
+            return await Create().Parse(args).InvokeAsync(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = TimeSpan.FromSeconds(30),
+            });
         }
         catch (Exception ex)
         {

@@ -215,8 +215,11 @@ public static class SftRun
             weights.Data.CopyTo(store.Data, 0);
             ModelCheckpoint.Save(store, outDir);
             optimizer.Save(outDir);
-            trainer.ReleaseBuffers();
         }
+
+        // Finished (a stopped run's process is on its way out and skips this): the next run's buffers must not come on
+        // top of this one's.
+        trainer.ReleaseBuffers();
 
         return new SftRunResult(step, totalSteps, trainedTokens, total.Elapsed.TotalSeconds, lastLoss);
     }
