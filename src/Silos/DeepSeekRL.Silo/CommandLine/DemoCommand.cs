@@ -18,7 +18,7 @@ public static class DemoCommand
     /// <returns>The command.</returns>
     public static Command Create()
     {
-        var quick = new Option<bool>("--quick") { Description = "The shorter preset (under 5 minutes on 2 cores)." };
+        var quick = new Option<bool>("--quick") { Description = "The shorter preset (about 5 minutes on 2 cores)." };
         var report = new Option<FileInfo?>("--report") { Description = "Also write the report JSON to this file." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run stopped in --dir (same --quick and --seed)." };
         var seed = new Option<int>("--seed") { Description = "The seed of the tasks, the model and the campaigns (default 1).", DefaultValueFactory = _ => 1 };

@@ -2,7 +2,7 @@ using DeepSeekRL.Grains.Demo;
 
 namespace DeepSeekRL.Silo.Demo;
 
-/// <summary>The sizes of one demo run: <see cref="Quick"/> (under 5 minutes on 2 cores) or <see cref="Full"/> (under 20).</summary>
+/// <summary>The sizes of one demo run: <see cref="Quick"/> (about 5 minutes on 2 cores) or <see cref="Full"/> (under 20).</summary>
 public sealed record DemoPreset
 {
     /// <summary>The preset's name (<c>quick</c> or <c>full</c>).</summary>
