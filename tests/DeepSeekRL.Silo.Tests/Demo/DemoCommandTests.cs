@@ -167,6 +167,12 @@ public sealed class DemoCommandTests : IDisposable
         Assert.All(stagesSeconds.EnumerateObject(), s => Assert.True(s.Value.GetDouble() >= 0, s.Name));
         Assert.True(r.GetProperty("seconds_total").GetDouble() >= stagesSeconds.GetProperty("sft").GetDouble());
 
+        // Issue 19 (a potato's memory): the run's peak resident memory is reported, and the quick demo stays within the
+        // full demo's 2 GB (it reached 10.6 GB before the training buffers were pooled; 1.3 GB measured since).
+        var peak = r.GetProperty("peak_rss_mb").GetDouble();
+        Assert.InRange(peak, 100, 2048);
+        Assert.Equal(peak, r.GetProperty("peak_rss_mb_through_stage").EnumerateObject().Max(s => s.Value.GetDouble()));
+
         // The numbers are the database's: the SFT evaluation campaign holds the same accuracy.
         using var state2 = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(work, "state.json"), Ct));
         var sftCampaign = state2.RootElement.GetProperty("campaigns").GetProperty("eval_sft").GetInt64();
