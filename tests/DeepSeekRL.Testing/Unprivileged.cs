@@ -15,6 +15,31 @@ public static class Unprivileged
     /// <summary>Whether the tests run as root.</summary>
     public static bool IsRoot => Environment.UserName == "root";
 
+    /// <summary>
+    /// Why <c>nobody</c> cannot run the checkout's programs (a directory above it not searchable by others, as
+    /// <c>mktemp -d</c> makes them), or null when it can; tests skip with this reason.
+    /// </summary>
+    public static string? UnreachableReason
+    {
+        get
+        {
+            if (!IsRoot)
+            {
+                return null;
+            }
+
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if ((File.GetUnixFileMode(dir.FullName) & UnixFileMode.OtherExecute) == 0)
+                {
+                    return $"user nobody cannot search {dir.FullName}, above the checkout";
+                }
+            }
+
+            return null;
+        }
+    }
+
     /// <summary>Runs <paramref name="program"/> with <paramref name="arguments"/> as an unprivileged user.</summary>
     /// <param name="program">The program.</param>
     /// <param name="arguments">Its arguments.</param>
