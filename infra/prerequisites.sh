@@ -42,7 +42,7 @@ prereq_describe() {
 prereq_present() {
   case "$1" in
     postgresql)
-      # As src/Grains/DeepSeekRL.Grains/Database/PostgresInstallation.cs finds it: DEEPSEEKRL_PG_BIN, then Debian's.
+      # As src/Grains/DeepSeekRL.Storage/Database/PostgresInstallation.cs finds it: DEEPSEEKRL_PG_BIN, then Debian's.
       [[ -n "${DEEPSEEKRL_PG_BIN:-}" && -x "$DEEPSEEKRL_PG_BIN/pg_ctl" ]] && return 0
       local bin
       for bin in /usr/lib/postgresql/*/bin; do

@@ -1,4 +1,4 @@
-using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Storage.Database;
 using Npgsql;
 
 namespace DeepSeekRL.Testing;

@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.Json;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Testing;
 using Npgsql;
 

@@ -1,6 +1,7 @@
+using DeepSeekRL.Testing;
 using System.Text.Json;
 using DeepSeekRL.Grains.Campaigns;
-using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Rewards.Accuracy;
 using DeepSeekRL.Rewards.Countdown;
 using DeepSeekRL.Rewards.Format;

@@ -3,8 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using DeepSeekRL.Grains;
-using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Storage.Database;
 using DeepSeekRL.Testing;
 using Npgsql;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using DeepSeekRL.Grains.Database;
-using DeepSeekRL.Grains.Nodes;
-using DeepSeekRL.Grains.Queue;
+using DeepSeekRL.Storage.Database;
+using DeepSeekRL.Storage.Nodes;
+using DeepSeekRL.Storage.Queue;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Engine;

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using DeepSeekRL.Grains.Database;
-using DeepSeekRL.Grains.Stores;
+using DeepSeekRL.Storage.Database;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Engine;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using DeepSeekRL.Grains.Database;
-using DeepSeekRL.Grains.Stores;
+using DeepSeekRL.Storage.Database;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Export;

@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
-using DeepSeekRL.Grains.Nodes;
-using DeepSeekRL.Grains.Policies;
-using DeepSeekRL.Grains.Queue;
-using DeepSeekRL.Grains.Singletons;
+using DeepSeekRL.Storage.Nodes;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Singletons;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -123,7 +123,7 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
     /// <summary>Records every evaluation whose chunks are all finished; returns how many are still outstanding.</summary>
     private async Task<int> GatherEvaluationsAsync(CancellationToken cancellationToken)
     {
-        var (ready, outstanding) = await Resilience.DatabaseResilience.Default.ExecuteAsync(ct => ReadEvaluationsAsync(ct), cancellationToken);
+        var (ready, outstanding) = await DeepSeekRL.Storage.Resilience.DatabaseResilience.Default.ExecuteAsync(ct => ReadEvaluationsAsync(ct), cancellationToken);
         foreach (var (step, version, metrics) in ready)
         {
             metrics["step"] = step;

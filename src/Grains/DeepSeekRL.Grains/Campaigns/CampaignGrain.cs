@@ -1,4 +1,4 @@
-using DeepSeekRL.Grains.Queue;
+using DeepSeekRL.Storage.Queue;
 
 namespace DeepSeekRL.Grains.Campaigns;
 

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DeepSeekRL.Grains.Policies;
-using DeepSeekRL.Grains.Resilience;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Resilience;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;

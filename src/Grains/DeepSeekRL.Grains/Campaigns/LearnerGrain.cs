@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using DeepSeekRL.Grains.Policies;
-using DeepSeekRL.Grains.Resilience;
-using DeepSeekRL.Grains.Singletons;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Resilience;
+using DeepSeekRL.Storage.Singletons;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Optimization;

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Weights;

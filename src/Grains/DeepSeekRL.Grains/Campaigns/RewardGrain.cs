@@ -90,7 +90,7 @@ public sealed class DatasetGrain(CampaignDefinition definition, Npgsql.NpgsqlDat
     /// <inheritdoc/>
     public async Task<long> ExportAsync(Stream destination, CancellationToken cancellationToken)
     {
-        var (count, _) = await Stores.SftExporter.ExportAsync(dataSource, new Stores.SftExportFilter(definition.Id), destination, cancellationToken);
+        var (count, _) = await DeepSeekRL.Storage.Stores.SftExporter.ExportAsync(dataSource, new DeepSeekRL.Storage.Stores.SftExportFilter(definition.Id), destination, cancellationToken);
         return count;
     }
 

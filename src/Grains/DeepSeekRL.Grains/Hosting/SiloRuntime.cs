@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using DeepSeekRL.Grains.Campaigns;
-using DeepSeekRL.Grains.Nodes;
-using DeepSeekRL.Grains.Queue;
-using DeepSeekRL.Grains.Stores;
+using DeepSeekRL.Storage.Nodes;
+using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Stores;
 using Npgsql;
 
 namespace DeepSeekRL.Grains.Hosting;
@@ -211,7 +211,7 @@ public sealed class SiloRuntime : IAsyncDisposable
         }
     }
 
-    private async Task DriveAsync(long campaignId, Singletons.SingletonLease lease, CancellationToken cancellationToken)
+    private async Task DriveAsync(long campaignId, DeepSeekRL.Storage.Singletons.SingletonLease lease, CancellationToken cancellationToken)
     {
         using var held = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var renew = Task.Run(async () =>

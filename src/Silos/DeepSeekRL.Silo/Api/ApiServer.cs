@@ -182,7 +182,7 @@ internal static class ApiServer
 
             context.Response.ContentType = "application/x-ndjson; charset=utf-8";
             context.Response.Headers.ContentDisposition = $"attachment; filename=\"campaign-{campaignId}.jsonl\"";
-            await Grains.Stores.SftExporter.ExportAsync(dataSource, new Grains.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
+            await Storage.Stores.SftExporter.ExportAsync(dataSource, new Storage.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
         }).WithMetadata(none);
         app.MapGet("/api/nodes", async (CancellationToken ct) => Results.Json(await RowsAsync(dataSource, """
             SELECT json_build_object('node_id', node_id, 'generation', generation, 'roles', roles, 'state', state,
@@ -310,7 +310,7 @@ internal static class ApiServer
             return Results.Json(new { error = outside[0], errors = outside }, statusCode: 400);
         }
 
-        var created = await repository.CreateAsync(validation.Spec, text, dataRoot.Path, new Grains.Policies.PolicyRegistry(dataSource), ct);
+        var created = await repository.CreateAsync(validation.Spec, text, dataRoot.Path, new Storage.Policies.PolicyRegistry(dataSource), ct);
         if (!created.Succeeded)
         {
             logger.CampaignRefused(created.Error!);

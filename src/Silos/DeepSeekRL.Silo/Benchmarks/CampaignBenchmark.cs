@@ -4,7 +4,7 @@ using System.Text.Json;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Silo.CommandLine;
 using Npgsql;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using DeepSeekRL.Grains.Nodes;
-using DeepSeekRL.Grains.Queue;
-using DeepSeekRL.Grains.Stores;
+using DeepSeekRL.Storage.Nodes;
+using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Stores;
 using Npgsql;
 
 namespace DeepSeekRL.Silo.Benchmarks;

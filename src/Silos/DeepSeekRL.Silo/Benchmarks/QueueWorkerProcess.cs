@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using DeepSeekRL.Grains.Nodes;
-using DeepSeekRL.Grains.Queue;
+using DeepSeekRL.Storage.Nodes;
+using DeepSeekRL.Storage.Queue;
 using DeepSeekRL.Silo.CommandLine;
 
 namespace DeepSeekRL.Silo.Benchmarks;

@@ -1,6 +1,5 @@
 using System.CommandLine;
-using DeepSeekRL.Grains;
-using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Storage.Database;
 using DeepSeekRL.Silo.Database;
 
 namespace DeepSeekRL.Silo.CommandLine;

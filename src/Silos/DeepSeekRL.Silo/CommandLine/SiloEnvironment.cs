@@ -1,4 +1,4 @@
-using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Storage.Database;
 
 namespace DeepSeekRL.Silo.CommandLine;
 

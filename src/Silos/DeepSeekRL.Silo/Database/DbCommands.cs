@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using DeepSeekRL.Grains.Database;
+using DeepSeekRL.Storage.Database;
 using DeepSeekRL.Silo.CommandLine;
 using Npgsql;
 

@@ -7,7 +7,7 @@ using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Demo;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Grains.Policies;
+using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
@@ -609,7 +609,7 @@ internal sealed class DemoRun
         long exported;
         await using (var stream = new FileStream(output + ".tmp", FileMode.Create, FileAccess.Write))
         {
-            (exported, _) = await DeepSeekRL.Grains.Stores.SftExporter.ExportAsync(_dataSource, new DeepSeekRL.Grains.Stores.SftExportFilter(id, null, null, null), stream, cancellationToken);
+            (exported, _) = await DeepSeekRL.Storage.Stores.SftExporter.ExportAsync(_dataSource, new DeepSeekRL.Storage.Stores.SftExportFilter(id, null, null, null), stream, cancellationToken);
         }
 
         File.Move(output + ".tmp", output, overwrite: true);

@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
-using DeepSeekRL.Grains.Resilience;
-using DeepSeekRL.Grains.Stores;
+using DeepSeekRL.Storage.Resilience;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Silo.CommandLine;
 
 namespace DeepSeekRL.Silo.Export;
