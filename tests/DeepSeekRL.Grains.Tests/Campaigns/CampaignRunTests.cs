@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Storage.Policies;

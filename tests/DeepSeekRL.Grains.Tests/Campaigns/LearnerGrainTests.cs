@@ -1,3 +1,4 @@
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
 
 namespace DeepSeekRL.Grains.Tests.Campaigns;

@@ -1,11 +1,12 @@
-using DeepSeekRL.Testing;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
-using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Rewards.Accuracy;
 using DeepSeekRL.Rewards.Countdown;
 using DeepSeekRL.Rewards.Format;
 using DeepSeekRL.Rewards.Pipeline;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Grains.Tests.Campaigns;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Demo;
 

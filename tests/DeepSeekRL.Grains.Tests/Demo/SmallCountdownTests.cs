@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Demo;
 using DeepSeekRL.Rewards.Accuracy;

@@ -1,4 +1,4 @@
-using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Campaigns.Specs;
 
 namespace DeepSeekRL.Grains;
 

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;

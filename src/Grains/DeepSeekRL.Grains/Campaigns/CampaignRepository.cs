@@ -1,13 +1,14 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DeepSeekRL.Storage.Policies;
-using DeepSeekRL.Storage.Resilience;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Resilience;
 using DeepSeekRL.Text;
 using Npgsql;
 using NpgsqlTypes;

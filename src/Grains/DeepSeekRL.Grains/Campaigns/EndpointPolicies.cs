@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Policies;
 
 namespace DeepSeekRL.Grains.Campaigns;

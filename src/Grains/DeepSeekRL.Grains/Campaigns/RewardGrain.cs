@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Rewards.Pipeline;
 
 namespace DeepSeekRL.Grains.Campaigns;

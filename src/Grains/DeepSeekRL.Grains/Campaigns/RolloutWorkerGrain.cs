@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
 using DeepSeekRL.Rewards.Pipeline;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using Microsoft.AspNetCore.Builder;
@@ -230,19 +231,19 @@ internal static class ApiServer
                 return ApiToken.Challenge(context, refused);
             }
 
-            if (request.ContentLength is > Grains.Campaigns.CampaignSpecValidator.MaxFileBytes)
+            if (request.ContentLength is > CampaignSpecValidator.MaxFileBytes)
             {
-                return Error(413, $"spec of {request.ContentLength} bytes; expected at most {Grains.Campaigns.CampaignSpecValidator.MaxFileBytes}");
+                return Error(413, $"spec of {request.ContentLength} bytes; expected at most {CampaignSpecValidator.MaxFileBytes}");
             }
 
             string text;
             using (var reader = new StreamReader(request.Body))
             {
-                var buffer = new char[Grains.Campaigns.CampaignSpecValidator.MaxFileBytes + 1];
+                var buffer = new char[CampaignSpecValidator.MaxFileBytes + 1];
                 var read = await reader.ReadBlockAsync(buffer.AsMemory(), ct);
-                if (read > Grains.Campaigns.CampaignSpecValidator.MaxFileBytes)
+                if (read > CampaignSpecValidator.MaxFileBytes)
                 {
-                    return Error(413, $"spec over {Grains.Campaigns.CampaignSpecValidator.MaxFileBytes} bytes");
+                    return Error(413, $"spec over {CampaignSpecValidator.MaxFileBytes} bytes");
                 }
 
                 text = new string(buffer, 0, read);
@@ -251,7 +252,7 @@ internal static class ApiServer
             JsonDocument document;
             try
             {
-                document = Grains.Campaigns.CampaignSpecValidator.ParseJson(text);
+                document = CampaignSpecValidator.ParseJson(text);
             }
             catch (JsonException ex)
             {
@@ -298,7 +299,7 @@ internal static class ApiServer
             return Results.Json(new { error = outside[0], errors = outside }, statusCode: 400);
         }
 
-        var validation = Grains.Campaigns.CampaignSpecValidator.Validate(root, dataRoot.Path);
+        var validation = CampaignSpecValidator.Validate(root, dataRoot.Path);
         if (validation.Spec is null)
         {
             return Results.Json(new { error = validation.Errors[0], errors = validation.Errors }, statusCode: 400);
@@ -333,10 +334,10 @@ internal static class ApiServer
     /// The client's version of a campaign-creation failure: the field and its file, and what kind of file was expected,
     /// without anything read from the file. Failures about the spec's own JSON (the reward rules) are kept.
     /// </summary>
-    internal static string Redact(string error, Grains.Campaigns.CampaignSpec spec, DataRoot dataRoot)
+    internal static string Redact(string error, CampaignSpec spec, DataRoot dataRoot)
     {
         string Relative(string? path) => path is null ? "?" : Path.GetRelativePath(dataRoot.Path, path);
-        var native = spec.Policy as Grains.Campaigns.NativePolicySpec;
+        var native = spec.Policy as NativePolicySpec;
         if (error.StartsWith("rewards:", StringComparison.Ordinal))
         {
             return error;

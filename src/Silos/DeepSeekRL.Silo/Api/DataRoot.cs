@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Campaigns.Specs;
 
 namespace DeepSeekRL.Silo.Api;
 

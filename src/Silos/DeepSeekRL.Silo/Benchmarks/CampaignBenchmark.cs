@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Storage.Policies;
 using Npgsql;
 
 namespace DeepSeekRL.Silo.Benchmarks;

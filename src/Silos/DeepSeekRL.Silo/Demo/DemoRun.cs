@@ -3,21 +3,22 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Demo;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
-using SftExample = DeepSeekRL.Model.Training.SftExample;
 using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Silo.Diagnostics;
 using DeepSeekRL.Silo.Model;
+using DeepSeekRL.Storage.Policies;
 using Npgsql;
+using SftExample = DeepSeekRL.Model.Training.SftExample;
 
 namespace DeepSeekRL.Silo.Demo;
 

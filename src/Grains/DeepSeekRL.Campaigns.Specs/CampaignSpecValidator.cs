@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using DeepSeekRL.Text;
 
-namespace DeepSeekRL.Grains.Campaigns;
+namespace DeepSeekRL.Campaigns.Specs;
 
 /// <summary>The outcome of validating a campaign spec: the spec when there are no errors, else every error.</summary>
 /// <param name="Spec">The validated spec, or null when <paramref name="Errors"/> is not empty.</param>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace DeepSeekRL.Grains.Campaigns;
+namespace DeepSeekRL.Campaigns.Specs;
 
 /// <summary>
 /// Reads one JSON object for <see cref="CampaignSpecValidator"/>: every read that fails adds an error naming the JSON

@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace DeepSeekRL.Grains.Campaigns;
+namespace DeepSeekRL.Campaigns.Specs;
 
 /// <summary>
 /// A validated campaign: the R1 loop's policy, dataset, rewards, algorithm, rejection-sampling filter, evaluation,

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using DeepSeekRL.Grains.Campaigns;
 
-namespace DeepSeekRL.Grains.Abstractions.Tests.Campaigns;
+namespace DeepSeekRL.Campaigns.Specs.Tests;
 
 public sealed class CampaignSpecValidatorTests : IDisposable
 {
