@@ -293,7 +293,7 @@ public sealed class CampaignRunTests : IDisposable
         var id = await CreateAsync(db.DataSource, WriteSpec("lifecycle", """{"rules": [{"rule": "accuracy"}]}"""));
         await using var services = new SiloServices(db.DataSource);
         var definition = await services.Catalog.GetAsync(id, Ct);
-        var campaign = new CampaignGrain(definition, services.Repository, services.Queue);
+        var campaign = new CampaignSteps(definition, services.Repository, services.Queue);
         Assert.Equal(CampaignState.Running, await campaign.StartAsync(Ct));
         Assert.Equal(CampaignState.Paused, await campaign.PauseAsync(Ct));
         Assert.Equal(CampaignState.Running, await campaign.ResumeAsync(Ct));

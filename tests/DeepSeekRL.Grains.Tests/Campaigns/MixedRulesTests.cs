@@ -127,7 +127,7 @@ public sealed class MixedRulesTests : IDisposable
         var completions = inputs.Select((i, n) => new StoredCompletion(n + 1, 0, 0, 0, i.Prompt, i.Completion, 8, "stop")).ToList();
         var scores = results.Select((r, n) => new CompletionScores(n + 1, r.Scores, r.Reward)).ToList();
 
-        var accepted = new DatasetGrain(definition, db.DataSource).Select(completions, scores);
+        var accepted = new SampleFilter(definition, db.DataSource).Select(completions, scores);
 
         Assert.Equal(expected, completions.Select(c => accepted.Any(a => a.Completion.Id == c.Id)));
         Assert.Equal([true, true, false, false], results.Select(r => Evaluation.IsCorrect(definition, r)));

@@ -26,8 +26,8 @@ internal sealed class CampaignDriver(SiloServices services, long campaignId, Sin
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var definition = await services.Catalog.GetAsync(campaignId, cancellationToken);
-        var campaign = new CampaignGrain(definition, services.Repository, services.Queue);
-        var learner = new LearnerGrain(definition, services.DataSource, services.Leases, lease, services.Registry, services.Threads)
+        var campaign = new CampaignSteps(definition, services.Repository, services.Queue);
+        var learner = new CampaignLearner(definition, services.DataSource, services.Leases, lease, services.Registry, services.Threads)
         {
             Published = (version, weights) => services.Policies.Offer(campaignId, version, weights),
         };

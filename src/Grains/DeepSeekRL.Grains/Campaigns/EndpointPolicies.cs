@@ -39,7 +39,7 @@ public sealed class EndpointPolicies : IDisposable
                 MaxTokens = maxTokens,
                 Seed = (long)(seed & 0x7FFF_FFFF_FFFF_FFFF),
             }, cancellationToken);
-            return (samples.Select(s => new SampledCompletion(RolloutWorkerGrain.Storable(s.Text), [], [], s.FinishReason)).ToList(), n - samples.Count);
+            return (samples.Select(s => new SampledCompletion(RolloutSampler.Storable(s.Text), [], [], s.FinishReason)).ToList(), n - samples.Count);
         }
         catch (Exception ex) when (ex is EndpointResponseException or HttpRequestException or TimeoutException
             or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException)

@@ -64,8 +64,8 @@ public sealed class SiloRuntime : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private readonly ConcurrentDictionary<long, Task> _drivers = new();
-    private readonly RolloutWorkerGrain _rollout;
-    private readonly RewardGrain _reward;
+    private readonly RolloutSampler _rollout;
+    private readonly RewardScorer _reward;
     private readonly ConcurrentDictionary<long, RolloutResult> _prepared = new();
     private NodeIdentity _node;
 
@@ -76,8 +76,8 @@ public sealed class SiloRuntime : IAsyncDisposable
     {
         _services = services;
         _options = options;
-        _rollout = new RolloutWorkerGrain(services.Catalog, services.Policies, services.Endpoints);
-        _reward = new RewardGrain(services.Catalog);
+        _rollout = new RolloutSampler(services.Catalog, services.Policies, services.Endpoints);
+        _reward = new RewardScorer(services.Catalog);
     }
 
     /// <summary>The node identity (after <see cref="StartAsync"/>).</summary>
@@ -201,7 +201,7 @@ public sealed class SiloRuntime : IAsyncDisposable
                 continue;
             }
 
-            var lease = await _services.Leases.TryAcquireAsync(LearnerGrain.LeaseName(id), _node, _options.LearnerLease, cancellationToken);
+            var lease = await _services.Leases.TryAcquireAsync(CampaignLearner.LeaseName(id), _node, _options.LearnerLease, cancellationToken);
             if (lease is null)
             {
                 continue;
@@ -453,7 +453,7 @@ public sealed class SiloRuntime : IAsyncDisposable
         }
 
         var scored = await _reward.ScoreAsync(work, completions, cancellationToken);
-        var accepted = new DatasetGrain(definition, _services.DataSource).Select(completions, scored.Scores);
+        var accepted = new SampleFilter(definition, _services.DataSource).Select(completions, scored.Scores);
         var samples = accepted.Select(a => new SftSample(work.CampaignId, a.Completion.Step, a.Completion.PolicyVersion, a.Completion.Id,
             a.Completion.Prompt, a.Reasoning, a.Answer, a.Reward, a.ScoresJson, a.VerdictsJson)).ToList();
         var scores = scored.Scores.SelectMany(s => s.Scores.Select(r => new RewardScore(s.CompletionId, r.Key, r.Value))).ToList();

@@ -33,7 +33,7 @@ internal sealed record LearnerSample(
 /// step from what is stored in PostgreSQL alone, so a learner that restarts from its last checkpoint recomputes the
 /// steps after it bit for bit (and checks that against the versions it had published).
 /// </summary>
-public sealed class LearnerGrain : ILearnerGrain
+public sealed class CampaignLearner : ILearnerGrain
 {
     private readonly CampaignDefinition _definition;
     private readonly NpgsqlDataSource _dataSource;
@@ -57,7 +57,7 @@ public sealed class LearnerGrain : ILearnerGrain
     /// <param name="registry">The policy registry.</param>
     /// <param name="threads">Kernel threads.</param>
     /// <param name="pipeline">The database resilience pipeline.</param>
-    public LearnerGrain(
+    public CampaignLearner(
         CampaignDefinition definition, NpgsqlDataSource dataSource, SingletonLeases leases, SingletonLease lease, PolicyRegistry registry,
         int threads = 2, ResiliencePipeline? pipeline = null)
     {

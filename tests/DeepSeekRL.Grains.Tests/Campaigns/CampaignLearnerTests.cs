@@ -4,7 +4,7 @@ using DeepSeekRL.Grains.Campaigns;
 namespace DeepSeekRL.Grains.Tests.Campaigns;
 
 /// <summary>The learner's advantages over a whole step (issue 19, D10).</summary>
-public sealed class LearnerGrainTests
+public sealed class CampaignLearnerTests
 {
     // Two groups of 4 with different spreads: group 0 rewards {0,0,1,1}, group 1 rewards {0,0,0,3}.
     private static readonly double[][] Rewards = [[0, 0, 1, 1], [0, 0, 0, 3]];
@@ -15,7 +15,7 @@ public sealed class LearnerGrainTests
     [Fact]
     public void StepAdvantages_D10_BatchNormalisationWithGroupsOfDifferentSpreads_DividesByTheStepStd()
     {
-        var advantages = LearnerGrain.StepAdvantages(Groups(), 4, AdvantageNormalization.Batch);
+        var advantages = CampaignLearner.StepAdvantages(Groups(), 4, AdvantageNormalization.Batch);
 
         // TRL scale_rewards="batch": (r - group mean) / (std of all 8 rewards, Bessel) + eps.
         var all = Rewards.SelectMany(g => g).ToArray();
@@ -35,8 +35,8 @@ public sealed class LearnerGrainTests
     [Fact]
     public void StepAdvantages_D10_BatchDiffersFromGroup_WhenTheGroupsSpreadsDiffer()
     {
-        var batch = LearnerGrain.StepAdvantages(Groups(), 4, AdvantageNormalization.Batch);
-        var group = LearnerGrain.StepAdvantages(Groups(), 4, AdvantageNormalization.Group);
+        var batch = CampaignLearner.StepAdvantages(Groups(), 4, AdvantageNormalization.Batch);
+        var group = CampaignLearner.StepAdvantages(Groups(), 4, AdvantageNormalization.Group);
 
         // Group normalisation divides group 0 by its own std (0.577) and group 1 by its own (1.5).
         Assert.Equal(0.5 / (Math.Sqrt(1.0 / 3) + 1e-4), group[2], 12);
