@@ -55,9 +55,11 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
         Assert.True(await page.Locator("#charts .uplot").CountAsync() >= 8, "fewer than 8 uPlot charts rendered");
         await page.WaitForFunctionAsync("() => document.querySelector('#sample-message').textContent.length > 0", null, new() { Timeout = 15_000 });
         Assert.NotEmpty(await page.Locator("#expert-load").InnerTextAsync());
-        // Nodes: every registered silo with its state and leases, as the API lists them.
+        // Nodes: every Orleans silo with its status and leases, as the API lists them from the membership table; the
+        // api silo itself is among them, active, with its role.
         using var nodes = await fixture.GetJsonAsync("/api/nodes");
-        Assert.NotEmpty(nodes.RootElement.EnumerateArray());
+        Assert.Contains(nodes.RootElement.EnumerateArray(), n => n.GetProperty("state").GetString() == "active"
+            && n.GetProperty("roles").EnumerateArray().Select(r => r.GetString()).SequenceEqual(["api"]));
         foreach (var node in nodes.RootElement.EnumerateArray())
         {
             var nodeRow = page.Locator($"#nodes tr[data-node-id='{node.GetProperty("node_id").GetString()}']");

@@ -54,15 +54,16 @@ public sealed class CampaignRunTests : IDisposable
 
     private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout, int rolloutBatch = 1)
     {
-        await using var services = new SiloServices(dataSource, threads: 1) { PollInterval = TimeSpan.FromMilliseconds(50) };
-        await using var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch });
-        await silo.StartAsync(Ct);
+        var settings = new SiloSettings { CampaignId = id, Name = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch, Private = true };
+        using var silo = await SiloHost.StartAsync(dataSource, settings, 1, null, Ct);
+        var repository = new CampaignRepository(dataSource);
         var deadline = TimeProvider.System.GetUtcNow() + timeout;
         while (true)
         {
-            var status = await services.Repository.GetStatusAsync(id, Ct);
+            var status = await repository.GetStatusAsync(id, Ct);
             if (status!.State is CampaignState.Completed or CampaignState.Failed or CampaignState.Cancelled)
             {
+                await silo.StopAsync(Ct);
                 return status;
             }
 

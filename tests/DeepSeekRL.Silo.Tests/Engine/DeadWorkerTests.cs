@@ -18,21 +18,20 @@ public sealed class DeadWorkerTests
         await using var db = await server.CreateDatabaseAsync(Ct);
         Assert.True((await MigrationRunner.ApplyAsync(db.DataSource, Migration.Embedded(), Ct)).Succeeded);
         var queue = new WorkQueue(db.DataSource);
-        var nodes = new NodeRegistry(db.DataSource);
         const int Items = 40;
         const int Held = 16;
         await queue.EnqueueAsync(
             Enumerable.Range(0, Items).Select(i => new NewWorkItem(7, "rollout", "k" + i.ToString(CultureInfo.InvariantCulture), "{}")).ToList(), Ct);
 
-        // A real worker process claims 16 items and heartbeats until it is killed.
-        var worker = await StartWorkerAsync(db.ConnectionString, "victim", Held);
+        // A real worker process claims 16 items and renews their leases until it is killed.
+        var worker = await StartWorkerAsync(db.ConnectionString, "victim", Held, 20_000);
         var (leases, victim) = ParseLeases(worker.Lines[1]);
         Assert.Equal(Held, leases.Count);
         worker.Process.Kill();
         await worker.Process.WaitForExitAsync(Ct);
 
         // The survivors complete what they can; the dead worker's items stay leased until detection.
-        var survivor = await nodes.RegisterAsync("survivor", ["rollout"], null, Ct);
+        var survivor = new NodeIdentity("survivor", 1);
         var first = await queue.ClaimAsync(survivor, ["rollout"], Items, TimeSpan.FromMinutes(1), 7, null, Ct);
         Assert.Equal(Items - Held, first.Count);
         Assert.Empty(first.Select(c => c.Id).Intersect(leases.Select(l => l.Id)));
@@ -41,12 +40,19 @@ public sealed class DeadWorkerTests
             Assert.Equal(CompletionStatus.Accepted, await queue.CompleteAsync(item, "{\"by\":\"survivor\"}", null, Ct));
         }
 
-        // Detection: the victim's heartbeat is old (made old here instead of waiting), the sweep declares it dead
-        // and releases its leases at once.
-        await db.ExecuteAsync($"UPDATE nodes SET heartbeat_at = now() - interval '1 hour' WHERE node_id = 'victim'");
-        var sweep = await nodes.SweepDeadAsync(TimeSpan.FromSeconds(5), Ct);
-        Assert.Equal([victim], sweep.DeadNodes);
-        Assert.Equal(Held, sweep.ReleasedItems);
+        // Its leases (60 s) are still held, and no rescue releases them ...
+        Assert.Equal(0, (await queue.RescueAsync(Ct)).Requeued);
+        Assert.Equal((long)Held, await db.ScalarAsync<long>("SELECT count(*) FROM work_items WHERE state = 'running' AND lease_node = 'victim'"));
+
+        // ... until the membership table says the victim's silo is dead (what Orleans writes when it declares a silo
+        // dead): the rescue then releases every lease it held at once.
+        await db.ExecuteAsync("INSERT INTO membership_versions (cluster_id) VALUES ('test')");
+        await db.ExecuteAsync($"""
+            INSERT INTO membership (cluster_id, address, port, generation, silo_name, host_name, status, start_time, i_am_alive_time)
+            VALUES ('test', '127.0.0.1', 1, {victim.Generation}, 'victim', 'h', 6, now(), now())
+            """);
+        var rescued = await queue.RescueAsync(Ct);
+        Assert.Equal(Held, rescued.Requeued);
 
         var again = await queue.ClaimAsync(survivor, ["rollout"], Items, TimeSpan.FromMinutes(1), 7, null, Ct);
         Assert.Equal(leases.Select(l => l.Id).Order(), again.Select(c => c.Id).Order());
@@ -69,20 +75,23 @@ public sealed class DeadWorkerTests
     }
 
     [Fact]
-    public async Task SigkilledWorker_LiveHeartbeatsBeforeTheKill_KeepItsLeasesFromTheSweep()
+    public async Task LiveWorker_RenewsItsLeases_TheRescueLeavesThemAlone()
     {
         var server = await PostgresServer.SharedAsync();
         await using var db = await server.CreateDatabaseAsync(Ct);
         Assert.True((await MigrationRunner.ApplyAsync(db.DataSource, Migration.Embedded(), Ct)).Succeeded);
         var queue = new WorkQueue(db.DataSource);
-        var nodes = new NodeRegistry(db.DataSource);
         await queue.EnqueueAsync([new NewWorkItem(8, "rollout", "only", "{}")], Ct);
-        var worker = await StartWorkerAsync(db.ConnectionString, "alive", 1);
+        var worker = await StartWorkerAsync(db.ConnectionString, "alive", 1, 200);
         try
         {
-            // While the worker heartbeats, a sweep with a generous threshold finds nobody dead.
-            var sweep = await nodes.SweepDeadAsync(TimeSpan.FromMinutes(5), Ct);
-            Assert.Empty(sweep.DeadNodes);
+            // Its leases last 600 ms and are renewed every 200 ms: after several lease times, nothing was rescued.
+            for (var i = 0; i < 10; i++)
+            {
+                await Task.Delay(200, Ct);
+                Assert.Equal(0, (await queue.RescueAsync(Ct)).Requeued);
+            }
+
             Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM work_items WHERE state = 'running' AND lease_node = 'alive'"));
         }
         finally
@@ -92,14 +101,14 @@ public sealed class DeadWorkerTests
         }
     }
 
-    private static async Task<(Process Process, string[] Lines)> StartWorkerAsync(string connectionString, string nodeId, int hold)
+    private static async Task<(Process Process, string[] Lines)> StartWorkerAsync(string connectionString, string nodeId, int hold, int renewMs)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in new[]
         {
             Path.Combine(AppContext.BaseDirectory, "DeepSeekRL.Silo.dll"), "bench", "queue-worker", "--db", connectionString,
             "--node-id", nodeId, "--kind", "rollout", "--campaign", nodeId == "alive" ? "8" : "7", "--hold", hold.ToString(CultureInfo.InvariantCulture),
-            "--heartbeat-ms", "200",
+            "--heartbeat-ms", renewMs.ToString(CultureInfo.InvariantCulture),
         })
         {
             info.ArgumentList.Add(argument);

@@ -114,7 +114,6 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         const int Claimers = 8;
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var queue = new WorkQueue(db.DataSource);
-        var nodes = new NodeRegistry(db.DataSource);
         for (var offset = 0; offset < Items; offset += 500)
         {
             await queue.EnqueueAsync(Enumerable.Range(offset, 500).Select(i => EngineDatabase.Item(1, "item-" + i)).ToList(), Ct);
@@ -123,7 +122,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         var identities = new NodeIdentity[Claimers];
         for (var i = 0; i < Claimers; i++)
         {
-            identities[i] = await nodes.RegisterAsync("worker-" + i, ["rollout"], null, Ct);
+            identities[i] = new NodeIdentity("worker-" + i, 1);
         }
 
         var accepted = new ConcurrentBag<(long Id, int Claimer)>();
@@ -340,7 +339,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
     }
 
     [Fact]
-    public async Task RescueExpiredAsync_ExpiredLeases_RequeueThenFailAfterMaxAttempts()
+    public async Task RescueAsync_ExpiredLeases_RequeueThenFailAfterMaxAttempts()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var queue = new WorkQueue(db.DataSource);
@@ -349,33 +348,33 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
 
         Assert.Equal(2, (await queue.ClaimAsync(NodeA, Rollout, 2, shortLease, cancellationToken: Ct)).Count);
         await WaitForExpiredLeasesAsync(db.DataSource, 2);
-        var firstRescue = await queue.RescueExpiredAsync(Ct);
+        var firstRescue = await queue.RescueAsync(Ct);
         var second = await queue.ClaimAsync(NodeB, Rollout, 2, shortLease, cancellationToken: Ct);
         await WaitForExpiredLeasesAsync(db.DataSource, 2);
-        var secondRescue = await queue.RescueExpiredAsync(Ct);
+        var secondRescue = await queue.RescueAsync(Ct);
 
         Assert.Equal(new RescueReport(2, 0), firstRescue);
         Assert.Equal([2, 2], second.Select(c => c.Attempt));
         Assert.Equal(new RescueReport(0, 2), secondRescue);
         Assert.Equal(2L, await db.DataSource.ScalarAsync<long>(
             "SELECT count(*) FROM work_items WHERE state = 'failed' AND finished_at IS NOT NULL AND lease_node IS NULL AND last_error LIKE '%node-b#1 expired'", Ct));
-        Assert.Equal(new RescueReport(0, 0), await queue.RescueExpiredAsync(Ct));
+        Assert.Equal(new RescueReport(0, 0), await queue.RescueAsync(Ct));
     }
 
     [Fact]
-    public async Task RescueExpiredAsync_UnexpiredLease_IsLeftAlone()
+    public async Task RescueAsync_UnexpiredLease_IsLeftAlone()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var queue = new WorkQueue(db.DataSource);
         await queue.EnqueueAsync([EngineDatabase.Item(1, "a")], Ct);
         var item = Assert.Single(await queue.ClaimAsync(NodeA, Rollout, 1, LongLease, cancellationToken: Ct));
 
-        Assert.Equal(new RescueReport(0, 0), await queue.RescueExpiredAsync(Ct));
+        Assert.Equal(new RescueReport(0, 0), await queue.RescueAsync(Ct));
         Assert.Equal(CompletionStatus.Accepted, await queue.CompleteAsync(item, "{}", cancellationToken: Ct));
     }
 
     [Fact]
-    public async Task RescueExpiredAsync_CompletedItem_IsNeverTouched()
+    public async Task RescueAsync_CompletedItem_IsNeverTouched()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var queue = new WorkQueue(db.DataSource);
@@ -386,7 +385,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         Assert.Equal(2, await db.DataSource.ExecuteAsync(
             "UPDATE work_items SET lease_expires_at = now() - interval '1 hour' WHERE state = 'running'", Ct));
 
-        var report = await queue.RescueExpiredAsync(Ct);
+        var report = await queue.RescueAsync(Ct);
 
         Assert.Equal(new RescueReport(2, 0), report);
         Assert.Equal(before, await RowAsync(db.DataSource, claimed[0].Id));
@@ -395,7 +394,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
     }
 
     [Fact]
-    public async Task RescueExpiredAsync_RacingCompletions_EachItemEndsCompletedWithOneResultOrRequeuedWithNone()
+    public async Task RescueAsync_RacingCompletions_EachItemEndsCompletedWithOneResultOrRequeuedWithNone()
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var queue = new WorkQueue(db.DataSource);
@@ -419,7 +418,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         var rescuers = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
         {
             barrier.SignalAndWait(Ct);
-            return await queue.RescueExpiredAsync(Ct);
+            return await queue.RescueAsync(Ct);
         }, Ct)).ToArray();
         var accepted = await completer;
         var reports = await Task.WhenAll(rescuers);
@@ -442,7 +441,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         await queue.EnqueueAsync([EngineDatabase.Item(1, "a")], Ct);
         var original = Assert.Single(await queue.ClaimAsync(NodeA, Rollout, 1, TimeSpan.FromMilliseconds(1), cancellationToken: Ct));
         await WaitForExpiredLeasesAsync(db.DataSource, 1);
-        Assert.Equal(new RescueReport(1, 0), await queue.RescueExpiredAsync(Ct));
+        Assert.Equal(new RescueReport(1, 0), await queue.RescueAsync(Ct));
         var reclaimed = Assert.Single(await queue.ClaimAsync(NodeB, Rollout, 1, LongLease, cancellationToken: Ct));
 
         var late = await queue.CompleteAsync(original, """{"by":"a"}""", cancellationToken: Ct);
@@ -467,7 +466,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
         await queue.EnqueueAsync([EngineDatabase.Item(1, "a")], Ct);
         var first = Assert.Single(await queue.ClaimAsync(NodeA, Rollout, 1, TimeSpan.FromMilliseconds(1), cancellationToken: Ct));
         await WaitForExpiredLeasesAsync(db.DataSource, 1);
-        await queue.RescueExpiredAsync(Ct);
+        await queue.RescueAsync(Ct);
         var second = Assert.Single(await queue.ClaimAsync(NodeA, Rollout, 1, LongLease, cancellationToken: Ct));
 
         Assert.Equal(CompletionStatus.Rejected, await queue.CompleteAsync(first, "{}", cancellationToken: Ct));
@@ -545,7 +544,7 @@ public sealed class WorkQueueTests(ScratchClusters scratch) : IClassFixture<Scra
                 if (claimed.Count == 0)
                 {
                     // A claim whose reply was lost in the restart leaves items leased to nobody who knows: rescue them.
-                    await queue.RescueExpiredAsync(Ct);
+                    await queue.RescueAsync(Ct);
                     var counts = await queue.CountAsync(1, Ct);
                     if (counts.Pending == 0 && counts.Running == 0)
                     {

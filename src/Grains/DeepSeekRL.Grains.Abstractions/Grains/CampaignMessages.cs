@@ -3,6 +3,8 @@ using DeepSeekRL.Campaigns.Specs;
 namespace DeepSeekRL.Grains;
 
 /// <summary>Where a campaign is in its life.</summary>
+[GenerateSerializer]
+[Alias("deepseekrl.CampaignState")]
 public enum CampaignState
 {
     /// <summary>Stored; no step has started.</summary>
@@ -127,4 +129,43 @@ public sealed record EvaluationChunkResult(int Prompts, int Correct, double Rewa
 /// <param name="PolicyVersion">The policy version published after it (unchanged in collect mode).</param>
 /// <param name="Metrics">The metrics written for it (a JSON object).</param>
 /// <param name="Replayed">True when the step had been closed before and was recomputed from stored data after a restart.</param>
+[GenerateSerializer]
+[Immutable]
+[Alias("deepseekrl.LearnerStepResult")]
 public sealed record LearnerStepResult(int Step, int PolicyVersion, string Metrics, bool Replayed);
+
+/// <summary>Where an opened learner stands.</summary>
+/// <param name="NextStep">The first step after its checkpoint (the next to close).</param>
+/// <param name="PolicyVersion">The policy version it holds.</param>
+/// <param name="Epoch">The epoch of the learner lease it took (its writes are fenced by it).</param>
+[GenerateSerializer]
+[Immutable]
+[Alias("deepseekrl.LearnerPosition")]
+public sealed record LearnerPosition(int NextStep, int PolicyVersion, long Epoch);
+
+/// <summary>A work item claimed (leased) by a silo, handed to a worker grain on that silo.</summary>
+/// <param name="Id">The item id.</param>
+/// <param name="CampaignId">Its campaign.</param>
+/// <param name="Kind">rollout, eval or reward.</param>
+/// <param name="IdempotencyKey">Its key within the campaign.</param>
+/// <param name="Payload">Its payload (JSON).</param>
+/// <param name="Attempt">This attempt's number (1 on the first claim).</param>
+/// <param name="PolicyVersion">The policy version it needs, if any.</param>
+/// <param name="Holder">The silo holding the lease (its name).</param>
+/// <param name="HolderGeneration">That silo's Orleans generation.</param>
+/// <param name="LeaseExpiresAt">When the lease expires unless renewed.</param>
+[GenerateSerializer]
+[Immutable]
+[Alias("deepseekrl.ClaimedWork")]
+public sealed record ClaimedWork(
+    long Id, long CampaignId, string Kind, string IdempotencyKey, string Payload, int Attempt, int? PolicyVersion,
+    string Holder, long HolderGeneration, DateTimeOffset LeaseExpiresAt);
+
+/// <summary>What became of a claimed item.</summary>
+/// <param name="ItemId">The item.</param>
+/// <param name="Completed">Whether its result was written (or had been, by an earlier attempt's lost reply).</param>
+/// <param name="Error">Why not: the item was failed with this error (retried while attempts remain), or its lease had been lost.</param>
+[GenerateSerializer]
+[Immutable]
+[Alias("deepseekrl.WorkOutcome")]
+public sealed record WorkOutcome(long ItemId, bool Completed, string? Error);

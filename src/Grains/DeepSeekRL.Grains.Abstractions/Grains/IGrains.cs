@@ -1,123 +1,85 @@
 namespace DeepSeekRL.Grains;
 
 /// <summary>
-/// A campaign's coordinator (a singleton per campaign, keyed by its id): lifecycle, cutting steps into rollout work,
-/// evaluations, and its recorded state. Transport-free: a host calls it in-process today, an Orleans host could too.
+/// A campaign's coordinator, keyed by the campaign id and hosted by silos with the learner role. While the campaign
+/// is active it drives it: cuts steps into rollout work (rows), asks the learner to close complete steps, cuts and
+/// gathers evaluations, and completes the campaign. Every decision is derived from PostgreSQL, so an activation that
+/// comes back on another silo after a crash picks up where the last one stopped.
 /// </summary>
-public interface ICampaignGrain
+public interface ICampaignGrain : IGrainWithIntegerKey
 {
-    /// <summary>The campaign id (the grain's key).</summary>
-    long CampaignId { get; }
-
-    /// <summary>Reads the campaign's status.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The status.</returns>
-    Task<CampaignStatus> GetStatusAsync(CancellationToken cancellationToken);
-
-    /// <summary>Moves a created or paused campaign to running.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The state after the call.</returns>
-    Task<CampaignState> StartAsync(CancellationToken cancellationToken);
+    /// <summary>Starts driving the campaign if it is active and not driven yet; the silos' keepers call it
+    /// periodically, which is also how the grain comes back after the silo hosting it dies.</summary>
+    /// <returns>The campaign's state.</returns>
+    Task<CampaignState> EnsureRunningAsync();
 
     /// <summary>Stops cutting new steps; work already handed out finishes.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The state after the call.</returns>
-    Task<CampaignState> PauseAsync(CancellationToken cancellationToken);
+    Task<CampaignState> PauseAsync();
 
     /// <summary>Continues a paused campaign.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The state after the call.</returns>
-    Task<CampaignState> ResumeAsync(CancellationToken cancellationToken);
+    Task<CampaignState> ResumeAsync();
 
     /// <summary>Stops the campaign for good and cancels its pending work.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The state after the call.</returns>
-    Task<CampaignState> CancelAsync(CancellationToken cancellationToken);
-
-    /// <summary>Cuts a step (or a dynamic-sampling round of it) into rollout work items; idempotent.</summary>
-    /// <param name="step">The step.</param>
-    /// <param name="round">0, or the extra round.</param>
-    /// <param name="groups">Groups (prompts) to ask for.</param>
-    /// <param name="policyVersion">The policy version the rollouts use.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The rollout work cut.</returns>
-    Task<IReadOnlyList<RolloutWork>> CutStepAsync(int step, int round, int groups, int policyVersion, CancellationToken cancellationToken);
-
-    /// <summary>Enqueues the evaluation of a policy version after a step; idempotent.</summary>
-    /// <param name="step">The step (-1 before any update).</param>
-    /// <param name="policyVersion">The version to evaluate.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The chunks enqueued.</returns>
-    Task<IReadOnlyList<EvaluationWork>> EvaluateAsync(int step, int policyVersion, CancellationToken cancellationToken);
-}
-
-/// <summary>A rollout worker (a stateless pool): samples G completions per prompt with per-token log-probs under the required policy version.</summary>
-public interface IRolloutWorkerGrain
-{
-    /// <summary>Rolls out one item, holding (or first loading) its policy version.</summary>
-    /// <param name="work">The work.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The completions and timings (the host writes them with the item's completion, in one transaction).</returns>
-    Task<RolloutResult> RolloutAsync(RolloutWork work, CancellationToken cancellationToken);
-
-    /// <summary>Evaluates one chunk of the evaluation set.</summary>
-    /// <param name="work">The work.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The chunk's counts.</returns>
-    Task<EvaluationChunkResult> EvaluateAsync(EvaluationWork work, CancellationToken cancellationToken);
-}
-
-/// <summary>A reward worker (a stateless pool): scores completions with the campaign's reward pipeline.</summary>
-public interface IRewardGrain
-{
-    /// <summary>Scores one rollout item's completions (the host reads them and writes the scores with the item's completion).</summary>
-    /// <param name="work">The work.</param>
-    /// <param name="completions">The item's completions.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>Each completion's scores.</returns>
-    Task<RewardWorkResult> ScoreAsync(RewardWork work, IReadOnlyList<StoredCompletion> completions, CancellationToken cancellationToken);
+    Task<CampaignState> CancelAsync();
 }
 
 /// <summary>
-/// A campaign's learner (a fenced singleton per campaign): closes complete steps with advantages, dynamic sampling
-/// and the policy update, publishes policy versions, writes step metrics and checkpoints, and resumes from its last
-/// checkpoint after a restart.
+/// A campaign's learner, keyed by the campaign id and hosted by silos with the learner role. Orleans keeps one
+/// activation most of the time, which is not a guarantee, so an activation first takes the campaign's learner lease
+/// (a row with an epoch) and every write it makes is fenced by that epoch: a stale activation writes nothing.
 /// </summary>
-public interface ILearnerGrain
+public interface ILearnerGrain : IGrainWithIntegerKey
 {
-    /// <summary>The campaign id (the grain's key).</summary>
-    long CampaignId { get; }
-
-    /// <summary>Loads the last checkpoint (or the initial policy) and returns the next step to close.</summary>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The first step after the checkpoint.</returns>
-    Task<int> ActivateAsync(CancellationToken cancellationToken);
+    /// <summary>Takes the learner lease (from a holder that expired or whose silo is dead) and loads the last
+    /// checkpoint or the initial policy.</summary>
+    /// <returns>The next step to close and the current policy version.</returns>
+    Task<LearnerPosition> OpenAsync();
 
     /// <summary>Whether a step's groups are complete (every rollout and reward item of it finished).</summary>
     /// <param name="step">The step.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>How many usable groups the step has, or <see langword="null"/> while work is outstanding.</returns>
-    Task<int?> StepGroupsAsync(int step, CancellationToken cancellationToken);
+    Task<int?> StepGroupsAsync(int step);
 
-    /// <summary>Closes a complete step: update (train mode), publish, metrics, checkpoint.</summary>
+    /// <summary>Closes a complete step: update (train mode), publish, metrics, checkpoint; all fenced.</summary>
     /// <param name="step">The step.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The result.</returns>
-    Task<LearnerStepResult> CloseStepAsync(int step, CancellationToken cancellationToken);
+    [ResponseTimeout("01:00:00")]
+    Task<LearnerStepResult> CloseStepAsync(int step);
+
+    /// <summary>Records every evaluation whose chunks have all finished (fenced).</summary>
+    /// <returns>How many evaluations are still outstanding.</returns>
+    Task<int> RecordEvaluationsAsync();
+
+    /// <summary>Writes the last checkpoint and records the campaign as completed (fenced).</summary>
+    /// <returns>A task.</returns>
+    [ResponseTimeout("00:10:00")]
+    Task CompleteAsync();
 }
 
-/// <summary>A campaign's dataset: applies the rejection-sampling filter, stores SFT samples with provenance, exports them.</summary>
-public interface IDatasetGrain
+/// <summary>
+/// A rollout worker: a stateless worker grain (one per core of each silo with the rollout role, activated locally by
+/// the silo's work pump) that samples G completions per prompt with per-token log-probs under the item's policy
+/// version, or evaluates a chunk of the evaluation set, and completes the item's row with the results.
+/// </summary>
+public interface IRolloutWorkerGrain : IGrainWithIntegerKey
 {
-    /// <summary>Applies the rejection-sampling filter to scored completions.</summary>
-    /// <param name="completions">The completions.</param>
-    /// <param name="scores">Their scores (same order).</param>
-    /// <returns>The accepted ones as SFT samples with their verdicts; the host stores them with the reward item's completion.</returns>
-    IReadOnlyList<AcceptedSample> Select(IReadOnlyList<StoredCompletion> completions, IReadOnlyList<CompletionScores> scores);
+    /// <summary>Processes claimed rollout and evaluation items (rollouts of one policy version share forward passes).</summary>
+    /// <param name="items">The items, leased to this silo.</param>
+    /// <returns>Each item's outcome, in order.</returns>
+    [ResponseTimeout("01:00:00")]
+    Task<WorkOutcome[]> ProcessAsync(ClaimedWork[] items);
+}
 
-    /// <summary>Exports the accepted samples as chat-format JSONL.</summary>
-    /// <param name="destination">Where to write.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The samples written.</returns>
-    Task<long> ExportAsync(Stream destination, CancellationToken cancellationToken);
+/// <summary>A reward worker: a stateless worker grain that scores a rollout item's completions with the campaign's
+/// reward pipeline, applies the rejection-sampling filter and completes the reward item with scores and samples.</summary>
+public interface IRewardWorkerGrain : IGrainWithIntegerKey
+{
+    /// <summary>Processes claimed reward items.</summary>
+    /// <param name="items">The items, leased to this silo.</param>
+    /// <returns>Each item's outcome, in order.</returns>
+    [ResponseTimeout("00:30:00")]
+    Task<WorkOutcome[]> ProcessAsync(ClaimedWork[] items);
 }

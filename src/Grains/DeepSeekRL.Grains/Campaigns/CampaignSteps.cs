@@ -29,7 +29,7 @@ public static class CampaignWork
 /// <param name="definition">The campaign.</param>
 /// <param name="repository">The campaign store.</param>
 /// <param name="queue">The work queue.</param>
-public sealed class CampaignSteps(CampaignDefinition definition, CampaignRepository repository, WorkQueue queue) : ICampaignGrain
+public sealed class CampaignSteps(CampaignDefinition definition, CampaignRepository repository, WorkQueue queue)
 {
     private int[]? _order;
     private int _orderEpoch = -1;

@@ -8,7 +8,7 @@ namespace DeepSeekRL.Grains.Campaigns;
 
 /// <summary>A reward worker of the pool: scores completions with the campaign's reward pipeline.</summary>
 /// <param name="catalog">The campaign definitions.</param>
-public sealed class RewardScorer(CampaignCatalog catalog) : IRewardGrain
+public sealed class RewardScorer(CampaignCatalog catalog)
 {
     /// <inheritdoc/>
     public async Task<RewardWorkResult> ScoreAsync(RewardWork work, IReadOnlyList<StoredCompletion> completions, CancellationToken cancellationToken)
@@ -43,7 +43,7 @@ public sealed class RewardScorer(CampaignCatalog catalog) : IRewardGrain
 /// <summary>A campaign's dataset: the rejection-sampling filter, and export of the accepted samples.</summary>
 /// <param name="definition">The campaign.</param>
 /// <param name="dataSource">The database (for export).</param>
-public sealed class SampleFilter(CampaignDefinition definition, Npgsql.NpgsqlDataSource dataSource) : IDatasetGrain
+public sealed class SampleFilter(CampaignDefinition definition, Npgsql.NpgsqlDataSource dataSource)
 {
     /// <inheritdoc/>
     public IReadOnlyList<AcceptedSample> Select(IReadOnlyList<StoredCompletion> completions, IReadOnlyList<CompletionScores> scores)

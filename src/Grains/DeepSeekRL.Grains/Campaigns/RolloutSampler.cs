@@ -14,7 +14,7 @@ namespace DeepSeekRL.Grains.Campaigns;
 /// <param name="catalog">The campaign definitions.</param>
 /// <param name="policies">The held native policy versions.</param>
 /// <param name="endpoints">The endpoint clients.</param>
-public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache policies, EndpointPolicies endpoints) : IRolloutWorkerGrain
+public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache policies, EndpointPolicies endpoints)
 {
     private readonly SemaphoreSlim _turn = new(1, 1);
 

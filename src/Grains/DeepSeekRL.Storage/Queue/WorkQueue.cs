@@ -1,3 +1,4 @@
+using DeepSeekRL.Storage.Membership;
 using DeepSeekRL.Storage.Nodes;
 using DeepSeekRL.Storage.Resilience;
 using Npgsql;
@@ -365,22 +366,28 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
         }, cancellationToken);
     }
 
-    /// <summary>Puts items whose lease expired back to pending (or fails them after their last attempt).</summary>
+    /// <summary>
+    /// Puts back to pending (or fails, after their last attempt) the running items whose lease expired or whose holder
+    /// the membership table says is dead: Orleans' failure detection, not a lease timeout, is the usual way a dead
+    /// silo's work comes back.
+    /// </summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The counts.</returns>
-    public async Task<RescueReport> RescueExpiredAsync(CancellationToken cancellationToken)
+    public async Task<RescueReport> RescueAsync(CancellationToken cancellationToken)
     {
         return await _pipeline.ExecuteAsync(async ct =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var command = new NpgsqlCommand("""
+            await using var command = new NpgsqlCommand($"""
                 WITH rescued AS (
                     UPDATE work_items
                        SET state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'pending' END,
-                           last_error = 'lease of ' || lease_node || '#' || lease_generation || ' expired',
+                           last_error = CASE WHEN lease_expires_at < now() THEN 'lease of ' || lease_node || '#' || lease_generation || ' expired'
+                                             ELSE 'lease released: silo ' || lease_node || '#' || lease_generation || ' is dead' END,
                            finished_at = CASE WHEN attempt >= max_attempts THEN now() END,
                            lease_node = NULL, lease_generation = NULL, lease_expires_at = NULL, updated_at = now()
-                     WHERE state = 'running' AND lease_expires_at < now()
+                     WHERE state = 'running'
+                       AND (lease_expires_at < now() OR {MembershipStore.HolderIsDead("lease_node", "lease_generation")})
                     RETURNING state
                 )
                 SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed') FROM rescued
@@ -389,6 +396,38 @@ public sealed class WorkQueue(NpgsqlDataSource dataSource, ResiliencePipeline? p
             await reader.ReadAsync(ct);
             return new RescueReport((int)reader.GetInt64(0), (int)reader.GetInt64(1));
         }, cancellationToken);
+    }
+
+    /// <summary>Extends the leases of every item a holder is running, in one statement.</summary>
+    /// <param name="owner">The holder.</param>
+    /// <param name="leaseDuration">The new remaining lease time.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many leases were renewed.</returns>
+    public async Task<int> RenewLeasesAsync(NodeIdentity owner, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        return await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(ct);
+            await using var command = new NpgsqlCommand("""
+                UPDATE work_items SET lease_expires_at = now() + $3, updated_at = now()
+                 WHERE state = 'running' AND lease_node = $1 AND lease_generation = $2
+                """, connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = owner.NodeId });
+            command.Parameters.Add(new NpgsqlParameter { Value = owner.Generation });
+            command.Parameters.Add(new NpgsqlParameter { Value = leaseDuration });
+            return await command.ExecuteNonQueryAsync(ct);
+        }, cancellationToken);
+    }
+
+    /// <summary>Wakes the listeners of <see cref="Channel"/> when the caller's transaction commits.</summary>
+    /// <param name="connection">The connection.</param>
+    /// <param name="transaction">The transaction.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task.</returns>
+    public static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', 'done')", connection, transaction);
+        await notify.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>Moves items finished longer than <paramref name="olderThan"/> ago to the archive, in batches.</summary>

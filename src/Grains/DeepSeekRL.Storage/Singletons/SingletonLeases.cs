@@ -1,3 +1,4 @@
+using DeepSeekRL.Storage.Membership;
 using DeepSeekRL.Storage.Nodes;
 using DeepSeekRL.Storage.Resilience;
 using Npgsql;
@@ -20,7 +21,10 @@ public sealed class SingletonLeases(NpgsqlDataSource dataSource, ResiliencePipel
 {
     private readonly ResiliencePipeline _pipeline = pipeline ?? DatabaseResilience.Default;
 
-    /// <summary>Acquires the singleton if it is free, expired or already ours (then it is renewed, same epoch).</summary>
+    /// <summary>
+    /// Acquires the singleton if it is free, expired, held by a silo the membership table says is dead (taken over at
+    /// once, with a new epoch), or already ours (then it is renewed, same epoch).
+    /// </summary>
     /// <param name="name">The singleton's name.</param>
     /// <param name="owner">The would-be owner.</param>
     /// <param name="duration">The lease time.</param>
@@ -32,7 +36,7 @@ public sealed class SingletonLeases(NpgsqlDataSource dataSource, ResiliencePipel
         return await _pipeline.ExecuteAsync(async ct =>
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
-            await using var command = new NpgsqlCommand("""
+            await using var command = new NpgsqlCommand($"""
                 INSERT INTO singleton_leases AS s (name, epoch, owner_node, owner_generation, expires_at)
                 VALUES ($1, 1, $2, $3, now() + $4)
                 ON CONFLICT (name) DO UPDATE
@@ -42,6 +46,7 @@ public sealed class SingletonLeases(NpgsqlDataSource dataSource, ResiliencePipel
                                     THEN s.acquired_at ELSE now() END,
                        owner_node = $2, owner_generation = $3, expires_at = now() + $4, renewed_at = now()
                  WHERE s.expires_at <= now() OR (s.owner_node = $2 AND s.owner_generation = $3)
+                    OR {MembershipStore.HolderIsDead("s.owner_node", "s.owner_generation")}
                 RETURNING epoch
                 """, connection);
             command.Parameters.Add(new NpgsqlParameter { Value = name });

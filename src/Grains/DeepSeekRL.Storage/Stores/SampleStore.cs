@@ -91,6 +91,53 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
         return await InTransactionAsync((connection, transaction, ct) => WriteScoresAsync(connection, transaction, scores, ct), cancellationToken);
     }
 
+    /// <summary>Reads a rollout item's completions in sample order (with the prompt index of the item's payload).</summary>
+    /// <typeparam name="T">What each completion becomes.</typeparam>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="rolloutItemId">The rollout item.</param>
+    /// <param name="make">Makes one from (id, step, policy version, prompt index, prompt, text, token count or null, finish reason).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The completions.</returns>
+    public static async Task<List<T>> ReadItemCompletionsAsync<T>(
+        NpgsqlDataSource dataSource, long rolloutItemId, Func<long, int, int, int, string, string, int?, string, T> make, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(make);
+        await using var command = dataSource.CreateCommand("""
+            SELECT c.id, c.step, c.policy_version, (w.payload->>'prompt_index')::int, c.prompt, c.text, cardinality(c.token_ids), c.finish_reason
+              FROM completions c JOIN work_items w ON w.id = c.item_id
+             WHERE c.item_id = $1 ORDER BY c.sample_index
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = rolloutItemId });
+        var completions = new List<T>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var tokens = reader.GetInt32(6);
+            completions.Add(make(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3),
+                reader.GetString(4), reader.GetString(5), tokens > 0 ? tokens : null, reader.GetString(7)));
+        }
+
+        return completions;
+    }
+
+    /// <summary>Sets completions' total rewards inside the caller's transaction.</summary>
+    /// <param name="connection">The connection.</param>
+    /// <param name="transaction">The transaction.</param>
+    /// <param name="completionIds">The completions.</param>
+    /// <param name="rewards">Their rewards (same order).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>A task.</returns>
+    public static async Task WriteRewardsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, long[] completionIds, double[] rewards, CancellationToken cancellationToken)
+    {
+        await using var update = new NpgsqlCommand(
+            "UPDATE completions c SET reward = u.r FROM unnest($1::bigint[], $2::float8[]) AS u(id, r) WHERE c.id = u.id", connection, transaction);
+        update.Parameters.Add(new NpgsqlParameter { Value = completionIds });
+        update.Parameters.Add(new NpgsqlParameter { Value = rewards });
+        await update.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Stores reward scores inside the caller's transaction.</summary>
     /// <param name="connection">The connection.</param>
     /// <param name="transaction">The transaction.</param>

@@ -185,13 +185,7 @@ internal static class ApiServer
             context.Response.Headers.ContentDisposition = $"attachment; filename=\"campaign-{campaignId}.jsonl\"";
             await Storage.Stores.SftExporter.ExportAsync(dataSource, new Storage.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
         }).WithMetadata(none);
-        app.MapGet("/api/nodes", async (CancellationToken ct) => Results.Json(await RowsAsync(dataSource, """
-            SELECT json_build_object('node_id', node_id, 'generation', generation, 'roles', roles, 'state', state,
-                   'heartbeat_at', heartbeat_at, 'started_at', started_at, 'host', host, 'pid', pid,
-                   'leases', (SELECT count(*) FROM work_items w WHERE w.state = 'running' AND w.lease_node = n.node_id AND w.lease_generation = n.generation),
-                   'singletons', (SELECT coalesce(json_agg(name), '[]'::json) FROM singleton_leases s WHERE s.owner_node = n.node_id AND s.owner_generation = n.generation AND s.expires_at > now()))::text
-              FROM nodes n ORDER BY node_id
-            """, null, ct))).WithMetadata(none);
+        app.MapGet("/api/nodes", async (CancellationToken ct) => Results.Json(await ClusterView.NodesAsync(dataSource, options.Grains, ct))).WithMetadata(none);
         foreach (var (action, to, from) in new (string, CampaignState, CampaignState[])[]
         {
             ("pause", CampaignState.Paused, [CampaignState.Created, CampaignState.Running]),

@@ -17,6 +17,9 @@ internal sealed class ApiServerOptions
     /// </summary>
     public string DataRoot { get; init; } = DefaultDataRoot();
 
+    /// <summary>The silo hosting the API (its grains give the activations of the Nodes view), or null when none.</summary>
+    public Orleans.IGrainFactory? Grains { get; init; }
+
     /// <summary>The default <see cref="DataRoot"/>: the checkout's <c>examples</c> directory.</summary>
     /// <returns>The absolute path.</returns>
     public static string DefaultDataRoot() => Path.Combine(CommandLine.SiloEnvironment.Home(), "examples");

@@ -434,7 +434,7 @@ internal static class OpenApi
   },
   "/api/nodes": {
    "get": {
-    "summary": "silo nodes with their item leases and singleton leases",
+    "summary": "the Orleans silos of the database's clusters (membership rows: address, generation, roles, status) with their item and singleton leases and, for the API's own cluster, grain activations by type",
     "responses": {
      "200": {
       "description": "OK"

@@ -40,11 +40,10 @@ internal static class CampaignBenchmark
             for (var run = 0; run < runs; run++)
             {
                 var id = await CreateAsync(db.DataSource, spec, cancellationToken);
-                await using (var services = new SiloServices(db.DataSource, threads: 2) { PollInterval = TimeSpan.FromMilliseconds(50) })
-                await using (var silo = new SiloRuntime(services, new SiloOptions { CampaignId = id, NodeId = $"bench-{id}" }))
+                using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
                 {
-                    await silo.StartAsync(cancellationToken);
-                    await WaitAsync(services.Repository, id, cancellationToken);
+                    await WaitAsync(new CampaignRepository(db.DataSource), id, cancellationToken);
+                    await silo.StopAsync(cancellationToken);
                 }
 
                 split.Add(await SplitAsync(db.DataSource, id, cancellationToken));
@@ -158,15 +157,10 @@ internal static class CampaignBenchmark
                 children.Add(StartSilo(db.ConnectionString, id, $"bench-rollout-{id}-{i}"));
             }
 
-            await using var services = new SiloServices(db.DataSource, threads: 1) { PollInterval = TimeSpan.FromMilliseconds(50) };
-            await using var silo = new SiloRuntime(services, new SiloOptions
-            {
-                CampaignId = id,
-                NodeId = $"bench-learner-{id}",
-                Roles = [SiloRoles.Reward, SiloRoles.Learner],
-            });
-            await silo.StartAsync(cancellationToken);
-            await WaitAsync(services.Repository, id, cancellationToken);
+            var settings = new SiloSettings { CampaignId = id, Name = $"bench-learner-{id}", Roles = [SiloRoles.Reward, SiloRoles.Learner] };
+            using var silo = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
+            await WaitAsync(new CampaignRepository(db.DataSource), id, cancellationToken);
+            await silo.StopAsync(cancellationToken);
             await using var command = db.DataSource.CreateCommand(
                 "SELECT extract(epoch FROM max(created_at) - min(created_at)), count(*) FROM step_metrics WHERE campaign_id = $1");
             command.Parameters.Add(new NpgsqlParameter { Value = id });

@@ -28,19 +28,18 @@ public static class QueueBenchmark
         await using var fast = WorkQueue.CreateFastDataSource(db.ConnectionString);
         var queue = new WorkQueue(fast);
         var durableQueue = new WorkQueue(db.DataSource);
-        var nodes = new NodeRegistry(fast);
         var campaign = 0L;
 
         // Warm-up (JIT tiers, prepared statements, pool), not counted.
-        await SingleCyclesAsync(queue, nodes, ++campaign, 1500, cancellationToken);
-        await BatchedAsync(queue, nodes, ++campaign, 5000, null, cancellationToken);
+        await SingleCyclesAsync(queue, ++campaign, 1500, cancellationToken);
+        await BatchedAsync(queue, ++campaign, 5000, null, cancellationToken);
 
         var single = new List<double>();
         var singleDurable = new List<double>();
         for (var r = 0; r < runs; r++)
         {
-            single.Add(await SingleCyclesAsync(queue, nodes, ++campaign, 2000, cancellationToken));
-            singleDurable.Add(await SingleCyclesAsync(durableQueue, nodes, ++campaign, 1000, cancellationToken));
+            single.Add(await SingleCyclesAsync(queue, ++campaign, 2000, cancellationToken));
+            singleDurable.Add(await SingleCyclesAsync(durableQueue, ++campaign, 1000, cancellationToken));
             Console.Error.Write('.');
         }
 
@@ -48,7 +47,7 @@ public static class QueueBenchmark
         var claimLatencies = new List<double>();
         for (var r = 0; r < runs; r++)
         {
-            batched.Add(await BatchedAsync(queue, nodes, ++campaign, 20_000, claimLatencies, cancellationToken));
+            batched.Add(await BatchedAsync(queue, ++campaign, 20_000, claimLatencies, cancellationToken));
             Console.Error.Write('.');
         }
 
@@ -61,7 +60,7 @@ public static class QueueBenchmark
             await begin.ExecuteNonQueryAsync(cancellationToken);
             for (var r = 0; r < runs; r++)
             {
-                longTx.Add(await BatchedAsync(queue, nodes, ++campaign, 20_000, null, cancellationToken));
+                longTx.Add(await BatchedAsync(queue, ++campaign, 20_000, null, cancellationToken));
                 Console.Error.Write('.');
             }
 
@@ -75,7 +74,7 @@ public static class QueueBenchmark
         var recoveries = new List<double>();
         for (var r = 0; r < Math.Max(1, Math.Min(runs, 3)); r++)
         {
-            recoveries.Add(await DeadWorkerRecoveryAsync(db, queue, nodes, ++campaign, cancellationToken));
+            recoveries.Add(await DeadWorkerRecoveryAsync(db, queue, ++campaign, cancellationToken));
             Console.Error.Write('.');
         }
 
@@ -94,10 +93,10 @@ public static class QueueBenchmark
         report.Add("dead_worker_recovery_s", BenchReport.Median(recoveries), "SIGKILL of a worker holding leases until they are claimable again (target <= 15)");
     }
 
-    private static async Task<double> SingleCyclesAsync(WorkQueue queue, NodeRegistry nodes, long campaign, int count, CancellationToken cancellationToken)
+    private static async Task<double> SingleCyclesAsync(WorkQueue queue, long campaign, int count, CancellationToken cancellationToken)
     {
         await EnqueueAsync(queue, campaign, count, cancellationToken);
-        var node = await nodes.RegisterAsync($"bench-single-{campaign}", ["rollout"], null, cancellationToken);
+        var node = new NodeIdentity($"bench-single-{campaign}", 1);
         var kinds = new[] { Kind };
         var stopwatch = Stopwatch.StartNew();
         var done = 0;
@@ -121,14 +120,14 @@ public static class QueueBenchmark
     }
 
     private static async Task<double> BatchedAsync(
-        WorkQueue queue, NodeRegistry nodes, long campaign, int count, List<double>? claimLatencies, CancellationToken cancellationToken)
+        WorkQueue queue, long campaign, int count, List<double>? claimLatencies, CancellationToken cancellationToken)
     {
         await EnqueueAsync(queue, campaign, count, cancellationToken);
         var kinds = new[] { Kind };
         var stopwatch = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, 2).Select(w => Task.Run(async () =>
         {
-            var node = await nodes.RegisterAsync($"bench-batched-{campaign}-{w}", ["rollout"], null, cancellationToken);
+            var node = new NodeIdentity($"bench-batched-{campaign}-{w}", 1);
             var done = 0;
             var latencies = new List<double>();
             while (true)
@@ -180,27 +179,29 @@ public static class QueueBenchmark
         return latencies;
     }
 
-    private static async Task<double> DeadWorkerRecoveryAsync(BenchDatabase db, WorkQueue queue, NodeRegistry nodes, long campaign, CancellationToken cancellationToken)
+    private static async Task<double> DeadWorkerRecoveryAsync(BenchDatabase db, WorkQueue queue, long campaign, CancellationToken cancellationToken)
     {
         const int Held = 32;
-        var options = new ClusterOptions();
+        // The victim renews its leases every second (3 s leases); outside a cluster, nobody declares it dead, so its
+        // items come back when their leases expire: the slowest path (a silo's death releases them at once).
+        var renewEvery = TimeSpan.FromSeconds(1);
         await EnqueueAsync(queue, campaign, Held, cancellationToken);
-        using var worker = QueueWorkerProcess.Start(db.ConnectionString, $"bench-victim-{campaign}", Kind, campaign, Held, options.HeartbeatInterval);
+        using var worker = QueueWorkerProcess.Start(db.ConnectionString, $"bench-victim-{campaign}", Kind, campaign, Held, renewEvery);
         var line = await worker.StandardOutput.ReadLineAsync(cancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
         Check(line == $"holding {Held}", $"dead worker: the worker said '{line}' instead of 'holding {Held}'");
 
         // Let it heartbeat a couple of times, then kill it without warning.
-        await Task.Delay(options.HeartbeatInterval * 1.5, cancellationToken);
+        await Task.Delay(renewEvery * 1.5, cancellationToken);
         var killedAt = Stopwatch.GetTimestamp();
         worker.Kill();
         await worker.WaitForExitAsync(cancellationToken);
 
-        var rescuer = await nodes.RegisterAsync($"bench-rescuer-{campaign}", ["rollout"], null, cancellationToken);
+        var rescuer = new NodeIdentity($"bench-rescuer-{campaign}", 1);
         var recovered = 0;
         while (recovered < Held)
         {
-            // What every silo does on its maintenance tick: sweep dead nodes, then claim.
-            await nodes.SweepDeadAsync(options.DeadAfter, cancellationToken);
+            // What every silo's work pump does: rescue, then claim.
+            await queue.RescueAsync(cancellationToken);
             var claimed = await queue.ClaimAsync(rescuer, [Kind], Held, TimeSpan.FromMinutes(1), campaign, null, cancellationToken);
             recovered += claimed.Count;
             if (recovered < Held)

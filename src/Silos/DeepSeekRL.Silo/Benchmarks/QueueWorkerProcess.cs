@@ -9,7 +9,7 @@ namespace DeepSeekRL.Silo.Benchmarks;
 
 /// <summary>
 /// A real worker process for fault benchmarks and tests (<c>bench queue-worker</c>, hidden): registers a node,
-/// claims items, prints <c>holding N</c>, and heartbeats (renewing its leases) until it is killed.
+/// claims items, prints <c>holding N</c>, and renews its leases (for three renewal intervals at a time) until it is killed.
 /// </summary>
 public static class QueueWorkerProcess
 {
@@ -35,15 +35,15 @@ public static class QueueWorkerProcess
         {
             var target = SiloCommandLine.ResolveTarget(parseResult);
             await using var dataSource = WorkQueue.CreateFastDataSource(target.ConnectionString ?? throw new CliException("queue-worker needs --db"));
-            var nodes = new NodeRegistry(dataSource);
             var queue = new WorkQueue(dataSource);
-            var options = new ClusterOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(parseResult.GetValue(heartbeatMs)) };
-            var node = await nodes.RegisterAsync(parseResult.GetValue(nodeId)!, ["rollout"], null, cancellationToken);
+            var renewEvery = TimeSpan.FromMilliseconds(parseResult.GetValue(heartbeatMs));
+            var leaseDuration = renewEvery * 3;
+            var node = new NodeIdentity(parseResult.GetValue(nodeId)!, Environment.ProcessId);
             var want = parseResult.GetValue(hold);
             var held = new List<ClaimedItem>();
             while (held.Count < want)
             {
-                held.AddRange(await queue.ClaimAsync(node, [parseResult.GetValue(kind)!], want - held.Count, options.LeaseDuration, parseResult.GetValue(campaign), null, cancellationToken));
+                held.AddRange(await queue.ClaimAsync(node, [parseResult.GetValue(kind)!], want - held.Count, leaseDuration, parseResult.GetValue(campaign), null, cancellationToken));
             }
 
             Console.WriteLine($"holding {held.Count}");
@@ -51,8 +51,8 @@ public static class QueueWorkerProcess
             await Console.Out.FlushAsync(cancellationToken);
             while (true)
             {
-                await Task.Delay(options.HeartbeatInterval, cancellationToken);
-                await nodes.HeartbeatAsync(node, options.LeaseDuration, cancellationToken);
+                await Task.Delay(renewEvery, cancellationToken);
+                await queue.RenewLeasesAsync(node, leaseDuration, cancellationToken);
             }
         });
         return command;

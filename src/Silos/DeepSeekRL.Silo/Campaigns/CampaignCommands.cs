@@ -8,6 +8,8 @@ using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Storage.Policies;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace DeepSeekRL.Silo.Campaigns;
@@ -43,17 +45,20 @@ public static class CampaignCommands
             Description = "The directory every path in a spec posted to the api role must lie in, symlinks resolved; relative paths resolve against it (default: the checkout's examples directory).",
         };
         var apiToken = new Option<string?>("--api-token") { Description = "The bearer token of state-changing API calls (default: $DEEPSEEKRL_API_TOKEN, else generated at the cluster's first api start and printed once)." };
-        var nodeId = new Option<string?>("--node-id") { Description = "This silo's node id (default host-pid); a restarted silo with the same id is a new generation of that node." };
+        var nodeId = new Option<string?>("--node-id") { Description = "This silo's name (default host-pid); a restarted silo with the same name is a new generation of it." };
+        var clusterHost = new Option<string?>("--cluster-host") { Description = "The IP address this silo listens on and advertises to the other silos (default 127.0.0.1: one machine; a LAN address for several)." };
+        var siloPort = new Option<int>("--silo-port") { Description = "The silo-to-silo port (default: a free port).", DefaultValueFactory = _ => 0 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "The Orleans gateway (client) port (default: a free port).", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
         var campaign = new Option<long?>("--campaign") { Description = "Only work on this campaign." };
         var quiet = new Option<bool>("--quiet") { Description = "No log lines." };
-        var command = new Command("silo", "A long-running host process that joins the cluster (the database) with the given roles; stop it with Ctrl-C or SIGTERM.");
+        var command = new Command("silo", "A long-running Orleans silo that joins the database's cluster (silos find each other through PostgreSQL) with the given roles; stop it with Ctrl-C or SIGTERM.");
         var rolloutBatch = new Option<int>("--rollout-batch")
         {
             Description = "Rollout items claimed and generated together in one batch (default 1; a silo alone on its machine is faster with a whole step's items).",
             DefaultValueFactory = _ => 1,
         };
-        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost, apiToken, dataRoot, rolloutBatch })
+        foreach (var option in new Option[] { roles, nodeId, threads, campaign, quiet, apiPort, apiHost, apiToken, dataRoot, rolloutBatch, clusterHost, siloPort, gatewayPort })
         {
             command.Options.Add(option);
         }
@@ -67,15 +72,40 @@ public static class CampaignCommands
                 throw new CliException($"--rollout-batch: {batch} is not an integer in 1..4096");
             }
 
-            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            var log = parseResult.GetValue(quiet) ? null : (Action<string>)(line => Console.WriteLine($"[{Stamp()}] {line}"));
-            await using var services = new SiloServices(db.DataSource, parseResult.GetValue(threads), log);
+            var clusterAddress = System.Net.IPAddress.Loopback;
+            if (parseResult.GetValue(clusterHost) is { } clusterText && !System.Net.IPAddress.TryParse(clusterText, out clusterAddress))
+            {
+                throw new CliException($"--cluster-host: '{clusterText}' is not an IP address (e.g. 127.0.0.1 or 10.0.0.5)");
+            }
+
+            foreach (var (name, port) in new[] { ("--silo-port", parseResult.GetValue(siloPort)), ("--gateway-port", parseResult.GetValue(gatewayPort)) })
+            {
+                if (port is < 0 or > 65535)
+                {
+                    throw new CliException($"{name}: {port} is not a port (0 picks a free one; 1..65535)");
+                }
+            }
+
             System.Net.IPAddress? address = null;
             if (parseResult.GetValue(apiHost) is { } host && !System.Net.IPAddress.TryParse(host, out address))
             {
                 throw new CliException($"--api-host: '{host}' is not an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
             }
 
+            await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
+            var settings = new SiloSettings
+            {
+                Roles = list,
+                Name = parseResult.GetValue(nodeId) ?? $"{Environment.MachineName}-{Environment.ProcessId}",
+                CampaignId = parseResult.GetValue(campaign),
+                RolloutBatch = batch,
+                Address = clusterAddress,
+                SiloPort = parseResult.GetValue(siloPort),
+                GatewayPort = parseResult.GetValue(gatewayPort),
+            };
+            var quietly = parseResult.GetValue(quiet);
+            using var silo = await SiloHost.StartAsync(db.DataSource, settings, parseResult.GetValue(threads),
+                quietly ? null : logging => logging.AddProvider(new ConsoleLines(TimeProvider.System)), cancellationToken);
             WebApplicationHolder? holder = null;
             if (list.Contains(SiloRoles.Api))
             {
@@ -88,7 +118,13 @@ public static class CampaignCommands
 
                 holder = new WebApplicationHolder(await Api.ApiServer.StartAsync(
                     db.DataSource,
-                    new Api.ApiServerOptions { Address = address, Port = parseResult.GetValue(apiPort), DataRoot = parseResult.GetValue(dataRoot) ?? Api.ApiServerOptions.DefaultDataRoot() },
+                    new Api.ApiServerOptions
+                    {
+                        Address = address,
+                        Port = parseResult.GetValue(apiPort),
+                        DataRoot = parseResult.GetValue(dataRoot) ?? Api.ApiServerOptions.DefaultDataRoot(),
+                        Grains = silo.Services.GetRequiredService<Orleans.IGrainFactory>(),
+                    },
                     token,
                     cancellationToken));
             }
@@ -100,24 +136,19 @@ public static class CampaignCommands
                     $"api on http://{(address is null ? "127.0.0.1" : address.ToString())}:{parseResult.GetValue(apiPort)}/api/campaigns"));
             }
 
-            var options = new SiloOptions
+            var local = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>();
+            Console.WriteLine($"silo {local.Name} ({local.SiloAddress.Endpoint}, generation {local.SiloAddress.Generation}) running roles {string.Join(",", list)} in cluster {local.ClusterId} on {db.Target.Endpoint}; Ctrl-C stops it");
+            try
             {
-                Roles = list,
-                NodeId = parseResult.GetValue(nodeId) ?? $"{Environment.MachineName}-{Environment.ProcessId}",
-                CampaignId = parseResult.GetValue(campaign),
-                RolloutBatch = batch,
-            };
-            await using (var silo = new SiloRuntime(services, options))
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+            catch (OperationCanceledException)
             {
-                await silo.StartAsync(cancellationToken);
-                Console.WriteLine($"silo {silo.Node} running roles {string.Join(",", list)} on {db.Target.Endpoint}; Ctrl-C stops it");
-                try
-                {
-                    await Task.Delay(Timeout.Infinite, cancellationToken);
-                }
-                catch (OperationCanceledException)
-                {
-                }
+            }
+
+            using (var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(25)))
+            {
+                await silo.StopAsync(stopping.Token);
             }
 
             Console.WriteLine("silo stopped");
@@ -192,20 +223,15 @@ public static class CampaignCommands
 
     private static async Task<int> RunHereAsync(NpgsqlDataSource dataSource, long campaignId, int threads, bool verbose, CancellationToken cancellationToken)
     {
-        var log = verbose ? (Action<string>)(line => Console.WriteLine($"[{Stamp()}] {line}")) : null;
-        await using var services = new SiloServices(dataSource, threads, log);
-        var repository = services.Repository;
+        var repository = new CampaignRepository(dataSource);
         var stopwatch = Stopwatch.StartNew();
         var lastStep = -1;
         var lastEval = -2;
         CampaignStatus? status;
-        await using (var silo = new SiloRuntime(services, new SiloOptions
+        var settings = new SiloSettings { CampaignId = campaignId, Name = $"{Environment.MachineName}-run-{Environment.ProcessId}", Private = true };
+        using (var silo = await SiloHost.StartAsync(dataSource, settings, threads,
+            verbose ? logging => logging.AddProvider(new ConsoleLines(TimeProvider.System)) : null, cancellationToken))
         {
-            CampaignId = campaignId,
-            NodeId = $"{Environment.MachineName}-run-{Environment.ProcessId}",
-        }))
-        {
-            await silo.StartAsync(cancellationToken);
             try
             {
                 while (true)
@@ -221,9 +247,12 @@ public static class CampaignCommands
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                await StopQuietlyAsync(silo);
                 Console.Error.WriteLine($"deepseekrl: stopped; campaign {campaignId} is kept and continues on any silo (./deepseekrl silo --campaign {campaignId})");
                 return 130;
             }
+
+            await StopQuietlyAsync(silo);
         }
 
         var counters = string.Join(", ", status.Counters.Where(c => c.Value != 0).Select(c => $"{c.Key} {c.Value}"));
@@ -236,6 +265,19 @@ public static class CampaignCommands
 
         Console.WriteLine($"export its accepted samples: ./deepseekrl export --campaign {campaignId} --out samples.jsonl");
         return status.State == CampaignState.Completed ? 0 : 1;
+    }
+
+    private static async Task StopQuietlyAsync(Microsoft.Extensions.Hosting.IHost silo)
+    {
+        using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(25));
+        try
+        {
+            await silo.StopAsync(stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Whatever did not stop in time is released when its leases expire.
+        }
     }
 
     private static async Task<(int Step, int Eval)> PrintProgressAsync(
@@ -411,6 +453,4 @@ public static class CampaignCommands
         });
         return command;
     }
-
-    private static string Stamp() => TimeProvider.System.GetUtcNow().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
 }

@@ -284,15 +284,16 @@
     if (r.body.length === 0) { box.replaceChildren(el("p", { class: "muted" }, "No nodes registered.")); return; }
     const now = Date.now();
     box.replaceChildren(el("table", {},
-      el("thead", {}, el("tr", {}, ["Node", "Generation", "Roles", "State", "Heartbeat", "Items held", "Singleton leases", "Host", "PID"].map(h => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["Silo", "Address", "Generation", "Roles", "Status", "Alive", "Items held", "Singleton leases", "Activations", "Cluster", "Host"].map(h => el("th", {}, h)))),
       el("tbody", {}, r.body.map(n => {
-        const age = n.heartbeat_at ? Math.round((now - new Date(n.heartbeat_at).getTime()) / 1000) : null;
+        const age = n.alive_at ? Math.round((now - new Date(n.alive_at).getTime()) / 1000) : null;
+        const activations = n.activations ? Object.entries(n.activations).map(([t, c]) => t + " " + c).join(", ") : "–";
         return el("tr", { "data-node-id": n.node_id },
-          el("td", {}, n.node_id), el("td", {}, fmt(n.generation)), el("td", {}, (n.roles || []).join(", ")),
+          el("td", {}, n.node_id), el("td", {}, n.address || "–"), el("td", {}, fmt(n.generation)), el("td", {}, (n.roles || []).join(", ")),
           el("td", {}, stateBadge(n.state)),
-          el("td", { class: age !== null && age > 30 ? "error" : "" }, age === null ? "–" : age + " s ago"),
+          el("td", { class: age !== null && age > 60 && n.state !== "dead" ? "error" : "" }, age === null ? "–" : age + " s ago"),
           el("td", { class: "leases" }, fmt(n.leases)), el("td", { class: "singletons" }, (n.singletons || []).join(", ") || "–"),
-          el("td", {}, n.host || "–"), el("td", {}, fmt(n.pid)));
+          el("td", { class: "activations" }, activations), el("td", { class: "muted" }, n.cluster_id || "–"), el("td", {}, n.host || "–"));
       }))));
   }
 

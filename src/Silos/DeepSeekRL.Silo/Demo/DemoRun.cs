@@ -631,9 +631,15 @@ internal sealed class DemoRun
         var bar = new ProgressBar(_interactive);
         var lastStep = -1;
         CampaignStatus status;
-        await using (var silo = new SiloRuntime(_services, new SiloOptions { CampaignId = id, NodeId = $"{Environment.MachineName}-demo-{Environment.ProcessId}", RolloutBatch = stage == "rejection_sampling" ? RolloutBatch : 1 }))
+        var settings = new SiloSettings
         {
-            await silo.StartAsync(cancellationToken);
+            CampaignId = id,
+            Name = $"{Environment.MachineName}-demo-{Environment.ProcessId}",
+            RolloutBatch = stage == "rejection_sampling" ? RolloutBatch : 1,
+            Private = true,
+        };
+        using (var silo = await SiloHost.StartAsync(_dataSource, settings, _services.Threads, null, cancellationToken))
+        {
             while (true)
             {
                 await Task.Delay(250, cancellationToken);
@@ -651,6 +657,9 @@ internal sealed class DemoRun
                     break;
                 }
             }
+
+            using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(25));
+            await silo.StopAsync(stopping.Token);
         }
 
         bar.Finish();

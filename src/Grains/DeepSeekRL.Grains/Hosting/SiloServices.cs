@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Singletons;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace DeepSeekRL.Grains.Hosting;
+
+/// <summary>Lease timing of the work queue.</summary>
+public sealed class WorkLeaseOptions
+{
+    /// <summary>Lease time given at claim and at each renewal (every third of it). Default 30 s. A silo that dies
+    /// loses its leases as soon as it is declared dead; expiry covers the rest (a silo of another cluster).</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>What a silo's grains share: the database, the stores, the loaded campaigns and policies (one per silo,
+/// from the Generic Host's container).</summary>
+public sealed class SiloServices : IAsyncDisposable
+{
+    private readonly WorkListener _listener;
+
+    /// <summary>Creates the services over a database.</summary>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="threads">Kernel threads for the model.</param>
+    /// <param name="loggers">Loggers, or null for none.</param>
+    public SiloServices(NpgsqlDataSource dataSource, int threads = 2, ILoggerFactory? loggers = null)
+    {
+        DataSource = dataSource;
+        Threads = threads;
+        Loggers = loggers ?? NullLoggerFactory.Instance;
+        Queue = new WorkQueue(dataSource);
+        Leases = new SingletonLeases(dataSource);
+        Registry = new PolicyRegistry(dataSource);
+        Repository = new CampaignRepository(dataSource);
+        Catalog = new CampaignCatalog(dataSource);
+        Policies = new NativePolicyCache(Registry, Catalog, threads);
+        Endpoints = new EndpointPolicies();
+        Sampler = new RolloutSampler(Catalog, Policies, Endpoints);
+        _listener = new WorkListener(dataSource);
+    }
+
+    /// <summary>The database.</summary>
+    public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>Kernel threads.</summary>
+    public int Threads { get; }
+
+    /// <summary>Loggers.</summary>
+    public ILoggerFactory Loggers { get; }
+
+    /// <summary>The work queue.</summary>
+    public WorkQueue Queue { get; }
+
+    /// <summary>Singleton leases.</summary>
+    public SingletonLeases Leases { get; }
+
+    /// <summary>The policy registry.</summary>
+    public PolicyRegistry Registry { get; }
+
+    /// <summary>The campaign store.</summary>
+    public CampaignRepository Repository { get; }
+
+    /// <summary>Loaded campaign definitions.</summary>
+    public CampaignCatalog Catalog { get; }
+
+    /// <summary>Held native policies.</summary>
+    public NativePolicyCache Policies { get; }
+
+    /// <summary>Endpoint clients.</summary>
+    public EndpointPolicies Endpoints { get; }
+
+    /// <summary>Samples rollouts and evaluations.</summary>
+    public RolloutSampler Sampler { get; }
+
+    /// <summary>Work item lease timing.</summary>
+    public WorkLeaseOptions Cluster { get; } = new();
+
+    /// <summary>The learner lease's duration (renewed at a third of it).</summary>
+    public TimeSpan LearnerLease { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long waits poll when no notification arrives.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Items this silo's workers completed, by kind (for tests and progress).</summary>
+    public ConcurrentDictionary<string, long> Processed { get; } = new();
+
+    /// <summary>Counts completed items.</summary>
+    /// <param name="kind">Their kind.</param>
+    /// <param name="count">How many.</param>
+    public void CountProcessed(string kind, int count) => Processed.AddOrUpdate(kind, count, (_, n) => n + count);
+
+    /// <summary>Waits for a queue notification or the poll interval.</summary>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>A task.</returns>
+    public Task WaitForWorkAsync(CancellationToken cancellationToken) => _listener.WaitAsync(PollInterval, cancellationToken);
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await _listener.DisposeAsync();
+        Catalog.Dispose();
+        Endpoints.Dispose();
+    }
+}
