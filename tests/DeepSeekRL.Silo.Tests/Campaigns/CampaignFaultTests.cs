@@ -10,8 +10,9 @@ using Npgsql;
 namespace DeepSeekRL.Silo.Tests.Campaigns;
 
 /// <summary>
-/// A native campaign on three silos survives a SIGKILLed rollout silo, a SIGKILLed (and restarted) learner and a
-/// restart of PostgreSQL, and ends with exactly the state and weights of the same campaign run without faults.
+/// A native campaign on four Orleans silos (two rollout/reward, two learner) survives a SIGKILLed rollout silo, a
+/// SIGKILLed (and restarted) learner silo mid-update, a SIGKILLed silo hosting the campaign grain and a restart of
+/// PostgreSQL, and ends with exactly the state and weights of the same campaign run without faults.
 /// </summary>
 /// <remarks>
 /// Runs on a dedicated embedded PostgreSQL cluster (in a temp directory) so that restarting it does not disturb the
@@ -19,14 +20,14 @@ namespace DeepSeekRL.Silo.Tests.Campaigns;
 /// </remarks>
 public sealed class CampaignFaultTests
 {
-    private const int Steps = 10;
+    private const int Steps = 14;
     private const int GroupSize = 4;
     private const int PromptsPerStep = 2;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
-    public async Task ThreeSilos_RolloutKilledLearnerKilledPostgresRestarted_CompletesExactlyOnceWithReferenceWeights()
+    public async Task FourSilos_RolloutKilledLearnerKilledCampaignGrainKilledPostgresRestarted_CompletesExactlyOnceWithReferenceWeights()
     {
         var total = Stopwatch.StartNew();
         var root = Path.Combine(Path.GetTempPath(), "dsrl-fault-" + Guid.NewGuid().ToString("N")[..12]);
@@ -40,6 +41,7 @@ public sealed class CampaignFaultTests
         var passed = false;
         List<int> r1Items = [];
         var killedLearnerAt = -1;
+        var killedCampaignHostAt = -1;
         var stepsAtDbRestart = -1;
         try
         {
@@ -64,7 +66,7 @@ public sealed class CampaignFaultTests
                 Assert.True(updated >= Steps / 2, $"the reference run updated the policy at only {updated} of {Steps} steps: the spec gives no signal");
             }
 
-            // 2. Fault run: create, then three silos.
+            // 2. Fault run: create, then four silos.
             var created = await CliProcess.RunAsync(["campaign", "run", spec, "--detach", "--db", faultDb], null, Ct);
             Assert.True(created.ExitCode == 0, created.StandardOutput + created.StandardError);
             var id = long.Parse(CliProcess.Lines(created.StandardOutput)[^1], CultureInfo.InvariantCulture);
@@ -73,8 +75,9 @@ public sealed class CampaignFaultTests
                 ["silo", "--roles", roles, "--node-id", node, "--campaign", idText, "--threads", "1", "--db", faultDb];
             var r1 = Track(children, CliChild.Start("r1", SiloArgs("rollout,reward", "r1")));
             Track(children, CliChild.Start("r2", SiloArgs("rollout,reward", "r2")));
-            var learner = Track(children, CliChild.Start("L", SiloArgs("learner", "L")));
-            Note(log, total, $"campaign {id} created; silos r1 (pid {r1.Pid}), r2, L (pid {learner.Pid}) started");
+            Track(children, CliChild.Start("L", SiloArgs("learner", "L")));
+            Track(children, CliChild.Start("M", SiloArgs("learner", "M")));
+            Note(log, total, $"campaign {id} created; silos r1 (pid {r1.Pid}), r2, L, M started");
 
             var poll = new NpgsqlConnectionStringBuilder(faultDb) { Pooling = false, Timeout = 3 }.ConnectionString;
             var deadline = Stopwatch.StartNew();
@@ -91,7 +94,7 @@ public sealed class CampaignFaultTests
                 if (state is { } s && s[0] >= 2 && (s[1] > 0 || s[0] >= 4))
                 {
                     r1.Kill();
-                    // Its leases stay until it is declared dead (5 s without a heartbeat): read them now.
+                    // Its leases stay until Orleans declares it dead (missed probes): read them now.
                     await using var read = NpgsqlDataSource.Create(poll);
                     r1Items = await ListAsync(read, $"SELECT id::int FROM work_items WHERE campaign_id = {id} AND state = 'running' AND lease_node = 'r1' ORDER BY id");
                     Note(log, total, $"fault 1: SIGKILL r1 at {s[0]} steps; rollout items leased by r1: {s[1]}; all its items: {string.Join(",", r1Items)}");
@@ -101,9 +104,10 @@ public sealed class CampaignFaultTests
                 await Task.Delay(20, Ct);
             }
 
-            // Fault 2: SIGKILL the learner while it updates: step k's completions are all scored and its metrics
-            // are not written yet. The kill waits for the learner's read time plus half its update time of the previous
-            // step, so that it lands inside the update. Then restart it (a new generation of node L).
+            // Fault 2: SIGKILL the silo of the learner (the holder of the learner lease) while it updates: step k's
+            // completions are all scored and its metrics are not written yet. The kill waits for the learner's read time
+            // plus half its update time of the previous step, so that it lands inside the update; a step where that
+            // moment is missed is not counted, the next one is tried. Then restart it (a new generation of that name).
             while (true)
             {
                 FailIfOver(deadline, limit, children, "waiting for fault 2");
@@ -117,50 +121,61 @@ public sealed class CampaignFaultTests
                               FROM step_metrics WHERE campaign_id = {id} AND step = m.n - 1)
                       FROM m
                     """);
-                if (state is { } s && s[0] >= 5 && s[1] >= PromptsPerStep && s[2] == 0)
+                Assert.False(state is { } over && over[0] >= Steps - 4, "the learner was never caught between scoring and recording a step");
+                if (state is { } s && s[0] >= 4 && s[1] >= PromptsPerStep && s[2] == 0)
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(s[3], 1000)), Ct);
+                    var holder = await TryReadStringAsync(poll, $"SELECT owner_node FROM singleton_leases WHERE name = 'learner/{id}'");
                     var still = await TryReadAsync(poll, $"""
                         SELECT (SELECT count(*) FROM step_metrics WHERE campaign_id = {id} AND step = {s[0]}),
                                (SELECT count(*) FROM policy_versions WHERE campaign_id = {id} AND version = {s[0] + 1})
                         """);
-                    if (still is [0, var published])
+                    if (still is [0, var published] && children.SingleOrDefault(c => c.Name == holder && !c.HasExited) is { } learner)
                     {
                         learner.Kill();
                         killedLearnerAt = (int)s[0];
                         Note(log, total,
-                            $"fault 2: SIGKILL L {s[3]} ms after step {s[0]}'s {s[1]} reward items completed; its metrics not written, policy version {s[0] + 1} {(published > 0 ? "already" : "not yet")} published");
+                            $"fault 2: SIGKILL {holder} (the learner) {s[3]} ms after step {s[0]}'s {s[1]} reward items completed; its metrics not written, policy version {s[0] + 1} {(published > 0 ? "already" : "not yet")} published");
+                        await Task.Delay(500, Ct);
+                        Track(children, CliChild.Start(holder + "'", SiloArgs("learner", holder!)));
+                        Note(log, total, $"learner silo {holder} restarted");
                         break;
                     }
-                }
-
-                if (state is { } late && late[0] >= 7)
-                {
-                    learner.Kill();
-                    Note(log, total, $"fault 2: SIGKILL L at {late[0]} steps (never caught it between scoring and metrics)");
-                    break;
                 }
 
                 await Task.Delay(10, Ct);
             }
 
-            await Task.Delay(500, Ct);
-            Track(children, CliChild.Start("L'", SiloArgs("learner", "L")));
-            Note(log, total, "learner L restarted");
-
-            // Fault 3: restart PostgreSQL (fast shutdown: every session is cut).
+            // Fault 3: SIGKILL the silo hosting the campaign grain (it says so when it starts driving).
             while (true)
             {
                 FailIfOver(deadline, limit, children, "waiting for fault 3");
                 var state = await TryReadAsync(poll, $"SELECT (SELECT count(*) FROM step_metrics WHERE campaign_id = {id}), 0::bigint");
-                if (state is { } s && s[0] >= 8)
+                var host = CampaignGrainHost(children, id);
+                if (state is { } s && s[0] >= killedLearnerAt + 2 && host is not null)
+                {
+                    host.Kill();
+                    killedCampaignHostAt = (int)s[0];
+                    Note(log, total, $"fault 3: SIGKILL {host.Name}, the silo hosting campaign {id}'s grain, at {s[0]} steps");
+                    break;
+                }
+
+                await Task.Delay(50, Ct);
+            }
+
+            // Fault 4: restart PostgreSQL (fast shutdown: every session is cut).
+            while (true)
+            {
+                FailIfOver(deadline, limit, children, "waiting for fault 4");
+                var state = await TryReadAsync(poll, $"SELECT (SELECT count(*) FROM step_metrics WHERE campaign_id = {id}), 0::bigint");
+                if (state is { } s && s[0] >= killedCampaignHostAt + 1)
                 {
                     Assert.True(Ok(await faultCluster.StopAsync(Ct)));
                     stepsAtDbRestart = (int)s[0];
-                    Note(log, total, $"fault 3: PostgreSQL stopped at {s[0]} steps");
+                    Note(log, total, $"fault 4: PostgreSQL stopped at {s[0]} steps");
                     await Task.Delay(2000, Ct);
                     Assert.Equal(faultDb, Ok(await faultCluster.StartAsync(Ct)));
-                    Note(log, total, "fault 3: PostgreSQL started again (same port)");
+                    Note(log, total, "fault 4: PostgreSQL started again (same port)");
                     break;
                 }
 
@@ -182,7 +197,7 @@ public sealed class CampaignFaultTests
             }
 
             Note(log, total, "campaign completed");
-            var survivors = children.Where(c => c.Name != "r1" && c.Name != "L").ToList();
+            var survivors = children.Where(c => !c.Output.Contains("test: killed", StringComparison.Ordinal)).ToList();
             Assert.All(survivors, c => Assert.False(c.HasExited, $"silo {c.Name} exited"));
             foreach (var child in children)
             {
@@ -202,14 +217,17 @@ public sealed class CampaignFaultTests
 
             // ... the killed learner's step was recorded by its successor (a later lease epoch), which resumed from a
             // checkpoint ...
-            Assert.True(killedLearnerAt >= 5, "the learner was not killed between scoring and recording a step");
+            Assert.True(killedLearnerAt >= 4, "the learner was not killed between scoring and recording a step");
             var epochs = await ListAsync(db, $"SELECT epoch::int FROM step_metrics WHERE campaign_id = {id} ORDER BY step");
             Note(log, total, $"step_metrics epochs by step: {string.Join(",", epochs)}");
             Assert.True(epochs[killedLearnerAt] > epochs[0], $"step {killedLearnerAt} was written by the killed learner's epoch");
             Assert.True(await ScalarAsync<long>(db, $"SELECT count(*) FROM learner_checkpoints WHERE campaign_id = {id} AND step < {killedLearnerAt}") >= 1);
 
+            // ... the campaign grain's silo died with steps to go, and its grain came back on another silo ...
+            Assert.InRange(killedCampaignHostAt, killedLearnerAt + 2, Steps - 1);
+
             // ... and steps were still to be done when PostgreSQL restarted.
-            Assert.InRange(stepsAtDbRestart, 8, Steps - 1);
+            Assert.InRange(stepsAtDbRestart, killedCampaignHostAt + 1, Steps - 1);
             var versions = await PolicyVersionsAsync(db, id);
             Assert.Equal(Enumerable.Range(0, Steps + 1), versions.Keys.Order());
             var counters = await ScalarAsync<string>(db, $"SELECT coalesce(jsonb_object_agg(name, value), '{{}}')::text FROM campaign_counters WHERE campaign_id = {id}");
@@ -380,6 +398,18 @@ public sealed class CampaignFaultTests
         var path = Path.Combine(root, "spec.json");
         File.WriteAllText(path, spec.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return path;
+    }
+
+    // The live silo that most recently said it drives the campaign (its campaign grain's activation logs it).
+    private static CliChild? CampaignGrainHost(List<CliChild> children, long id)
+    {
+        var marker = $"campaign {id}: coordinator active on silo ";
+        return children.Where(c => !c.HasExited)
+            .Select(c => (Child: c, Line: CliProcess.Lines(c.Output).LastOrDefault(l => l.Contains(marker, StringComparison.Ordinal))))
+            .Where(x => x.Line is not null)
+            .OrderByDescending(x => System.Text.RegularExpressions.Regex.Match(x.Line!, @"\[(\d\d:\d\d:\d\d\.\d+)\]").Groups[1].Value, StringComparer.Ordinal)
+            .Select(x => x.Child)
+            .FirstOrDefault();
     }
 
     private static CliChild Track(List<CliChild> children, CliChild child)

@@ -12,9 +12,10 @@ namespace DeepSeekRL.Grains.Campaigns;
 /// derives everything from PostgreSQL again.
 /// </summary>
 /// <param name="services">The silo's services.</param>
+/// <param name="silo">The local silo.</param>
 /// <param name="logger">The log.</param>
 [Reentrant]
-public sealed partial class CampaignGrain(SiloServices services, ILogger<CampaignGrain> logger) : Grain, ICampaignGrain
+public sealed partial class CampaignGrain(SiloServices services, Orleans.Runtime.ILocalSiloDetails silo, ILogger<CampaignGrain> logger) : Grain, ICampaignGrain
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(250);
     private readonly CancellationTokenSource _stop = new();
@@ -68,6 +69,7 @@ public sealed partial class CampaignGrain(SiloServices services, ILogger<Campaig
     // Drives until the campaign ends or the activation stops; a failed drive starts over after a short delay.
     private async Task DriveAsync(CancellationToken cancellationToken)
     {
+        LogDriving(logger, Id, silo.Name);
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -108,6 +110,9 @@ public sealed partial class CampaignGrain(SiloServices services, ILogger<Campaig
         var cut = message.IndexOfAny(['\r', '\n']);
         return cut < 0 ? message : message[..cut];
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "campaign {Campaign}: coordinator active on silo {Silo}")]
+    private static partial void LogDriving(ILogger logger, long campaign, string silo);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "campaign {Campaign}: failed: {Error}")]
     private static partial void LogFailed(ILogger logger, long campaign, string error);

@@ -16,9 +16,10 @@ namespace DeepSeekRL.Silo.Benchmarks;
 /// every step updates). Part 1 runs every role in this process and splits each step's wall time into sampling,
 /// scoring, update (incl. publishing the policy version) and orchestration (the rest: claims, waits, reads, policy
 /// reloads). Part 2 runs the reward and learner roles here and 1, 2, 3 rollout silos as child processes, and reports
-/// steps per minute.
+/// steps per minute. Part 3 (CampaignBenchmark.Faults.cs) kills each role's silo of a four-silo cluster and times the
+/// recovery, and times grain calls.
 /// </summary>
-internal static class CampaignBenchmark
+internal static partial class CampaignBenchmark
 {
     private const int Steps = 8;
 
@@ -72,6 +73,8 @@ internal static class CampaignBenchmark
                 report.Add($"campaign_steps_per_minute_{silos}_rollout_silos", BenchReport.Median(rates),
                     $"{silos} rollout silo process(es) with 1 kernel thread each, reward + learner in the bench process");
             }
+
+            await ClusterFaultsAsync(db, spec, report, cancellationToken);
         }
         finally
         {

@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Grains.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace DeepSeekRL.Silo.Benchmarks;
+
+/// <summary>
+/// Part 3 of <c>bench campaign</c>: a campaign on four silo processes of the database's shared Orleans cluster
+/// (r1, r2: rollout + reward; l1, l2: learner). Each role's silo is killed with SIGKILL in turn (a rollout silo
+/// holding an item, the learner lease's holder, the silo hosting the campaign grain; each restarted under its name),
+/// and the seconds from the kill until the campaign closes its next step are reported beside the median step time.
+/// The bench process joins the same cluster as a silo without grains and times calls to the campaign grain.
+/// </summary>
+internal static partial class CampaignBenchmark
+{
+    private static async Task ClusterFaultsAsync(BenchDatabase db, string spec, BenchReport report, CancellationToken cancellationToken)
+    {
+        var id = await CreateAsync(db.DataSource, spec.Replace($"\"steps\": {Steps}", "\"steps\": 60", StringComparison.Ordinal), cancellationToken);
+        var silos = new Dictionary<string, Child>();
+        try
+        {
+            foreach (var (name, roles) in new[] { ("r1", "rollout,reward"), ("r2", "rollout,reward"), ("l1", "learner"), ("l2", "learner") })
+            {
+                silos[name] = Child.Start(db.ConnectionString, id, name, roles);
+            }
+
+            // The bench process joins the cluster with no grain role: every call it makes is cross-silo.
+            var settings = new SiloSettings { Name = $"bench-client-{Environment.ProcessId}", Roles = [SiloRoles.Api] };
+            using var client = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
+            var campaign = client.Services.GetRequiredService<IGrainFactory>().GetGrain<ICampaignGrain>(id);
+            await WaitForStepsAsync(db.DataSource, id, 3, TimeSpan.FromMinutes(3), cancellationToken);
+
+            var latencies = new List<double>();
+            for (var i = 0; i < 2000; i++)
+            {
+                var started = Stopwatch.GetTimestamp();
+                await campaign.EnsureRunningAsync();
+                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+
+            latencies.Sort();
+            report.Add("campaign_grain_call_p50_ms", latencies[latencies.Count / 2], "ICampaignGrain.EnsureRunningAsync from another silo (one status read in PostgreSQL), 2,000 calls");
+            report.Add("campaign_grain_call_p99_ms", latencies[(int)(latencies.Count * 0.99)], "the same calls' 99th percentile");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  grain call (cross-silo EnsureRunningAsync): p50 {latencies[latencies.Count / 2]:0.000} ms, p99 {latencies[(int)(latencies.Count * 0.99)]:0.000} ms"));
+
+            var stepSeconds = await MedianStepSecondsAsync(db.DataSource, id, cancellationToken);
+            report.Add("campaign_cluster_step_seconds", stepSeconds, "median step time of the four-silo campaign before the kills (reference for the recovery times)");
+            foreach (var role in new[] { "rollout", "learner", "campaign" })
+            {
+                var victim = role switch
+                {
+                    "rollout" => await RolloutHolderAsync(db.DataSource, id, cancellationToken),
+                    "learner" => await ScalarAsync<string>(db.DataSource, $"SELECT owner_node FROM singleton_leases WHERE name = 'learner/{id}'", cancellationToken),
+                    _ => CampaignHost(silos.Values, id),
+                } ?? throw new CommandLine.CliException($"bench campaign: no silo found for the {role} role");
+                var before = await ScalarAsync<long>(db.DataSource, $"SELECT count(*) FROM step_metrics WHERE campaign_id = {id}", cancellationToken);
+                var killed = Stopwatch.GetTimestamp();
+                silos[victim].Kill();
+                await WaitForStepsAsync(db.DataSource, id, before + 1, TimeSpan.FromMinutes(2), cancellationToken);
+                var seconds = Stopwatch.GetElapsedTime(killed).TotalSeconds;
+                report.Add($"campaign_recovery_seconds_{role}", seconds,
+                    $"kill -9 of the silo {(role == "rollout" ? "holding a rollout item" : role == "learner" ? "holding the learner lease" : "hosting the campaign grain")} until the next step closed");
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  kill -9 of {victim} ({role}): the next step closed {seconds:0.00} s later (step time {stepSeconds:0.00} s)"));
+                silos[victim] = Child.Start(db.ConnectionString, id, victim, victim.StartsWith('r') ? "rollout,reward" : "learner");
+                await WaitForStepsAsync(db.DataSource, id, before + 3, TimeSpan.FromMinutes(2), cancellationToken);
+            }
+
+            await campaign.CancelAsync();
+            await client.StopAsync(cancellationToken);
+        }
+        finally
+        {
+            foreach (var child in silos.Values)
+            {
+                child.Kill();
+            }
+        }
+    }
+
+    private static async Task<string?> RolloutHolderAsync(NpgsqlDataSource dataSource, long id, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < 2000; i++)
+        {
+            await using var command = dataSource.CreateCommand(
+                $"SELECT lease_node FROM work_items WHERE campaign_id = {id} AND kind = 'rollout' AND state = 'running' LIMIT 1");
+            if (await command.ExecuteScalarAsync(cancellationToken) is string holder)
+            {
+                return holder;
+            }
+
+            await Task.Delay(5, cancellationToken);
+        }
+
+        return null;
+    }
+
+    private static string? CampaignHost(IEnumerable<Child> silos, long id) => silos
+        .Select(s => (s.Name, Line: s.Lines.LastOrDefault(l => l.Contains($"campaign {id}: coordinator active on silo ", StringComparison.Ordinal))))
+        .Where(x => x.Line is not null)
+        .OrderByDescending(x => TimeStamp().Match(x.Line!).Value, StringComparer.Ordinal)
+        .Select(x => x.Name)
+        .FirstOrDefault();
+
+    private static async Task<double> MedianStepSecondsAsync(NpgsqlDataSource dataSource, long id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            SELECT extract(epoch FROM created_at - lag(created_at) OVER (ORDER BY step)) FROM step_metrics WHERE campaign_id = {id} ORDER BY step
+            """);
+        var gaps = new List<double>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            if (!reader.IsDBNull(0))
+            {
+                gaps.Add(Convert.ToDouble(reader.GetValue(0), CultureInfo.InvariantCulture));
+            }
+        }
+
+        return BenchReport.Median(gaps);
+    }
+
+    private static async Task WaitForStepsAsync(NpgsqlDataSource dataSource, long id, long steps, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (await ScalarAsync<long>(dataSource, $"SELECT count(*) FROM step_metrics WHERE campaign_id = {id}", cancellationToken) < steps)
+        {
+            if (Stopwatch.GetElapsedTime(started) > timeout)
+            {
+                throw new CommandLine.CliException($"bench campaign: campaign {id} did not reach {steps} steps within {timeout.TotalSeconds:0} s");
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlDataSource dataSource, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    [GeneratedRegex(@"\[\d\d:\d\d:\d\d\.\d+\]")]
+    private static partial Regex TimeStamp();
+
+    /// <summary>A silo child process whose output lines are kept.</summary>
+    private sealed class Child(string name, Process process)
+    {
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        public string Name => name;
+
+        public IEnumerable<string> Lines => _lines;
+
+        public static Child Start(string connectionString, long campaign, string name, string roles)
+        {
+            var info = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { UseShellExecute = false, RedirectStandardOutput = true };
+            if (Path.GetFileNameWithoutExtension(info.FileName) == "dotnet")
+            {
+                info.ArgumentList.Add(System.Reflection.Assembly.GetEntryAssembly()!.Location);
+            }
+
+            foreach (var argument in new[]
+            {
+                "silo", "--roles", roles, "--db", connectionString, "--node-id", name, "--threads", "1",
+                "--campaign", campaign.ToString(CultureInfo.InvariantCulture),
+            })
+            {
+                info.ArgumentList.Add(argument);
+            }
+
+            var started = Process.Start(info) ?? throw new InvalidOperationException("cannot start a silo");
+            var child = new Child(name, started);
+            started.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is not null)
+                {
+                    child._lines.Enqueue(e.Data);
+                }
+            };
+            started.BeginOutputReadLine();
+            return child;
+        }
+
+        public void Kill()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+
+            process.WaitForExit(10_000);
+            process.Dispose();
+        }
+    }
+}
