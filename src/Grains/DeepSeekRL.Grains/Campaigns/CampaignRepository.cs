@@ -484,13 +484,19 @@ public sealed class CampaignRepository(NpgsqlDataSource dataSource, ResiliencePi
     /// <returns>The statuses.</returns>
     public Task<IReadOnlyList<CampaignStatus>> ListAsync(CancellationToken cancellationToken) => ListCoreAsync(null, cancellationToken);
 
-    /// <summary>The ids of campaigns that still need work (created, running or paused).</summary>
+    /// <summary>The ids of campaigns that still need work (created, running or paused) and are ready to run (a native policy's version 0 published).</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The ids.</returns>
     public async Task<IReadOnlyList<long>> ActiveAsync(CancellationToken cancellationToken) =>
         await _pipeline.ExecuteAsync(async ct =>
         {
-            await using var command = dataSource.CreateCommand("SELECT id FROM campaigns WHERE state IN ('created', 'running', 'paused') ORDER BY id");
+            // A native campaign is ready once its policy version 0 is published (just after its row is committed).
+            await using var command = dataSource.CreateCommand("""
+                SELECT c.id FROM campaigns c
+                 WHERE c.state IN ('created', 'running', 'paused')
+                   AND (c.model_config IS NULL OR EXISTS (SELECT 1 FROM policy_versions p WHERE p.campaign_id = c.id AND p.version = 0))
+                 ORDER BY c.id
+                """);
             var ids = new List<long>();
             await using var reader = await command.ExecuteReaderAsync(ct);
             while (await reader.ReadAsync(ct))
