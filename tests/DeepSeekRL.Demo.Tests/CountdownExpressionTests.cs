@@ -1,6 +1,5 @@
-using DeepSeekRL.Grains.Demo;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed class CountdownExpressionTests
 {

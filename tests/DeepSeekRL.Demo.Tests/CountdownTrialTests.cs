@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using DeepSeekRL.Grains.Demo;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed partial class CountdownTrialTests
 {

@@ -1,9 +1,8 @@
 using System.Text.Json;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
-using DeepSeekRL.Grains.Demo;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed class DemoDatasetTests : IDisposable
 {

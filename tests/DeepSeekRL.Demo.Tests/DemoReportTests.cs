@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Xml.Linq;
-using DeepSeekRL.Grains.Demo;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed class DemoReportTests
 {

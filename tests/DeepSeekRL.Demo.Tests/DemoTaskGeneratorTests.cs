@@ -1,7 +1,6 @@
 using System.Globalization;
-using DeepSeekRL.Grains.Demo;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed class DemoTaskGeneratorTests
 {

@@ -2,14 +2,13 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
-using DeepSeekRL.Grains.Demo;
 using DeepSeekRL.Rewards.Accuracy;
 using DeepSeekRL.Rewards.Countdown;
 using DeepSeekRL.Rewards.Format;
 using DeepSeekRL.Rewards.Language;
 using DeepSeekRL.Rewards.Pipeline;
 
-namespace DeepSeekRL.Grains.Tests.Demo;
+namespace DeepSeekRL.Demo.Tests;
 
 public sealed partial class DemoTracesTests
 {

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>The worked column steps of one addition, subtraction or one-digit multiplication.</summary>
 /// <param name="Lines">

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>
 /// A Countdown solution as a binary expression tree over the given numbers, with the integer arithmetic the demo

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>
 /// One attempt at a small Countdown puzzle (<see cref="DemoTask.Small"/>): the numbers in the order given, the first

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>
 /// Plain text for training the demo tokenizer and pretraining the tiny model: each problem, its worked steps and its

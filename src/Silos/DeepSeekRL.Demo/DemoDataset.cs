@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>
 /// Writes demo tasks as a campaign dataset (JSONL): <c>prompt</c> and <c>answer</c> (the spec's default

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>One held-out evaluation of the RL policy.</summary>
 /// <param name="Step">The RL step after which it was taken (0 = the SFT model).</param>

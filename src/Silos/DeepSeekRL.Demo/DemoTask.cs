@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>One seeded task of the <c>demo</c> command: a column-arithmetic question or a Countdown puzzle.</summary>
 /// <param name="Kind"><see cref="DemoTask.Arithmetic"/> or <see cref="DemoTask.Countdown"/>.</param>

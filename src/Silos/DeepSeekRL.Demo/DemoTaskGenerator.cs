@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>
 /// Seeded generator of the <c>demo</c> tasks (the DeepSeek-R1 recipe on a tiny model): column arithmetic with

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace DeepSeekRL.Grains.Demo;
+namespace DeepSeekRL.Demo;
 
 /// <summary>The kinds of completion in the cold-start SFT mix.</summary>
 public enum TraceVariant

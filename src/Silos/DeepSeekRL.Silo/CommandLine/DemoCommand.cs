@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using DeepSeekRL.Demo;
 using DeepSeekRL.Grains.Hosting;
-using DeepSeekRL.Grains.Demo;
 using DeepSeekRL.Silo.Demo;
 
 namespace DeepSeekRL.Silo.CommandLine;

@@ -1,4 +1,4 @@
-using DeepSeekRL.Grains.Demo;
+using DeepSeekRL.Demo;
 
 namespace DeepSeekRL.Silo.Demo;
 
