@@ -1,7 +1,7 @@
 """Feasibility data for the demo (issue 10): R1-format addition traces for SFT and a prompt/answer set for GRPO.
 
 Usage: python3 make_data.py OUT_DIR [N_SFT]. Deterministic (seeds 11 and 7). The product's own generator is
-src/Grains/DeepSeekRL.Grains/Demo (DemoTaskGenerator, DemoTraces); this script only reproduces the measurements in the
+src/Silos/DeepSeekRL.Demo (DemoTaskGenerator, DemoTraces); this script only reproduces the measurements in the
 issue-10 note with the existing commands (run.sh).
 """
 import json
