@@ -97,4 +97,19 @@ public static class DatabaseConnector
             : inner.Message;
         return message.ReplaceLineEndings(" ").Trim();
     }
+
+    /// <summary>The server's version and the schema version applied (null before any migration).</summary>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The versions.</returns>
+    public static async Task<(string Server, int? Schema)> DescribeAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        await using var command = dataSource.CreateCommand(
+            "SELECT current_setting('server_version'), (SELECT max(version) FROM schema_version) FROM (SELECT to_regclass('schema_version') IS NOT NULL) AS t(present) WHERE present " +
+            "UNION ALL SELECT current_setting('server_version'), NULL WHERE to_regclass('schema_version') IS NULL");
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt32(1));
+    }
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -82,6 +83,7 @@ internal static class ApiServer
         var none = new QueryParameters();
 
         var repository = new CampaignRepository(dataSource);
+        var metrics = new MetricsStore(dataSource);
         app.MapGet("/api/health", () => Results.Json(new { status = "ok" })).WithMetadata(none);
         app.MapGet("/api/campaigns", async (CancellationToken ct) =>
             Results.Json((await repository.ListAsync(ct)).Select(ToJson))).WithMetadata(none);
@@ -99,7 +101,7 @@ internal static class ApiServer
             }
 
             var json = ToJson(status);
-            json["evaluations"] = await RowsAsync(dataSource, "SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step", campaignId, ct);
+            json["evaluations"] = Rows(await metrics.EvaluationsAsync(campaignId, -2, ct));
             return Results.Json(json);
         }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/steps", async (string id, CancellationToken ct) =>
@@ -114,7 +116,7 @@ internal static class ApiServer
                 return Error(404, $"campaign {campaignId} does not exist");
             }
 
-            return Results.Json(await RowsAsync(dataSource, "SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step", campaignId, ct));
+            return Results.Json(Rows(await metrics.StepsAsync(campaignId, -1, ct)));
         }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/evaluations", async (string id, CancellationToken ct) =>
         {
@@ -125,7 +127,7 @@ internal static class ApiServer
 
             return await repository.GetStatusAsync(campaignId, ct) is null
                 ? Error(404, $"campaign {campaignId} does not exist")
-                : Results.Json(await RowsAsync(dataSource, "SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step", campaignId, ct));
+                : Results.Json(Rows(await metrics.EvaluationsAsync(campaignId, -2, ct)));
         }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/policies", async (string id, CancellationToken ct) =>
         {
@@ -136,10 +138,7 @@ internal static class ApiServer
 
             return await repository.GetStatusAsync(campaignId, ct) is null
                 ? Error(404, $"campaign {campaignId} does not exist")
-                : Results.Json(await RowsAsync(dataSource, """
-                    SELECT json_build_object('version', version, 'sha256', sha256, 'size_bytes', size_bytes, 'created_at', created_at)::text
-                      FROM policy_versions WHERE campaign_id = $1 ORDER BY version
-                    """, campaignId, ct));
+                : Results.Json(Rows(await metrics.PolicyVersionsAsync(campaignId, ct)));
         }).WithMetadata(none);
         app.MapGet("/api/campaigns/{id}/samples", async (string id, HttpRequest request, CancellationToken ct) =>
         {
@@ -418,19 +417,12 @@ internal static class ApiServer
 
     private static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
 
-    private static async Task<List<JsonElement>> RowsAsync(NpgsqlDataSource dataSource, string sql, long? id, CancellationToken ct)
+    private static List<JsonElement> Rows(IReadOnlyList<StoredMetrics> stored)
     {
-        await using var command = dataSource.CreateCommand(sql);
-        if (id is { } value)
+        var rows = new List<JsonElement>(stored.Count);
+        foreach (var row in stored)
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = value });
-        }
-
-        var rows = new List<JsonElement>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            using var document = JsonDocument.Parse(reader.GetString(0));
+            using var document = JsonDocument.Parse(row.Json);
             rows.Add(document.RootElement.Clone());
         }
 

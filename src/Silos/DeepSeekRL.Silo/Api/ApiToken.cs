@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
 
@@ -30,17 +31,12 @@ internal sealed class ApiToken
                 throw new CommandLine.CliException($"--api-token: {configured.Length} characters; expected at least 16");
             }
 
-            await using var set = dataSource.CreateCommand(
-                "INSERT INTO api_tokens (singleton, sha256) VALUES (true, $1) ON CONFLICT (singleton) DO UPDATE SET sha256 = excluded.sha256, created_at = now()");
-            set.Parameters.Add(new NpgsqlParameter { Value = Hash(configured) });
-            await set.ExecuteNonQueryAsync(cancellationToken);
+            await new ApiTokenStore(dataSource).SetAsync(Hash(configured), cancellationToken);
         }
         else
         {
             var candidate = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24));
-            await using var insert = dataSource.CreateCommand("INSERT INTO api_tokens (singleton, sha256) VALUES (true, $1) ON CONFLICT DO NOTHING");
-            insert.Parameters.Add(new NpgsqlParameter { Value = Hash(candidate) });
-            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 1)
+            if (await new ApiTokenStore(dataSource).TryAddAsync(Hash(candidate), cancellationToken))
             {
                 generated = candidate;
             }
@@ -67,8 +63,7 @@ internal sealed class ApiToken
             return ApiAuthorization.Missing;
         }
 
-        await using var read = _dataSource.CreateCommand("SELECT sha256 FROM api_tokens");
-        if (await read.ExecuteScalarAsync(cancellationToken) is not string stored)
+        if (await new ApiTokenStore(_dataSource).ReadAsync(cancellationToken) is not string stored)
         {
             return ApiAuthorization.Invalid;
         }

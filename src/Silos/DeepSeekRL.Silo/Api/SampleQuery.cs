@@ -1,9 +1,8 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace DeepSeekRL.Silo.Api;
 
@@ -126,100 +125,19 @@ internal sealed class SampleQuery
         };
     }
 
-    /// <summary>Runs the query (parameterised).</summary>
+    /// <summary>Runs the query through the sample store (parameterised SQL).</summary>
     public async Task<object> RunAsync(NpgsqlDataSource dataSource, long campaignId, CancellationToken cancellationToken)
     {
-        var where = new StringBuilder("c.campaign_id = $1 AND c.id > $2");
-        var parameters = new List<NpgsqlParameter>
+        var page = await new CompletionBrowser(dataSource).PageAsync(
+            new CompletionFilter(campaignId, AfterId, Limit, Step, Rule, Min, Max, Accepted, Text), cancellationToken);
+        var items = new List<JsonElement>(page.Items.Count);
+        foreach (var item in page.Items)
         {
-            new() { Value = campaignId },
-            new() { Value = AfterId },
-        };
-        string Add(object value, NpgsqlDbType type)
-        {
-            parameters.Add(new NpgsqlParameter { Value = value, NpgsqlDbType = type });
-            return "$" + parameters.Count.ToString(CultureInfo.InvariantCulture);
-        }
-
-        if (Step is { } step)
-        {
-            where.Append(" AND c.step = ").Append(Add(step, NpgsqlDbType.Integer));
-        }
-
-        if (Rule is { } rule)
-        {
-            if (rule == "reward")
-            {
-                where.Append(" AND c.reward IS NOT NULL");
-                if (Min is { } lo)
-                {
-                    where.Append(" AND c.reward >= ").Append(Add(lo, NpgsqlDbType.Double));
-                }
-
-                if (Max is { } hi)
-                {
-                    where.Append(" AND c.reward <= ").Append(Add(hi, NpgsqlDbType.Double));
-                }
-            }
-            else
-            {
-                where.Append(" AND EXISTS (SELECT 1 FROM reward_scores f WHERE f.completion_id = c.id AND f.rule = ").Append(Add(rule, NpgsqlDbType.Text));
-                if (Min is { } lo)
-                {
-                    where.Append(" AND f.value >= ").Append(Add(lo, NpgsqlDbType.Double));
-                }
-
-                if (Max is { } hi)
-                {
-                    where.Append(" AND f.value <= ").Append(Add(hi, NpgsqlDbType.Double));
-                }
-
-                where.Append(')');
-            }
-        }
-
-        if (Accepted is { } accepted)
-        {
-            where.Append(accepted ? " AND s.id IS NOT NULL" : " AND s.id IS NULL");
-        }
-
-        if (Text is { } text)
-        {
-            var pattern = Add("%" + text.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal) + "%", NpgsqlDbType.Text);
-            where.Append(" AND (c.text ILIKE ").Append(pattern).Append(" OR c.prompt ILIKE ").Append(pattern).Append(')');
-        }
-
-        var limit = Add(Limit + 1, NpgsqlDbType.Integer);
-        await using var command = dataSource.CreateCommand($$"""
-            SELECT json_build_object(
-                     'completion_id', c.id, 'step', c.step, 'policy_version', c.policy_version, 'prompt', c.prompt, 'text', c.text,
-                     'finish_reason', c.finish_reason, 'tokens', cardinality(c.token_ids), 'reward', c.reward,
-                     'scores', (SELECT coalesce(json_object_agg(r.rule, r.value), '{}'::json) FROM reward_scores r WHERE r.completion_id = c.id),
-                     'accepted', s.id IS NOT NULL, 'reasoning', s.reasoning, 'answer', s.answer, 'verdicts', s.verdicts)::text, c.id
-              FROM completions c LEFT JOIN sft_samples s ON s.completion_id = c.id
-             WHERE {{where}}
-             ORDER BY c.id
-             LIMIT {{limit}}
-            """);
-        command.Parameters.AddRange(parameters.ToArray());
-        var items = new List<JsonElement>();
-        long last = 0;
-        var more = false;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            if (items.Count == Limit)
-            {
-                more = true;
-                break;
-            }
-
-            using var document = JsonDocument.Parse(reader.GetString(0));
+            using var document = JsonDocument.Parse(item);
             items.Add(document.RootElement.Clone());
-            last = reader.GetInt64(1);
         }
 
-        return new Dictionary<string, object?> { ["items"] = items, ["next_after_id"] = more ? last : null };
+        return new Dictionary<string, object?> { ["items"] = items, ["next_after_id"] = page.NextAfterId };
     }
 
     private static SampleQuery Fail(string error) => new() { Error = error };

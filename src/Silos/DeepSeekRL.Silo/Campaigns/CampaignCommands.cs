@@ -8,6 +8,7 @@ using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -283,15 +284,12 @@ public static class CampaignCommands
     private static async Task<(int Step, int Eval)> PrintProgressAsync(
         NpgsqlDataSource dataSource, long campaignId, CampaignStatus status, int lastStep, int lastEval, Stopwatch stopwatch, CancellationToken cancellationToken)
     {
-        await using (var command = dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 AND step > $2 ORDER BY step"))
+        var store = new MetricsStore(dataSource);
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-            command.Parameters.Add(new NpgsqlParameter { Value = lastStep });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var row in await store.StepsAsync(campaignId, lastStep, cancellationToken))
             {
-                lastStep = reader.GetInt32(0);
-                using var metrics = JsonDocument.Parse(reader.GetString(1));
+                lastStep = row.Step;
+                using var metrics = JsonDocument.Parse(row.Json);
                 var m = metrics.RootElement;
                 double Get(string name) => m.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : double.NaN;
                 var tokensPerSecond = Get("completion_tokens") / Math.Max(1e-9, Get("sampling_seconds"));
@@ -305,15 +303,11 @@ public static class CampaignCommands
             }
         }
 
-        await using (var command = dataSource.CreateCommand("SELECT step, metrics::text FROM evaluations WHERE campaign_id = $1 AND step > $2 ORDER BY step"))
         {
-            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-            command.Parameters.Add(new NpgsqlParameter { Value = lastEval });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            foreach (var row in await store.EvaluationsAsync(campaignId, lastEval, cancellationToken))
             {
-                lastEval = reader.GetInt32(0);
-                using var metrics = JsonDocument.Parse(reader.GetString(1));
+                lastEval = row.Step;
+                using var metrics = JsonDocument.Parse(row.Json);
                 var m = metrics.RootElement;
                 var accuracy = m.TryGetProperty("accuracy", out var a) && a.ValueKind == JsonValueKind.Number ? a.GetDouble() : double.NaN;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -375,26 +369,9 @@ public static class CampaignCommands
             var campaignId = parseResult.GetValue(id);
             var status = await new CampaignRepository(db.DataSource).GetStatusAsync(campaignId, cancellationToken)
                 ?? throw new CliException($"campaign {campaignId} does not exist (see ./deepseekrl campaign list)");
-            var evaluations = new List<JsonElement>();
-            await using (var command = db.DataSource.CreateCommand("SELECT metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step"))
-            {
-                command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    evaluations.Add(JsonDocument.Parse(reader.GetString(0)).RootElement.Clone());
-                }
-            }
-
-            JsonElement? last = null;
-            await using (var command = db.DataSource.CreateCommand("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1"))
-            {
-                command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-                if (await command.ExecuteScalarAsync(cancellationToken) is string text)
-                {
-                    last = JsonDocument.Parse(text).RootElement.Clone();
-                }
-            }
+            var store = new MetricsStore(db.DataSource);
+            var evaluations = (await store.EvaluationsAsync(campaignId, -2, cancellationToken)).Select(e => JsonDocument.Parse(e.Json).RootElement.Clone()).ToList();
+            JsonElement? last = await store.LastStepAsync(campaignId, cancellationToken) is { } newest ? JsonDocument.Parse(newest.Json).RootElement.Clone() : null;
 
             if (parseResult.GetValue(json))
             {

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using DeepSeekRL.Storage.Database;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Storage.Database;
 using Npgsql;
 
 namespace DeepSeekRL.Silo.Database;
@@ -100,15 +100,8 @@ public static class DbCommands
             throw new CliException(error);
         }
 
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var command = new NpgsqlCommand(
-            "SELECT current_setting('server_version'), (SELECT max(version) FROM schema_version) FROM (SELECT to_regclass('schema_version') IS NOT NULL) AS t(present) WHERE present " +
-            "UNION ALL SELECT current_setting('server_version'), NULL WHERE to_regclass('schema_version') IS NULL",
-            connection);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        var version = reader.GetString(0);
-        var schema = reader.IsDBNull(1) ? "none (not migrated yet)" : reader.GetInt32(1).ToString(CultureInfo.InvariantCulture);
+        var (version, schemaVersion) = await DatabaseConnector.DescribeAsync(dataSource, cancellationToken);
+        var schema = schemaVersion is { } v ? v.ToString(CultureInfo.InvariantCulture) : "none (not migrated yet)";
         Console.WriteLine($"server {target.Endpoint}: PostgreSQL {version}; schema version {schema}");
         return 0;
     }

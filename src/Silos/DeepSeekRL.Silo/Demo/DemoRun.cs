@@ -17,6 +17,7 @@ using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Silo.Diagnostics;
 using DeepSeekRL.Silo.Model;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Stores;
 using Npgsql;
 using SftExample = DeepSeekRL.Model.Training.SftExample;
 
@@ -674,13 +675,10 @@ internal sealed class DemoRun
     private async Task<List<JsonObject>> Evaluations(long id, CancellationToken cancellationToken)
     {
         var list = new List<JsonObject>();
-        await using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM evaluations WHERE campaign_id = $1 ORDER BY step");
-        command.Parameters.Add(new NpgsqlParameter { Value = id });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await new MetricsStore(_dataSource).EvaluationsAsync(id, -2, cancellationToken))
         {
-            var o = JsonNode.Parse(reader.GetString(1))!.AsObject();
-            o["step"] = reader.GetInt32(0) + 1;
+            var o = JsonNode.Parse(row.Json)!.AsObject();
+            o["step"] = row.Step + 1;
             list.Add(o);
         }
 
@@ -689,9 +687,7 @@ internal sealed class DemoRun
 
     private async Task<JsonObject?> LastStepMetrics(long id, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1");
-        command.Parameters.Add(new NpgsqlParameter { Value = id });
-        return await command.ExecuteScalarAsync(cancellationToken) is string text ? JsonNode.Parse(text)!.AsObject() : null;
+        return await new MetricsStore(_dataSource).LastStepAsync(id, cancellationToken) is { } last ? JsonNode.Parse(last.Json)!.AsObject() : null;
     }
 
     // A number whether it was parsed or created from a long or a double; NaN when missing or null.
@@ -708,13 +704,10 @@ internal sealed class DemoRun
             return list;
         }
 
-        await using var command = _dataSource.CreateCommand("SELECT step, metrics::text FROM step_metrics WHERE campaign_id = $1 ORDER BY step");
-        command.Parameters.Add(new NpgsqlParameter { Value = id.GetValue<long>() });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        foreach (var row in await new MetricsStore(_dataSource).StepsAsync(id.GetValue<long>(), -1, cancellationToken))
         {
-            var m = JsonNode.Parse(reader.GetString(1))!.AsObject();
-            list.Add(new DemoRlStep(reader.GetInt32(0) + 1, Number(m, "reward_mean"), Number(m, "response_length_mean")));
+            var m = JsonNode.Parse(row.Json)!.AsObject();
+            list.Add(new DemoRlStep(row.Step + 1, Number(m, "reward_mean"), Number(m, "response_length_mean")));
         }
 
         return list;
