@@ -84,6 +84,25 @@ public static class SiloHost
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
         builder.UseOrleans(silo => Configure(silo, dataSource, settings, threads, serviceId, clusterId));
         var host = builder.Build();
+        if (settings.Private)
+        {
+            // A private cluster ends with its process: once the silo has stopped (its row says Dead), the items it still
+            // held go back to pending and its membership rows go.
+            host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(() =>
+            {
+                try
+                {
+                    new Storage.Queue.WorkQueue(dataSource).RescueAsync(CancellationToken.None).Wait(TimeSpan.FromSeconds(5));
+                    new PostgresMembershipTable(dataSource, Microsoft.Extensions.Options.Options.Create(new ClusterOptions { ClusterId = clusterId }),
+                        Microsoft.Extensions.Options.Options.Create(new MembershipTableOptions())).DeleteMembershipTableEntries(clusterId).Wait(TimeSpan.FromSeconds(5));
+                }
+                catch (AggregateException)
+                {
+                    // The rows stay; they are only listed, never used by another cluster.
+                }
+            });
+        }
+
         await host.StartAsync(cancellationToken);
         return host;
     }

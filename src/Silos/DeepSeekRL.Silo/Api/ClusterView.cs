@@ -39,9 +39,13 @@ internal static class ClusterView
             }
         }
 
+        // A silo that stopped writing I-am-alive (every 10 s) a minute ago is silent: a process killed while alone in
+        // its cluster (a killed 'campaign run') is never declared dead by anyone. Silent and dead silos show for 10 minutes.
+        var now = TimeProvider.System.GetUtcNow();
         var list = new JsonArray();
-        foreach (var row in rows.Where(r => r.Status != "Dead" || r.AliveAt > TimeProvider.System.GetUtcNow().AddMinutes(-10)).Take(200))
+        foreach (var row in rows.Where(r => r.AliveAt > now.AddMinutes(-10) || (r.Status != "Dead" && r.Status != "Active")).Take(200))
         {
+            var state = row.Status == "Active" && row.AliveAt < now.AddMinutes(-1) ? "silent" : row.Status.ToLowerInvariant();
             var node = new JsonObject
             {
                 ["node_id"] = row.Name,
@@ -49,7 +53,7 @@ internal static class ClusterView
                 ["address"] = row.Address,
                 ["generation"] = row.Generation,
                 ["roles"] = new JsonArray([.. row.Roles.Select(r => (JsonNode?)r)]),
-                ["state"] = row.Status.ToLowerInvariant(),
+                ["state"] = state,
                 ["alive_at"] = row.AliveAt,
                 ["started_at"] = row.StartedAt,
                 ["host"] = row.Host,
