@@ -14,6 +14,12 @@ public sealed class BenchReport
     /// <param name="note">What it is and, where there is one, the target.</param>
     public void Add(string name, double value, string note) => _metrics.Add((name, value, note));
 
+    /// <summary>The metrics added so far, in order.</summary>
+    public IEnumerable<(string Name, double Value)> Values => _metrics.Select(m => (m.Name, m.Value));
+
+    /// <summary>The note of each metric added so far.</summary>
+    public IEnumerable<(string Name, string Note)> Notes => _metrics.Select(m => (m.Name, m.Note));
+
     /// <summary>Writes the JSON file and prints the table.</summary>
     /// <param name="jsonPath">The JSON file, or <see langword="null"/>.</param>
     /// <param name="title">The table title.</param>

@@ -18,9 +18,39 @@ namespace DeepSeekRL.Silo.Benchmarks;
 /// </summary>
 internal static partial class CampaignBenchmark
 {
-    private static async Task ClusterFaultsAsync(BenchDatabase db, string spec, BenchReport report, CancellationToken cancellationToken)
+    private static async Task ClusterFaultsAsync(BenchDatabase db, string spec, int runs, BenchReport report, CancellationToken cancellationToken)
     {
-        var id = await CreateAsync(db.DataSource, spec.Replace($"\"steps\": {Steps}", "\"steps\": 60", StringComparison.Ordinal), cancellationToken);
+        var figures = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+        var notes = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var run = 0; run < runs; run++)
+        {
+            var one = new BenchReport();
+            await ClusterFaultsRunAsync(db, spec, one, cancellationToken);
+            foreach (var (name, note) in one.Notes)
+            {
+                notes[name] = note;
+            }
+
+            foreach (var (name, value) in one.Values)
+            {
+                (figures.TryGetValue(name, out var list) ? list : figures[name] = []).Add(value);
+            }
+        }
+
+        foreach (var (name, values) in figures)
+        {
+            report.Add(name, BenchReport.Median(values), notes[name] + $" (median of {values.Count} runs)");
+        }
+    }
+
+    private static async Task ClusterFaultsRunAsync(
+        BenchDatabase db, string spec, BenchReport report, CancellationToken cancellationToken)
+    {
+        // The small campaign again, long enough for three kills.
+        var longSpec = Path.Combine(Path.GetDirectoryName(spec)!, "bench-faults.json");
+        await File.WriteAllTextAsync(longSpec, (await File.ReadAllTextAsync(spec, cancellationToken))
+            .Replace($"\"steps\": {Steps}", "\"steps\": 400", StringComparison.Ordinal), cancellationToken);
+        var id = await CreateAsync(db.DataSource, longSpec, cancellationToken);
         var silos = new Dictionary<string, Child>();
         try
         {
@@ -32,8 +62,11 @@ internal static partial class CampaignBenchmark
             // The bench process joins the cluster with no grain role: every call it makes is cross-silo.
             var settings = new SiloSettings { Name = $"bench-client-{Environment.ProcessId}", Roles = [SiloRoles.Api] };
             using var client = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
-            var campaign = client.Services.GetRequiredService<IGrainFactory>().GetGrain<ICampaignGrain>(id);
             await WaitForStepsAsync(db.DataSource, id, 3, TimeSpan.FromMinutes(3), cancellationToken);
+
+            // This silo hosts no campaign grain: the interface resolves through the cluster manifest, which it has
+            // by now (right after joining it may not).
+            var campaign = client.Services.GetRequiredService<IGrainFactory>().GetGrain<ICampaignGrain>(id);
 
             var latencies = new List<double>();
             for (var i = 0; i < 2000; i++)
@@ -237,8 +270,16 @@ internal static partial class CampaignBenchmark
             return child;
         }
 
+        private bool _killed;
+
         public void Kill()
         {
+            if (_killed)
+            {
+                return;
+            }
+
+            _killed = true;
             if (!process.HasExited)
             {
                 process.Kill(entireProcessTree: true);

@@ -74,7 +74,7 @@ internal static partial class CampaignBenchmark
                     $"{silos} rollout silo process(es) with 1 kernel thread each, reward + learner in the bench process");
             }
 
-            await ClusterFaultsAsync(db, spec, report, cancellationToken);
+            await ClusterFaultsAsync(db, spec, runs, report, cancellationToken);
         }
         finally
         {
