@@ -163,7 +163,8 @@ public sealed record ClaimedWork(
 
 /// <summary>What became of a claimed item.</summary>
 /// <param name="ItemId">The item.</param>
-/// <param name="Completed">Whether its result was written (or had been, by an earlier attempt's lost reply).</param>
+/// <param name="Completed">Whether its result was written (or had been, by an earlier attempt's lost reply); for a
+/// rollout, whether its result went to the write that commits it just after the call returns.</param>
 /// <param name="Error">Why not: the item was failed with this error (retried while attempts remain), or its lease had been lost.</param>
 [GenerateSerializer]
 [Immutable]

@@ -73,7 +73,11 @@ internal sealed partial class CampaignDrive(SiloServices services, ILearnerGrain
             var groups = await learner.StepGroupsAsync(step);
             if (groups is null)
             {
-                await learner.RecordEvaluationsAsync();
+                if (evaluate)
+                {
+                    await learner.RecordEvaluationsAsync();
+                }
+
                 await services.WaitForWorkAsync(cancellationToken);
                 continue;
             }
@@ -94,12 +98,16 @@ internal sealed partial class CampaignDrive(SiloServices services, ILearnerGrain
                 await campaign.EvaluateAsync(step, version, cancellationToken);
             }
 
-            await learner.RecordEvaluationsAsync();
+            if (evaluate)
+            {
+                await learner.RecordEvaluationsAsync();
+            }
+
             step++;
         }
 
         // The final evaluations, then done (the learner writes its last checkpoint and records completion, fenced).
-        while (await learner.RecordEvaluationsAsync() > 0)
+        while (evaluate && await learner.RecordEvaluationsAsync() > 0)
         {
             await services.WaitForWorkAsync(cancellationToken);
         }

@@ -48,6 +48,7 @@ public sealed class CampaignLearner
     private GrpoUpdater? _updater;
     private int _version;
     private Task _checkpoint = Task.CompletedTask;
+    private (int Step, List<LearnerSample> Samples)? _complete;
 
     /// <summary>Creates the learner of a campaign under a lease it already holds.</summary>
     /// <param name="definition">The campaign.</param>
@@ -178,7 +179,10 @@ public sealed class CampaignLearner
 
     private async Task<int> UsableGroupsAsync(int step, CancellationToken cancellationToken)
     {
-        var groups = Groups(await ReadSamplesAsync(step, cancellationToken), step);
+        // Once every item of the step has finished its rows are final: the close that follows uses this read.
+        var samples = await ReadSamplesAsync(step, cancellationToken);
+        _complete = (step, samples);
+        var groups = Groups(samples, step);
         return _definition.Spec.Algorithm.DynamicSampling && _definition.Trains ? groups.Count(HasSignal) : groups.Count;
     }
 
@@ -188,7 +192,8 @@ public sealed class CampaignLearner
         await _checkpoint;
         var stopwatch = Stopwatch.StartNew();
         var algorithm = _definition.Spec.Algorithm;
-        var samples = await ReadSamplesAsync(step, cancellationToken);
+        var samples = _complete is { } complete && complete.Step == step ? complete.Samples : await ReadSamplesAsync(step, cancellationToken);
+        _complete = null;
         var allGroups = Groups(samples, step);
         var groups = _definition.Spec.Algorithm.DynamicSampling && _definition.Trains
             ? allGroups.Where(HasSignal).Take(algorithm.PromptsPerStep).ToList()

@@ -17,6 +17,9 @@ namespace DeepSeekRL.Grains.Campaigns;
 [StatelessWorker]
 public sealed partial class RolloutWorkerGrain(SiloServices services, ILogger<RolloutWorkerGrain> logger) : Grain, IRolloutWorkerGrain
 {
+    // The transaction completing the last rollout item, still committing while the next item is sampled.
+    private Task _writing = Task.CompletedTask;
+
     /// <inheritdoc/>
     public Task<WorkOutcome[]> ProcessAsync(ClaimedWork[] items) => Task.Run(() => ProcessAllAsync(items, CancellationToken.None));
 
@@ -80,7 +83,29 @@ public sealed partial class RolloutWorkerGrain(SiloServices services, ILogger<Ro
         var work = CampaignJson.Deserialize<RolloutWork>(item.Payload, "rollout item");
         var definition = await services.Catalog.GetAsync(work.CampaignId, cancellationToken);
         var result = prepared ?? await services.Sampler.RolloutAsync(work, cancellationToken);
-        await WorkResults.CompleteRolloutAsync(services.Queue, item, work, definition.Train[work.PromptIndex].Prompt, result, cancellationToken);
+
+        // One write in flight: the previous item's commit finishes first, then this item's commits in the background
+        // while the pump leases and samples the next one, which takes the commit off the sampling's critical path.
+        // Nothing changes for exactly-once: the write commits only under this attempt's lease, and a write that fails
+        // fails the item (or its lease expires) for another attempt.
+        await _writing;
+        _writing = WriteAsync(item, work, definition.Train[work.PromptIndex].Prompt, result);
+    }
+
+    /// <inheritdoc/>
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        await _writing.WaitAsync(cancellationToken).ContinueWith(static _ => { }, TaskScheduler.Current);
+
+    private async Task WriteAsync(ClaimedItem item, RolloutWork work, string prompt, RolloutResult result)
+    {
+        try
+        {
+            await WorkResults.CompleteRolloutAsync(services.Queue, item, work, prompt, result, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            await WorkResults.FailAsync(services, item, logger, ex);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "batch of {Count} rollout items: {Type}: {Error}; processing them one by one")]

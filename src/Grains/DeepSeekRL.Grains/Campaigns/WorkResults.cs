@@ -44,19 +44,30 @@ internal static partial class WorkResults
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            var error = $"{ex.GetType().Name}: {FirstLine(ex.Message)}";
-            LogFailed(logger, item.Kind, item.Id, item.Attempt, error);
-            try
-            {
-                await services.Queue.FailAsync(item, error, retry: true, cancellationToken);
-            }
-            catch (Exception failEx) when (failEx is NpgsqlException or TimeoutException)
-            {
-                // The lease expires and the item is rescued.
-            }
-
-            return new WorkOutcome(item.Id, false, error);
+            return new WorkOutcome(item.Id, false, await FailAsync(services, item, logger, ex));
         }
+    }
+
+    /// <summary>Fails an item after an error (retried while attempts remain); says so in the log.</summary>
+    /// <param name="services">The silo's services.</param>
+    /// <param name="item">The item.</param>
+    /// <param name="logger">The log.</param>
+    /// <param name="exception">What went wrong.</param>
+    /// <returns>The error recorded.</returns>
+    public static async Task<string> FailAsync(SiloServices services, ClaimedItem item, ILogger logger, Exception exception)
+    {
+        var error = $"{exception.GetType().Name}: {FirstLine(exception.Message)}";
+        LogFailed(logger, item.Kind, item.Id, item.Attempt, error);
+        try
+        {
+            await services.Queue.FailAsync(item, error, retry: true, CancellationToken.None);
+        }
+        catch (Exception failEx) when (failEx is NpgsqlException or TimeoutException)
+        {
+            // The lease expires and the item is rescued.
+        }
+
+        return error;
     }
 
     /// <summary>Completes a rollout item with its completions, its reward item and counters, in one transaction.</summary>
