@@ -177,6 +177,29 @@ public static class SiloHost
         }
     }
 
+    /// <summary>Waits until the host (and so the silo) has started; background services start their loops after it.</summary>
+    /// <param name="lifetime">The host's lifetime.</param>
+    /// <param name="stoppingToken">The service's stopping token.</param>
+    /// <returns>True once started; false if the host stops first.</returns>
+    public static async Task<bool> WaitUntilStartedAsync(IHostApplicationLifetime lifetime, CancellationToken stoppingToken)
+    {
+        ArgumentNullException.ThrowIfNull(lifetime);
+        var started = new TaskCompletionSource();
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        using (stoppingToken.Register(() => started.TrySetCanceled(stoppingToken)))
+        {
+            try
+            {
+                await started.Task;
+                return true;
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+
     /// <summary>A port free on <paramref name="address"/> right now.</summary>
     /// <param name="address">The address.</param>
     /// <returns>The port.</returns>

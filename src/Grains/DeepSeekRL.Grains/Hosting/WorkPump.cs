@@ -27,18 +27,9 @@ internal sealed partial class WorkPump(
     /// <inheritdoc/>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var started = new TaskCompletionSource();
-        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
-        using (stoppingToken.Register(() => started.TrySetCanceled(stoppingToken)))
+        if (!await SiloHost.WaitUntilStartedAsync(lifetime, stoppingToken))
         {
-            try
-            {
-                await started.Task;
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            return;
         }
 
         var loops = new List<Task>
