@@ -24,7 +24,7 @@ public sealed class DemoDatasetTests : IDisposable
         var dataset = new DatasetSpec { Path = path };
         for (var i = 0; i < tasks.Count; i++)
         {
-            Assert.Null(CampaignRepository.ParseRow(lines[i], dataset, out var row));
+            Assert.Null(CampaignCreator.ParseRow(lines[i], dataset, out var row));
             Assert.Equal(tasks[i].Prompt, row!.Prompt);
             Assert.Equal(tasks[i].Kind == DemoTask.Countdown ? null : tasks[i].Answer, row.Answer); // Countdown rows carry no gold answer
             Assert.Equal(tasks[i].Kind, row.Fields["kind"].GetString());

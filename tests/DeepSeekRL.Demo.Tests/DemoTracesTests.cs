@@ -249,7 +249,7 @@ public sealed partial class DemoTracesTests
         var inputs = tasks.Select(t =>
         {
             // Through the campaign's own row parser, so the rules see the fields a campaign would pass them.
-            Assert.Null(CampaignRepository.ParseRow(DemoDataset.ToJsonLine(t), dataset, out var row));
+            Assert.Null(CampaignCreator.ParseRow(DemoDataset.ToJsonLine(t), dataset, out var row));
             return new RewardInput(row!.Prompt, completion(t), row.Answer, Fields: row.Fields);
         }).ToList();
         return await Rules.ScoreAsync(inputs, Ct);

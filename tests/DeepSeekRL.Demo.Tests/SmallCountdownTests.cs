@@ -103,7 +103,7 @@ public sealed partial class SmallCountdownTests
         var inputs = tasks.Select((t, i) =>
         {
             // Through the campaign's own row parser, as a campaign would pass the row to the rules.
-            Assert.Null(CampaignRepository.ParseRow(DemoDataset.ToJsonLine(t), dataset, out var row));
+            Assert.Null(CampaignCreator.ParseRow(DemoDataset.ToJsonLine(t), dataset, out var row));
             Assert.Null(row!.Answer);
             return new RewardInput(row.Prompt, DemoTraces.Search(t), row.Answer, Fields: row.Fields);
         }).ToList();

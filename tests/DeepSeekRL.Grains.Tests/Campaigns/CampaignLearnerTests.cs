@@ -1,5 +1,6 @@
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Storage.Stores;
 
 namespace DeepSeekRL.Grains.Tests.Campaigns;
 
@@ -9,8 +10,8 @@ public sealed class CampaignLearnerTests
     // Two groups of 4 with different spreads: group 0 rewards {0,0,1,1}, group 1 rewards {0,0,0,3}.
     private static readonly double[][] Rewards = [[0, 0, 1, 1], [0, 0, 0, 3]];
 
-    private static List<List<LearnerSample>> Groups() =>
-        Rewards.Select((g, r) => g.Select((x, i) => new LearnerSample(r * 4 + i, r, i, r, 0, [1], [], x, "stop")).ToList()).ToList();
+    private static List<List<StepSample>> Groups() =>
+        Rewards.Select((g, r) => g.Select((x, i) => new StepSample(r * 4 + i, r, i, r, 0, [1], [], x, "stop")).ToList()).ToList();
 
     [Fact]
     public void StepAdvantages_D10_BatchNormalisationWithGroupsOfDifferentSpreads_DividesByTheStepStd()

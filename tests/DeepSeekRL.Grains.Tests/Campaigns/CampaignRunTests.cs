@@ -6,6 +6,7 @@ using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 using Npgsql;
 
@@ -46,7 +47,7 @@ public sealed class CampaignRunTests : IDisposable
     {
         var validation = CampaignSpecValidator.Load(specPath);
         Assert.True(validation.Spec is not null, string.Join("; ", validation.Errors));
-        var created = await new CampaignRepository(dataSource).CreateAsync(
+        var created = await new CampaignCreator(new CampaignStore(dataSource)).CreateAsync(
             validation.Spec!, await File.ReadAllTextAsync(specPath, Ct), Path.GetDirectoryName(specPath)!, new PolicyRegistry(dataSource), Ct);
         Assert.True(created.Succeeded, created.Error);
         return created.Value.Id;
@@ -56,7 +57,7 @@ public sealed class CampaignRunTests : IDisposable
     {
         var settings = new SiloSettings { CampaignId = id, Name = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch, Private = true };
         using var silo = await SiloHost.StartAsync(dataSource, settings, 1, null, Ct);
-        var repository = new CampaignRepository(dataSource);
+        var repository = new CampaignStore(dataSource);
         var deadline = TimeProvider.System.GetUtcNow() + timeout;
         while (true)
         {
@@ -213,7 +214,7 @@ public sealed class CampaignRunTests : IDisposable
             """{"prompt": "What is 5 + 5?", "answer": "10"}""") + "\n", Ct);
         var spec = WriteSpec("malformed", """{"rules": [{"rule": "accuracy"}]}""", dataset: data);
         var validation = CampaignSpecValidator.Load(spec);
-        var created = await new CampaignRepository(db.DataSource).CreateAsync(
+        var created = await new CampaignCreator(new CampaignStore(db.DataSource)).CreateAsync(
             validation.Spec!, await File.ReadAllTextAsync(spec, Ct), _dir, new PolicyRegistry(db.DataSource), Ct);
         Assert.True(created.Succeeded, created.Error);
         Assert.Equal(6, created.Value.MalformedRows);
@@ -221,7 +222,7 @@ public sealed class CampaignRunTests : IDisposable
         Assert.Contains(created.Value.Warnings, w => w.StartsWith("data.jsonl line 2: invalid JSON", StringComparison.Ordinal));
         Assert.Contains("data.jsonl line 3: field \"prompt\" is number; expected a non-empty string; skipped", created.Value.Warnings);
         Assert.Contains("data.jsonl line 7: field \"answer\" is object; expected a string or number; skipped", created.Value.Warnings);
-        var status = await new CampaignRepository(db.DataSource).GetStatusAsync(created.Value.Id, Ct);
+        var status = await new CampaignStore(db.DataSource).GetStatusAsync(created.Value.Id, Ct);
         Assert.Equal(6L, status!.Counters["dataset_malformed_rows"]);
     }
 
@@ -294,7 +295,7 @@ public sealed class CampaignRunTests : IDisposable
         var id = await CreateAsync(db.DataSource, WriteSpec("lifecycle", """{"rules": [{"rule": "accuracy"}]}"""));
         await using var services = new SiloServices(db.DataSource);
         var definition = await services.Catalog.GetAsync(id, Ct);
-        var campaign = new CampaignSteps(definition, services.Repository, services.Queue);
+        var campaign = new CampaignSteps(definition, services.Campaigns, services.Queue);
         Assert.Equal(CampaignState.Running, await campaign.StartAsync(Ct));
         Assert.Equal(CampaignState.Paused, await campaign.PauseAsync(Ct));
         Assert.Equal(CampaignState.Running, await campaign.ResumeAsync(Ct));

@@ -6,6 +6,7 @@ using DeepSeekRL.Rewards.Countdown;
 using DeepSeekRL.Rewards.Format;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Grains.Tests.Campaigns;
@@ -158,9 +159,9 @@ public sealed class MixedRulesTests : IDisposable
             """, Ct);
         var validation = CampaignSpecValidator.Load(spec);
         Assert.True(validation.Spec is not null, string.Join("; ", validation.Errors));
-        var created = await new CampaignRepository(dataSource).CreateAsync(
+        var created = await new CampaignCreator(new CampaignStore(dataSource)).CreateAsync(
             validation.Spec!, await File.ReadAllTextAsync(spec, Ct), _dir, new PolicyRegistry(dataSource), Ct);
         Assert.True(created.Succeeded, created.Error);
-        return await CampaignDefinition.LoadAsync(dataSource, created.Value.Id, Ct);
+        return await CampaignDefinition.LoadAsync(new CampaignStore(dataSource), created.Value.Id, Ct);
     }
 }

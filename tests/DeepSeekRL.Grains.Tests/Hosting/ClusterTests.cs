@@ -6,6 +6,7 @@ using DeepSeekRL.Storage.Membership;
 using DeepSeekRL.Storage.Nodes;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Singletons;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 using Npgsql;
 
@@ -89,7 +90,7 @@ public sealed class ClusterTests : IDisposable
         // Learner A opens; its silo is then declared dead (as Orleans would write it), and learner B takes over.
         var a = await leases.TryAcquireAsync(name, new NodeIdentity("silo-a", 1), TimeSpan.FromMinutes(5), Ct);
         Assert.NotNull(a);
-        var stale = new CampaignLearner(definition, db.DataSource, leases, a, services.Registry, 1);
+        var stale = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), a, services.Registry, 1);
         Assert.Equal(0, await stale.ActivateAsync(Ct));
         Assert.Null(await leases.TryAcquireAsync(name, new NodeIdentity("silo-b", 1), TimeSpan.FromMinutes(5), Ct));
         await ExecuteAsync(db.DataSource, "INSERT INTO membership_versions (cluster_id) VALUES ('test')");
@@ -104,7 +105,7 @@ public sealed class ClusterTests : IDisposable
         await Assert.ThrowsAsync<LeaseLostException>(() => stale.CompleteCampaignAsync(Ct));
         Assert.Equal("created", await ScalarAsync<string>(db.DataSource, $"SELECT state FROM campaigns WHERE id = {id}"));
         Assert.Equal(0L, await ScalarAsync<long>(db.DataSource, $"SELECT count(*) FROM step_metrics WHERE campaign_id = {id}"));
-        var successor = new CampaignLearner(definition, db.DataSource, leases, b, services.Registry, 1);
+        var successor = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), b, services.Registry, 1);
         Assert.Equal(0, await successor.ActivateAsync(Ct));
     }
 
@@ -140,7 +141,7 @@ public sealed class ClusterTests : IDisposable
             """, Ct);
         var validation = CampaignSpecValidator.Load(path);
         Assert.True(validation.Spec is not null, string.Join("; ", validation.Errors));
-        var created = await new CampaignRepository(dataSource).CreateAsync(
+        var created = await new CampaignCreator(new CampaignStore(dataSource)).CreateAsync(
             validation.Spec!, await File.ReadAllTextAsync(path, Ct), _dir, new PolicyRegistry(dataSource), Ct);
         Assert.True(created.Succeeded, created.Error);
         return created.Value.Id;

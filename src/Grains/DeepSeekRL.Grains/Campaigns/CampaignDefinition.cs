@@ -5,15 +5,9 @@ using DeepSeekRL.Model.Config;
 using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
-using Npgsql;
+using DeepSeekRL.Storage.Stores;
 
 namespace DeepSeekRL.Grains.Campaigns;
-
-/// <summary>One dataset row of a campaign.</summary>
-/// <param name="Prompt">The question.</param>
-/// <param name="Answer">The gold answer, if any.</param>
-/// <param name="Fields">The row's other fields (for rules that read them).</param>
-public sealed record CampaignPrompt(string Prompt, string? Answer, IReadOnlyDictionary<string, JsonElement> Fields);
 
 /// <summary>
 /// What every silo needs to work on a campaign, read from PostgreSQL (never from the spec's files): the validated
@@ -103,32 +97,18 @@ public sealed class CampaignDefinition : IDisposable
     public string ScoredText(string completion) =>
         Spec.Dataset.Template == PromptTemplate.R1 ? ChatTemplate.ThinkOpen + completion : completion;
 
-    /// <summary>Loads a campaign's definition from the database.</summary>
-    /// <param name="dataSource">The database.</param>
+    /// <summary>Loads a campaign's definition from the campaign store.</summary>
+    /// <param name="store">The campaign store.</param>
     /// <param name="campaignId">The campaign.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The definition.</returns>
     /// <exception cref="InvalidDataException">The campaign does not exist or its stored spec no longer validates.</exception>
-    public static async Task<CampaignDefinition> LoadAsync(NpgsqlDataSource dataSource, long campaignId, CancellationToken cancellationToken)
+    public static async Task<CampaignDefinition> LoadAsync(CampaignStore store, long campaignId, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(dataSource);
-        string specJson, baseDir;
-        string? tokenizerJson, configJson;
-        await using (var command = dataSource.CreateCommand("SELECT spec::text, base_dir, tokenizer, model_config FROM campaigns WHERE id = $1"))
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                throw new InvalidDataException($"campaign {campaignId} does not exist");
-            }
-
-            specJson = reader.GetString(0);
-            baseDir = reader.GetString(1);
-            tokenizerJson = reader.IsDBNull(2) ? null : reader.GetString(2);
-            configJson = reader.IsDBNull(3) ? null : reader.GetString(3);
-        }
-
+        ArgumentNullException.ThrowIfNull(store);
+        var stored = await store.LoadAsync(campaignId, cancellationToken)
+            ?? throw new InvalidDataException($"campaign {campaignId} does not exist");
+        var (specJson, baseDir, tokenizerJson, configJson) = (stored.SpecJson, stored.BaseDirectory, stored.Tokenizer, stored.ModelConfig);
         using var document = JsonDocument.Parse(specJson);
         var validation = CampaignSpecValidator.Validate(document.RootElement, baseDir, checkFiles: false);
         var spec = validation.Spec ?? throw new InvalidDataException($"campaign {campaignId}: stored spec is invalid: {string.Join("; ", validation.Errors)}");
@@ -154,21 +134,7 @@ public sealed class CampaignDefinition : IDisposable
             config = parsed ?? throw new InvalidDataException($"campaign {campaignId}: stored model config is invalid: {configError}");
         }
 
-        var train = new List<CampaignPrompt>();
-        var eval = new List<CampaignPrompt>();
-        await using (var command = dataSource.CreateCommand("SELECT split, prompt, answer, fields::text FROM campaign_prompts WHERE campaign_id = $1 ORDER BY split, idx"))
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = campaignId });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                var fields = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(reader.GetString(3)) ?? [];
-                var row = new CampaignPrompt(reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), fields);
-                (reader.GetString(0) == "train" ? train : eval).Add(row);
-            }
-        }
-
-        return new CampaignDefinition(campaignId, spec, train, eval, tokenizer, config, configJson, pipeline, plugins);
+        return new CampaignDefinition(campaignId, spec, stored.Train, stored.Eval, tokenizer, config, configJson, pipeline, plugins);
     }
 
     /// <inheritdoc/>
@@ -176,8 +142,8 @@ public sealed class CampaignDefinition : IDisposable
 }
 
 /// <summary>The definitions a process has loaded, one per campaign (a campaign's inputs never change).</summary>
-/// <param name="dataSource">The database.</param>
-public sealed class CampaignCatalog(NpgsqlDataSource dataSource) : IDisposable
+/// <param name="store">The campaign store.</param>
+public sealed class CampaignCatalog(CampaignStore store) : IDisposable
 {
     private readonly ConcurrentDictionary<long, Lazy<Task<CampaignDefinition>>> _loaded = new();
 
@@ -187,7 +153,7 @@ public sealed class CampaignCatalog(NpgsqlDataSource dataSource) : IDisposable
     /// <returns>The definition.</returns>
     public async Task<CampaignDefinition> GetAsync(long campaignId, CancellationToken cancellationToken)
     {
-        var lazy = _loaded.GetOrAdd(campaignId, id => new Lazy<Task<CampaignDefinition>>(() => CampaignDefinition.LoadAsync(dataSource, id, CancellationToken.None)));
+        var lazy = _loaded.GetOrAdd(campaignId, id => new Lazy<Task<CampaignDefinition>>(() => CampaignDefinition.LoadAsync(store, id, CancellationToken.None)));
         try
         {
             return await lazy.Value.WaitAsync(cancellationToken);

@@ -24,7 +24,7 @@ internal sealed partial class CampaignDrive(SiloServices services, ILearnerGrain
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var definition = await services.Catalog.GetAsync(campaignId, cancellationToken);
-        var campaign = new CampaignSteps(definition, services.Repository, services.Queue);
+        var campaign = new CampaignSteps(definition, services.Campaigns, services.Queue);
         var status = await campaign.GetStatusAsync(cancellationToken);
         if (status.State is CampaignState.Cancelled or CampaignState.Completed or CampaignState.Failed)
         {

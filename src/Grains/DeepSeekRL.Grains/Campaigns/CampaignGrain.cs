@@ -26,7 +26,7 @@ public sealed partial class CampaignGrain(SiloServices services, Orleans.Runtime
     /// <inheritdoc/>
     public async Task<CampaignState> EnsureRunningAsync()
     {
-        var state = (await services.Repository.GetStatusAsync(Id, _stop.Token))?.State
+        var state = (await services.Campaigns.GetStatusAsync(Id, _stop.Token))?.State
             ?? throw new InvalidOperationException($"campaign {Id} does not exist");
         if (state is CampaignState.Completed or CampaignState.Cancelled or CampaignState.Failed)
         {
@@ -63,7 +63,7 @@ public sealed partial class CampaignGrain(SiloServices services, Orleans.Runtime
     }
 
     private async Task<CampaignState> TransitionAsync(CampaignState to, CampaignState[] from) =>
-        await services.Repository.TransitionAsync(Id, to, from, null, CancellationToken.None)
+        await services.Campaigns.TransitionAsync(Id, to, from, null, CancellationToken.None)
         ?? throw new InvalidOperationException($"campaign {Id} does not exist");
 
     // Drives until the campaign ends or the activation stops; a failed drive starts over after a short delay.
@@ -85,7 +85,7 @@ public sealed partial class CampaignGrain(SiloServices services, Orleans.Runtime
             catch (InvalidDataException ex)
             {
                 LogFailed(logger, Id, ex.Message);
-                await services.Repository.TransitionAsync(Id, CampaignState.Failed,
+                await services.Campaigns.TransitionAsync(Id, CampaignState.Failed,
                     [CampaignState.Created, CampaignState.Running, CampaignState.Paused], FirstLine(ex.Message), CancellationToken.None);
                 return;
             }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Checkpoints;
@@ -9,11 +8,8 @@ using DeepSeekRL.Model.PolicyLosses;
 using DeepSeekRL.Model.Reinforcement;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Storage.Policies;
-using DeepSeekRL.Storage.Resilience;
 using DeepSeekRL.Storage.Singletons;
-using Npgsql;
-using NpgsqlTypes;
-using Polly;
+using DeepSeekRL.Storage.Stores;
 using AdvantageNormalization = DeepSeekRL.Campaigns.Specs.AdvantageNormalization;
 using KlEstimator = DeepSeekRL.Campaigns.Specs.KlEstimator;
 using LossAggregation = DeepSeekRL.Campaigns.Specs.LossAggregation;
@@ -22,10 +18,6 @@ using ModelKlEstimator = DeepSeekRL.Model.PolicyLosses.KlEstimator;
 using ModelLossAggregation = DeepSeekRL.Model.PolicyLosses.LossAggregation;
 
 namespace DeepSeekRL.Grains.Campaigns;
-
-/// <summary>A campaign's completion as the learner reads it.</summary>
-internal sealed record LearnerSample(
-    long Id, int Round, int Slot, int PromptIndex, int PolicyVersion, int[] Tokens, float[] LogProbs, double Reward, string FinishReason);
 
 /// <summary>
 /// A campaign's learner, a fenced singleton: it holds the lease <c>learner/{id}</c>, and every write it makes (policy
@@ -36,11 +28,9 @@ internal sealed record LearnerSample(
 public sealed partial class CampaignLearner
 {
     private readonly CampaignDefinition _definition;
-    private readonly NpgsqlDataSource _dataSource;
-    private readonly SingletonLeases _leases;
+    private readonly LearnerStore _store;
     private readonly SingletonLease _lease;
     private readonly PolicyRegistry _registry;
-    private readonly ResiliencePipeline _pipeline;
     private readonly int _threads;
     private ModelWeights? _policy;
     private ModelWeights? _reference;
@@ -48,27 +38,21 @@ public sealed partial class CampaignLearner
     private GrpoUpdater? _updater;
     private int _version;
     private Task _checkpoint = Task.CompletedTask;
-    private (int Step, List<LearnerSample> Samples)? _complete;
+    private (int Step, List<StepSample> Samples)? _complete;
 
     /// <summary>Creates the learner of a campaign under a lease it already holds.</summary>
     /// <param name="definition">The campaign.</param>
-    /// <param name="dataSource">The database.</param>
-    /// <param name="leases">The singleton leases.</param>
+    /// <param name="store">The learner's rows.</param>
     /// <param name="lease">The learner's lease.</param>
     /// <param name="registry">The policy registry.</param>
     /// <param name="threads">Kernel threads.</param>
-    /// <param name="pipeline">The database resilience pipeline.</param>
-    public CampaignLearner(
-        CampaignDefinition definition, NpgsqlDataSource dataSource, SingletonLeases leases, SingletonLease lease, PolicyRegistry registry,
-        int threads = 2, ResiliencePipeline? pipeline = null)
+    public CampaignLearner(CampaignDefinition definition, LearnerStore store, SingletonLease lease, PolicyRegistry registry, int threads = 2)
     {
         _definition = definition;
-        _dataSource = dataSource;
-        _leases = leases;
+        _store = store;
         _lease = lease;
         _registry = registry;
         _threads = threads;
-        _pipeline = pipeline ?? DatabaseResilience.Default;
     }
 
     /// <summary>The lease name of a campaign's learner.</summary>
@@ -92,42 +76,24 @@ public sealed partial class CampaignLearner
     public async Task<int> ActivateAsync(CancellationToken cancellationToken)
     {
         // The newest checkpoint: the optimizer state at a step, whose weights are that step's policy version.
-        (int Step, int Version, byte[] Optimizer)? checkpoint = await _pipeline.ExecuteAsync(async ct =>
-        {
-            await using var command = _dataSource.CreateCommand(
-                "SELECT step, policy_version, optimizer, sha256 FROM learner_checkpoints WHERE campaign_id = $1 ORDER BY step DESC LIMIT 1");
-            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            if (!await reader.ReadAsync(ct))
-            {
-                return ((int, int, byte[])?)null;
-            }
-
-            var bytes = reader.GetFieldValue<byte[]>(2);
-            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != reader.GetString(3))
-            {
-                throw new InvalidDataException($"campaign {_definition.Id}: learner checkpoint of step {reader.GetInt32(0)} fails its checksum");
-            }
-
-            return (reader.GetInt32(0), reader.GetInt32(1), bytes);
-        }, cancellationToken);
+        var checkpoint = await _store.LatestCheckpointAsync(_definition.Id, cancellationToken);
 
         if (!_definition.Trains)
         {
             _version = 0;
-            return checkpoint is { } c ? c.Step + 1 : 0;
+            return checkpoint is null ? 0 : checkpoint.Step + 1;
         }
 
         var config = _definition.Config!;
-        _version = checkpoint?.Version ?? 0;
+        _version = checkpoint?.PolicyVersion ?? 0;
         _policy = await LoadVersionAsync(_version, cancellationToken);
         var specs = ParameterLayout.Parameters(config);
-        if (checkpoint is { } saved)
+        if (checkpoint is not null)
         {
             var directory = Directory.CreateTempSubdirectory("deepseekrl-optimizer-").FullName;
             try
             {
-                await File.WriteAllBytesAsync(Path.Combine(directory, AdamW.FileName), saved.Optimizer, cancellationToken);
+                await File.WriteAllBytesAsync(Path.Combine(directory, AdamW.FileName), checkpoint.Optimizer, cancellationToken);
                 _optimizer = AdamW.Load(directory, specs, OptimizerOptions());
             }
             finally
@@ -146,35 +112,14 @@ public sealed partial class CampaignLearner
         }
 
         _updater = new GrpoUpdater(_policy, _reference, _optimizer, UpdaterOptions());
-        return checkpoint is { } done ? done.Step + 1 : 0;
+        return checkpoint is null ? 0 : checkpoint.Step + 1;
     }
 
     /// <inheritdoc/>
     public async Task<int?> StepGroupsAsync(int step, CancellationToken cancellationToken)
     {
-        return await _pipeline.ExecuteAsync(async ct =>
-        {
-            await using var command = _dataSource.CreateCommand("""
-                SELECT count(*) FILTER (WHERE kind = 'rollout'),
-                       count(*) FILTER (WHERE kind = 'rollout' AND state IN ('completed', 'failed', 'cancelled')),
-                       count(*) FILTER (WHERE kind = 'rollout' AND state = 'completed'),
-                       count(*) FILTER (WHERE kind = 'reward'),
-                       count(*) FILTER (WHERE kind = 'reward' AND state IN ('completed', 'failed', 'cancelled'))
-                  FROM work_items
-                 WHERE campaign_id = $1 AND (payload->>'step')::int = $2 AND kind IN ('rollout', 'reward')
-                """);
-            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            command.Parameters.Add(new NpgsqlParameter { Value = step });
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            await reader.ReadAsync(ct);
-            long rollouts = reader.GetInt64(0), rolloutsDone = reader.GetInt64(1), rolloutsOk = reader.GetInt64(2), rewards = reader.GetInt64(3), rewardsDone = reader.GetInt64(4);
-            if (rollouts == 0 || rolloutsDone < rollouts || rewards < rolloutsOk || rewardsDone < rewards)
-            {
-                return (int?)null;
-            }
-
-            return (int?)await UsableGroupsAsync(step, ct);
-        }, cancellationToken);
+        var items = await _store.StepItemsAsync(_definition.Id, step, cancellationToken);
+        return items.Finished ? await UsableGroupsAsync(step, cancellationToken) : null;
     }
 
     private async Task<int> UsableGroupsAsync(int step, CancellationToken cancellationToken)
@@ -280,33 +225,13 @@ public sealed partial class CampaignLearner
 
         metrics["learner_seconds"] = stopwatch.Elapsed.TotalSeconds;
         var json = metrics.ToJsonString(CampaignJson.Options);
-        var committed = await _leases.WriteFencedAsync(_lease, async (connection, transaction, ct) =>
+        var (committed, existed) = await _store.RecordStepAsync(_lease, _definition.Id, step, json, published, ReplayMismatches, cancellationToken);
+        replayed |= existed;
+        if (committed)
         {
-            await using (var insert = new NpgsqlCommand(
-                "INSERT INTO step_metrics (campaign_id, step, epoch, metrics) VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, step) DO NOTHING",
-                connection, transaction))
-            {
-                insert.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-                insert.Parameters.Add(new NpgsqlParameter { Value = step });
-                insert.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
-                insert.Parameters.Add(new NpgsqlParameter { Value = json, NpgsqlDbType = NpgsqlDbType.Jsonb });
-                replayed |= await insert.ExecuteNonQueryAsync(ct) == 0;
-            }
+            ReplayMismatches = 0;
+        }
 
-            await using var progress = new NpgsqlCommand("""
-                UPDATE campaigns SET steps_completed = greatest(steps_completed, $2), policy_version = greatest(policy_version, $3), updated_at = now()
-                 WHERE id = $1
-                """, connection, transaction);
-            progress.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            progress.Parameters.Add(new NpgsqlParameter { Value = step + 1 });
-            progress.Parameters.Add(new NpgsqlParameter { Value = published });
-            await progress.ExecuteNonQueryAsync(ct);
-            if (ReplayMismatches > 0)
-            {
-                await CampaignRepository.AddCountersAsync(connection, transaction, _definition.Id, [new("learner_replay_mismatches", ReplayMismatches)], ct);
-                ReplayMismatches = 0;
-            }
-        }, cancellationToken);
         if (!committed)
         {
             throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease (epoch {_lease.Epoch}) was taken over; step {step} was not recorded by this learner");
@@ -333,14 +258,7 @@ public sealed partial class CampaignLearner
     public async Task CompleteCampaignAsync(CancellationToken cancellationToken)
     {
         await FlushAsync();
-        var committed = await _leases.WriteFencedAsync(_lease, async (connection, transaction, ct) =>
-        {
-            await using var done = new NpgsqlCommand(
-                "UPDATE campaigns SET state = 'completed', finished_at = now(), updated_at = now() WHERE id = $1 AND state IN ('running', 'paused')",
-                connection, transaction);
-            done.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            await done.ExecuteNonQueryAsync(ct);
-        }, cancellationToken);
+        var committed = await _store.CompleteCampaignAsync(_lease, _definition.Id, cancellationToken);
         if (!committed)
         {
             throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease was taken over before completion was recorded");
@@ -349,21 +267,7 @@ public sealed partial class CampaignLearner
 
     private async Task WriteCheckpointAsync(int step, int published, byte[] optimizerBytes, CancellationToken cancellationToken)
     {
-        var sha = Convert.ToHexStringLower(SHA256.HashData(optimizerBytes));
-        var committed = await _leases.WriteFencedAsync(_lease, async (connection, transaction, ct) =>
-        {
-            await using var save = new NpgsqlCommand("""
-                INSERT INTO learner_checkpoints (campaign_id, step, policy_version, epoch, optimizer, sha256) VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (campaign_id, step) DO NOTHING
-                """, connection, transaction);
-            save.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            save.Parameters.Add(new NpgsqlParameter { Value = step });
-            save.Parameters.Add(new NpgsqlParameter { Value = published });
-            save.Parameters.Add(new NpgsqlParameter { Value = _lease.Epoch });
-            save.Parameters.Add(new NpgsqlParameter { Value = optimizerBytes, NpgsqlDbType = NpgsqlDbType.Bytea });
-            save.Parameters.Add(new NpgsqlParameter { Value = sha });
-            await save.ExecuteNonQueryAsync(ct);
-        }, cancellationToken);
+        var committed = await _store.WriteCheckpointAsync(_lease, _definition.Id, new LearnerCheckpoint(step, published, optimizerBytes), cancellationToken);
         if (!committed)
         {
             throw new LeaseLostException($"campaign {_definition.Id}: the learner's lease was taken over; the checkpoint of step {step} was not written");
@@ -381,7 +285,7 @@ public sealed partial class CampaignLearner
             ModelCheckpoint.Save(store, directory);
             var file = Path.Combine(directory, ModelCheckpoint.WeightsFileName);
             var existing = await _registry.GetAsync(_definition.Id, version, cancellationToken);
-            var outcome = await _registry.PublishAsync(_definition.Id, version, file, Fence, cancellationToken);
+            var outcome = await _registry.PublishAsync(_definition.Id, version, file, SingletonLeases.Fence(_lease), cancellationToken);
             if (!outcome.Succeeded)
             {
                 if (existing is null)
@@ -404,13 +308,6 @@ public sealed partial class CampaignLearner
         {
             Directory.Delete(directory, recursive: true);
         }
-    }
-
-    private async Task<bool> Fence(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken ct)
-    {
-        await using var check = new NpgsqlCommand("SELECT epoch FROM singleton_leases WHERE name = $1 FOR SHARE", connection, transaction);
-        check.Parameters.Add(new NpgsqlParameter { Value = _lease.Name });
-        return await check.ExecuteScalarAsync(ct) is long epoch && epoch == _lease.Epoch;
     }
 
     private async Task<ModelWeights> LoadVersionAsync(int version, CancellationToken cancellationToken)
@@ -436,31 +333,10 @@ public sealed partial class CampaignLearner
         }
     }
 
-    private async Task<List<LearnerSample>> ReadSamplesAsync(int step, CancellationToken cancellationToken) =>
-        await _pipeline.ExecuteAsync(async ct =>
-        {
-            await using var command = _dataSource.CreateCommand("""
-                SELECT c.id, (w.payload->>'round')::int, (w.payload->>'slot')::int, (w.payload->>'prompt_index')::int, c.policy_version,
-                       c.token_ids, c.logprobs, coalesce(c.reward, 0), c.finish_reason
-                  FROM completions c JOIN work_items w ON w.id = c.item_id
-                 WHERE c.campaign_id = $1 AND c.step = $2 AND w.state = 'completed'
-                 ORDER BY 2, 3, c.sample_index
-                """);
-            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            command.Parameters.Add(new NpgsqlParameter { Value = step });
-            var list = new List<LearnerSample>();
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
-            {
-                list.Add(new LearnerSample(reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
-                    reader.GetFieldValue<int[]>(5), reader.GetFieldValue<float[]>(6), reader.GetDouble(7), reader.GetString(8)));
-            }
+    private Task<List<StepSample>> ReadSamplesAsync(int step, CancellationToken cancellationToken) =>
+        _store.StepSamplesAsync(_definition.Id, step, cancellationToken);
 
-            return list;
-        }, cancellationToken);
-
-    /// <summary>Groups by (round, slot); drops samples staler than allowed (counted in the metrics).</summary>
-    private List<List<LearnerSample>> Groups(List<LearnerSample> samples, int step)
+    private List<List<StepSample>> Groups(List<StepSample> samples, int step)
     {
         var oldest = step - _definition.Spec.Algorithm.AllowedStaleness;
         return samples
@@ -476,7 +352,7 @@ public sealed partial class CampaignLearner
     /// normalisation divides by the standard deviation of every reward the update uses (TRL's
     /// <c>scale_rewards="batch"</c>), not each group's own. Every group holds <paramref name="groupSize"/> samples.
     /// </summary>
-    internal static double[] StepAdvantages(IReadOnlyList<List<LearnerSample>> groups, int groupSize, AdvantageNormalization mode)
+    internal static double[] StepAdvantages(IReadOnlyList<List<StepSample>> groups, int groupSize, AdvantageNormalization mode)
     {
         var rewards = new double[groups.Count * groupSize];
         var k = 0;
@@ -498,13 +374,13 @@ public sealed partial class CampaignLearner
         return advantages;
     }
 
-    private static bool HasSignal(List<LearnerSample> group)
+    private static bool HasSignal(List<StepSample> group)
     {
         var first = group[0].Reward;
         return group.Any(s => Math.Abs(s.Reward - first) > 1e-8);
     }
 
-    private void AddRewardMetrics(JsonObject metrics, List<LearnerSample> samples, List<List<LearnerSample>> groups)
+    private void AddRewardMetrics(JsonObject metrics, List<StepSample> samples, List<List<StepSample>> groups)
     {
         var n = samples.Count;
         if (n == 0)
@@ -528,52 +404,30 @@ public sealed partial class CampaignLearner
 
     private async Task AddTimingMetricsAsync(JsonObject metrics, int step, CancellationToken cancellationToken)
     {
-        await _pipeline.ExecuteAsync(async ct =>
+        var timings = await _store.StepTimingsAsync(_definition.Id, step, cancellationToken);
+        if (timings.SamplingSeconds is { } sampling)
         {
-            await using var command = _dataSource.CreateCommand("""
-                SELECT w.kind, sum((r.result->>'seconds')::float8), sum(coalesce((r.result->>'policy_load_seconds')::float8, 0)),
-                       extract(epoch FROM min(w.created_at)), extract(epoch FROM max(w.finished_at))
-                  FROM work_items w JOIN work_results r ON r.item_id = w.id
-                 WHERE w.campaign_id = $1 AND (w.payload->>'step')::int = $2 AND w.kind IN ('rollout', 'reward')
-                 GROUP BY w.kind
-                """);
-            command.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            command.Parameters.Add(new NpgsqlParameter { Value = step });
-            await using var reader = await command.ExecuteReaderAsync(ct);
-            while (await reader.ReadAsync(ct))
-            {
-                var kind = reader.GetString(0);
-                metrics[kind == "rollout" ? "sampling_seconds" : "scoring_seconds"] = reader.IsDBNull(1) ? 0 : reader.GetDouble(1);
-                if (kind == "rollout")
-                {
-                    metrics["policy_load_seconds"] = reader.IsDBNull(2) ? 0 : reader.GetDouble(2);
-                    metrics["cut_at"] = reader.GetDouble(3);
-                }
-                else
-                {
-                    metrics["scored_at"] = reader.GetDouble(4);
-                }
-            }
+            metrics["sampling_seconds"] = sampling;
+            metrics["policy_load_seconds"] = timings.PolicyLoadSeconds;
+            metrics["cut_at"] = timings.CutAt;
+        }
 
-            await using var rules = _dataSource.CreateCommand("""
-                SELECT s.rule, avg(s.value), count(*) - count(s.value)
-                  FROM reward_scores s JOIN completions c ON c.id = s.completion_id
-                 WHERE c.campaign_id = $1 AND c.step = $2 GROUP BY s.rule ORDER BY s.rule
-                """);
-            rules.Parameters.Add(new NpgsqlParameter { Value = _definition.Id });
-            rules.Parameters.Add(new NpgsqlParameter { Value = step });
-            await using var ruleReader = await rules.ExecuteReaderAsync(ct);
-            var means = new JsonObject();
-            var missing = new JsonObject();
-            while (await ruleReader.ReadAsync(ct))
-            {
-                means[ruleReader.GetString(0)] = ruleReader.IsDBNull(1) ? null : ruleReader.GetDouble(1);
-                missing[ruleReader.GetString(0)] = ruleReader.GetInt64(2);
-            }
+        if (timings.ScoringSeconds is { } scoring)
+        {
+            metrics["scoring_seconds"] = scoring;
+            metrics["scored_at"] = timings.ScoredAt;
+        }
 
-            metrics["rewards"] = means;
-            metrics["missing_scores"] = missing;
-        }, cancellationToken);
+        var means = new JsonObject();
+        var missing = new JsonObject();
+        foreach (var rule in timings.Rules)
+        {
+            means[rule.Rule] = rule.Mean;
+            missing[rule.Rule] = rule.Missing;
+        }
+
+        metrics["rewards"] = means;
+        metrics["missing_scores"] = missing;
     }
 
     private AdamWOptions OptimizerOptions()

@@ -1,4 +1,5 @@
 using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Stores;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
@@ -22,14 +23,14 @@ public static class CampaignWork
 }
 
 /// <summary>
-/// A campaign's coordinator: lifecycle through the repository, and cutting of steps and evaluations into work
+/// A campaign's coordinator: lifecycle through the campaign store, and cutting of steps and evaluations into work
 /// items. Cutting is deterministic (prompt order and seeds depend only on the spec's seed and the step) and
 /// idempotent (items are keyed), so a restarted coordinator cuts the same work again without duplicating it.
 /// </summary>
 /// <param name="definition">The campaign.</param>
-/// <param name="repository">The campaign store.</param>
+/// <param name="store">The campaign store.</param>
 /// <param name="queue">The work queue.</param>
-public sealed class CampaignSteps(CampaignDefinition definition, CampaignRepository repository, WorkQueue queue)
+public sealed class CampaignSteps(CampaignDefinition definition, CampaignStore store, WorkQueue queue)
 {
     private int[]? _order;
     private int _orderEpoch = -1;
@@ -39,7 +40,7 @@ public sealed class CampaignSteps(CampaignDefinition definition, CampaignReposit
 
     /// <inheritdoc/>
     public async Task<CampaignStatus> GetStatusAsync(CancellationToken cancellationToken) =>
-        await repository.GetStatusAsync(definition.Id, cancellationToken) ?? throw new InvalidOperationException($"campaign {definition.Id} does not exist");
+        await store.GetStatusAsync(definition.Id, cancellationToken) ?? throw new InvalidOperationException($"campaign {definition.Id} does not exist");
 
     /// <inheritdoc/>
     public Task<CampaignState> StartAsync(CancellationToken cancellationToken) =>
@@ -122,6 +123,6 @@ public sealed class CampaignSteps(CampaignDefinition definition, CampaignReposit
     }
 
     private async Task<CampaignState> Transition(CampaignState to, CampaignState[] from, CancellationToken cancellationToken) =>
-        await repository.TransitionAsync(definition.Id, to, from, null, cancellationToken)
+        await store.TransitionAsync(definition.Id, to, from, null, cancellationToken)
         ?? throw new InvalidOperationException($"campaign {definition.Id} does not exist");
 }

@@ -98,7 +98,7 @@ internal static partial class WorkResults
             await WorkQueue.EnqueueAsync(connection, transaction,
                 [new NewWorkItem(work.CampaignId, CampaignWork.Reward, $"reward/{work.Step}/{work.Round}/{work.Slot}",
                     CampaignJson.Serialize(reward), work.PolicyVersion, Priority: 10)], ct);
-            await CampaignRepository.AddCountersAsync(connection, transaction, work.CampaignId,
+            await CampaignStore.AddCountersAsync(connection, transaction, work.CampaignId,
                 [new("samples_generated", records.Count), new("endpoint_errors", result.EndpointErrors), new("completion_tokens", result.CompletionTokens)], ct);
         }, cancellationToken);
     }
@@ -137,7 +137,7 @@ internal static partial class WorkResults
 
             var counters = new List<KeyValuePair<string, long>> { new("samples_scored", scoredCount), new("samples_accepted", samples.Count) };
             counters.AddRange(scored.MissingByRule.Select(m => new KeyValuePair<string, long>($"reward_missing/{m.Key}", m.Value)));
-            await CampaignRepository.AddCountersAsync(connection, transaction, work.CampaignId, counters, ct);
+            await CampaignStore.AddCountersAsync(connection, transaction, work.CampaignId, counters, ct);
             await NotifyAsync(connection, transaction, ct);
         }, cancellationToken);
     }

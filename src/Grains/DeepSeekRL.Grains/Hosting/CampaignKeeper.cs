@@ -33,7 +33,7 @@ internal sealed partial class CampaignKeeper(
         {
             try
             {
-                var active = await services.Repository.ActiveAsync(stoppingToken);
+                var active = await services.Campaigns.ActiveAsync(stoppingToken);
                 var ids = settings.CampaignId is { } only ? active.Where(id => id == only).ToList() : active;
                 await Task.WhenAll(ids.Select(id => PingAsync(id, failures)));
             }

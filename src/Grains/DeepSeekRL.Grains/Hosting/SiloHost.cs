@@ -2,6 +2,10 @@ using System.Net;
 using System.Net.Sockets;
 using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Storage.Membership;
+using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Queue;
+using DeepSeekRL.Storage.Singletons;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -169,7 +173,15 @@ public static class SiloHost
 
         silo.Services.AddSingleton(dataSource);
         silo.Services.AddSingleton(settings);
-        silo.Services.AddSingleton(sp => new SiloServices(dataSource, threads, sp.GetRequiredService<ILoggerFactory>()));
+        // The stores, one per silo; grains reach them through SiloServices, which also holds the loaded campaigns and policies.
+        silo.Services.AddSingleton(_ => new WorkQueue(dataSource));
+        silo.Services.AddSingleton(_ => new SingletonLeases(dataSource));
+        silo.Services.AddSingleton(_ => new PolicyRegistry(dataSource));
+        silo.Services.AddSingleton(_ => new CampaignStore(dataSource));
+        silo.Services.AddSingleton(sp => new SiloServices(
+            dataSource, sp.GetRequiredService<WorkQueue>(), sp.GetRequiredService<SingletonLeases>(), sp.GetRequiredService<PolicyRegistry>(),
+            sp.GetRequiredService<CampaignStore>(), threads, sp.GetRequiredService<ILoggerFactory>()));
+        silo.Services.AddSingleton(sp => sp.GetRequiredService<SiloServices>().Learners);
         silo.Services.AddHostedService<WorkPump>();
         if (settings.Roles.Contains(SiloRoles.Learner))
         {

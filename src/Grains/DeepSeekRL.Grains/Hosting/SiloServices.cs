@@ -3,6 +3,7 @@ using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Queue;
 using DeepSeekRL.Storage.Singletons;
+using DeepSeekRL.Storage.Stores;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -23,20 +24,37 @@ public sealed class SiloServices : IAsyncDisposable
 {
     private readonly WorkListener _listener;
 
-    /// <summary>Creates the services over a database.</summary>
+    /// <summary>Creates the services over a database, with stores of their own.</summary>
     /// <param name="dataSource">The database.</param>
     /// <param name="threads">Kernel threads for the model.</param>
     /// <param name="loggers">Loggers, or null for none.</param>
     public SiloServices(NpgsqlDataSource dataSource, int threads = 2, ILoggerFactory? loggers = null)
+        : this(dataSource, new WorkQueue(dataSource), new SingletonLeases(dataSource), new PolicyRegistry(dataSource), new CampaignStore(dataSource), threads, loggers)
+    {
+    }
+
+    /// <summary>Creates the services over the stores a host's container holds.</summary>
+    /// <param name="dataSource">The database.</param>
+    /// <param name="queue">The work queue.</param>
+    /// <param name="leases">The singleton leases.</param>
+    /// <param name="registry">The policy registry.</param>
+    /// <param name="campaigns">The campaign store.</param>
+    /// <param name="threads">Kernel threads for the model.</param>
+    /// <param name="loggers">Loggers, or null for none.</param>
+    public SiloServices(
+        NpgsqlDataSource dataSource, WorkQueue queue, SingletonLeases leases, PolicyRegistry registry, CampaignStore campaigns, int threads,
+        ILoggerFactory? loggers)
     {
         DataSource = dataSource;
         Threads = threads;
         Loggers = loggers ?? NullLoggerFactory.Instance;
-        Queue = new WorkQueue(dataSource);
-        Leases = new SingletonLeases(dataSource);
-        Registry = new PolicyRegistry(dataSource);
-        Repository = new CampaignRepository(dataSource);
-        Catalog = new CampaignCatalog(dataSource);
+        Queue = queue;
+        Leases = leases;
+        Registry = registry;
+        Campaigns = campaigns;
+        Learners = new LearnerStore(dataSource, leases);
+        Creator = new CampaignCreator(campaigns);
+        Catalog = new CampaignCatalog(campaigns);
         Policies = new NativePolicyCache(Registry, Catalog, threads);
         Endpoints = new EndpointPolicies();
         Sampler = new RolloutSampler(Catalog, Policies, Endpoints);
@@ -62,7 +80,13 @@ public sealed class SiloServices : IAsyncDisposable
     public PolicyRegistry Registry { get; }
 
     /// <summary>The campaign store.</summary>
-    public CampaignRepository Repository { get; }
+    public CampaignStore Campaigns { get; }
+
+    /// <summary>The learners' rows.</summary>
+    public LearnerStore Learners { get; }
+
+    /// <summary>Creates campaigns.</summary>
+    public CampaignCreator Creator { get; }
 
     /// <summary>Loaded campaign definitions.</summary>
     public CampaignCatalog Catalog { get; }

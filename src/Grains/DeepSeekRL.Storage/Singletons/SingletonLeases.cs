@@ -113,19 +113,30 @@ public sealed class SingletonLeases(NpgsqlDataSource dataSource, ResiliencePipel
         {
             await using var connection = await dataSource.OpenConnectionAsync(ct);
             await using var transaction = await connection.BeginTransactionAsync(ct);
-            await using (var check = new NpgsqlCommand("SELECT epoch FROM singleton_leases WHERE name = $1 FOR SHARE", connection, transaction))
+            if (!await Fence(lease)(connection, transaction, ct))
             {
-                check.Parameters.Add(new NpgsqlParameter { Value = lease.Name });
-                if (await check.ExecuteScalarAsync(ct) is not long current || current != lease.Epoch)
-                {
-                    await transaction.RollbackAsync(ct);
-                    return false;
-                }
+                await transaction.RollbackAsync(ct);
+                return false;
             }
 
             await write(connection, transaction, ct);
             await transaction.CommitAsync(ct);
             return true;
         }, cancellationToken);
+    }
+
+    /// <summary>A check, inside another store's transaction, that a lease's epoch is still current (a fence for
+    /// writes made elsewhere, such as a policy publication).</summary>
+    /// <param name="lease">The lease.</param>
+    /// <returns>The check: true while the epoch is current (the row is share-locked until the transaction ends).</returns>
+    public static Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<bool>> Fence(SingletonLease lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        return async (connection, transaction, ct) =>
+        {
+            await using var check = new NpgsqlCommand("SELECT epoch FROM singleton_leases WHERE name = $1 FOR SHARE", connection, transaction);
+            check.Parameters.Add(new NpgsqlParameter { Value = lease.Name });
+            return await check.ExecuteScalarAsync(ct) is long epoch && epoch == lease.Epoch;
+        };
     }
 }

@@ -82,7 +82,7 @@ internal static class ApiServer
         app.UseQueryAllowList();
         var none = new QueryParameters();
 
-        var repository = new CampaignRepository(dataSource);
+        var repository = new CampaignStore(dataSource);
         var metrics = new MetricsStore(dataSource);
         app.MapGet("/api/health", () => Results.Json(new { status = "ok" })).WithMetadata(none);
         app.MapGet("/api/campaigns", async (CancellationToken ct) =>
@@ -211,8 +211,8 @@ internal static class ApiServer
                 }
 
                 return state == to
-                    ? Results.Json(new { state = CampaignRepository.StateName(state.Value) })
-                    : Error(409, $"campaign {campaignId} is {CampaignRepository.StateName(state.Value)}; {action} applies to {string.Join(" or ", from.Select(CampaignRepository.StateName))} campaigns");
+                    ? Results.Json(new { state = CampaignStore.StateName(state.Value) })
+                    : Error(409, $"campaign {campaignId} is {CampaignStore.StateName(state.Value)}; {action} applies to {string.Join(" or ", from.Select(CampaignStore.StateName))} campaigns");
             }).WithMetadata(none);
         }
 
@@ -278,7 +278,7 @@ internal static class ApiServer
     /// full reason is logged).
     /// </summary>
     private static async Task<IResult> CreateCampaignAsync(
-        JsonElement root, string text, DataRoot dataRoot, NpgsqlDataSource dataSource, CampaignRepository repository, ILogger logger, CancellationToken ct)
+        JsonElement root, string text, DataRoot dataRoot, NpgsqlDataSource dataSource, CampaignStore repository, ILogger logger, CancellationToken ct)
     {
         // PostgreSQL text cannot hold U+0000 (the spec, its name and its field names are stored): refuse it up front.
         if (FindNul(root, "spec") is { } nul)
@@ -304,7 +304,7 @@ internal static class ApiServer
             return Results.Json(new { error = outside[0], errors = outside }, statusCode: 400);
         }
 
-        var created = await repository.CreateAsync(validation.Spec, text, dataRoot.Path, new Storage.Policies.PolicyRegistry(dataSource), ct);
+        var created = await new CampaignCreator(repository).CreateAsync(validation.Spec, text, dataRoot.Path, new Storage.Policies.PolicyRegistry(dataSource), ct);
         if (!created.Succeeded)
         {
             logger.CampaignRefused(created.Error!);
@@ -436,7 +436,7 @@ internal static class ApiServer
     {
         ["id"] = s.Id,
         ["name"] = s.Name,
-        ["state"] = CampaignRepository.StateName(s.State),
+        ["state"] = CampaignStore.StateName(s.State),
         ["mode"] = s.Mode.ToString().ToLowerInvariant(),
         ["steps_completed"] = s.StepsCompleted,
         ["total_steps"] = s.TotalSteps,

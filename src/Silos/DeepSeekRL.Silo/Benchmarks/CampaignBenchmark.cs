@@ -7,6 +7,7 @@ using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Storage.Stores;
 using Npgsql;
 
 namespace DeepSeekRL.Silo.Benchmarks;
@@ -43,7 +44,7 @@ internal static partial class CampaignBenchmark
                 var id = await CreateAsync(db.DataSource, spec, cancellationToken);
                 using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
                 {
-                    await WaitAsync(new CampaignRepository(db.DataSource), id, cancellationToken);
+                    await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
                     await silo.StopAsync(cancellationToken);
                 }
 
@@ -87,13 +88,13 @@ internal static partial class CampaignBenchmark
     private static async Task<long> CreateAsync(NpgsqlDataSource dataSource, string spec, CancellationToken cancellationToken)
     {
         var validation = CampaignSpecValidator.Load(spec);
-        var created = await new CampaignRepository(dataSource).CreateAsync(
+        var created = await new CampaignCreator(new CampaignStore(dataSource)).CreateAsync(
             validation.Spec ?? throw new CliException(string.Join("; ", validation.Errors)), await File.ReadAllTextAsync(spec, cancellationToken),
             Path.GetDirectoryName(spec)!, new PolicyRegistry(dataSource), cancellationToken);
         return created.OrExit().Id;
     }
 
-    private static async Task WaitAsync(CampaignRepository repository, long id, CancellationToken cancellationToken)
+    private static async Task WaitAsync(CampaignStore repository, long id, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -162,7 +163,7 @@ internal static partial class CampaignBenchmark
 
             var settings = new SiloSettings { CampaignId = id, Name = $"bench-learner-{id}", Roles = [SiloRoles.Reward, SiloRoles.Learner] };
             using var silo = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
-            await WaitAsync(new CampaignRepository(db.DataSource), id, cancellationToken);
+            await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
             await silo.StopAsync(cancellationToken);
             await using var command = db.DataSource.CreateCommand(
                 "SELECT extract(epoch FROM max(created_at) - min(created_at)), count(*) FROM step_metrics WHERE campaign_id = $1");

@@ -201,8 +201,7 @@ public static class CampaignCommands
             }
 
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            var repository = new CampaignRepository(db.DataSource);
-            var created = (await repository.CreateAsync(validation.Spec, await File.ReadAllTextAsync(file.FullName, cancellationToken),
+            var created = (await new CampaignCreator(new CampaignStore(db.DataSource)).CreateAsync(validation.Spec, await File.ReadAllTextAsync(file.FullName, cancellationToken),
                 file.DirectoryName!, new PolicyRegistry(db.DataSource), cancellationToken)).OrExit();
             foreach (var warning in created.Warnings)
             {
@@ -224,7 +223,7 @@ public static class CampaignCommands
 
     private static async Task<int> RunHereAsync(NpgsqlDataSource dataSource, long campaignId, int threads, bool verbose, CancellationToken cancellationToken)
     {
-        var repository = new CampaignRepository(dataSource);
+        var repository = new CampaignStore(dataSource);
         var stopwatch = Stopwatch.StartNew();
         var lastStep = -1;
         var lastEval = -2;
@@ -258,7 +257,7 @@ public static class CampaignCommands
 
         var counters = string.Join(", ", status.Counters.Where(c => c.Value != 0).Select(c => $"{c.Key} {c.Value}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"campaign {campaignId} {CampaignRepository.StateName(status.State)} after {stopwatch.Elapsed.TotalSeconds:0.0} s: {status.StepsCompleted}/{status.TotalSteps} steps, policy version {status.PolicyVersion}; {counters}"));
+            $"campaign {campaignId} {CampaignStore.StateName(status.State)} after {stopwatch.Elapsed.TotalSeconds:0.0} s: {status.StepsCompleted}/{status.TotalSteps} steps, policy version {status.PolicyVersion}; {counters}"));
         if (status.State == CampaignState.Failed)
         {
             throw new CliException($"campaign {campaignId} failed: {status.Error}");
@@ -333,7 +332,7 @@ public static class CampaignCommands
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            var list = await new CampaignRepository(db.DataSource).ListAsync(cancellationToken);
+            var list = await new CampaignStore(db.DataSource).ListAsync(cancellationToken);
             if (parseResult.GetValue(json))
             {
                 foreach (var status in list)
@@ -348,7 +347,7 @@ public static class CampaignCommands
             foreach (var s in list)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{s.Id,6}  {s.Name,-24} {CampaignRepository.StateName(s.State),-10} {s.Mode.ToString().ToLowerInvariant(),-8} {s.StepsCompleted,4}/{s.TotalSteps,-4}  {s.PolicyVersion,7}  {s.CreatedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z"));
+                    $"{s.Id,6}  {s.Name,-24} {CampaignStore.StateName(s.State),-10} {s.Mode.ToString().ToLowerInvariant(),-8} {s.StepsCompleted,4}/{s.TotalSteps,-4}  {s.PolicyVersion,7}  {s.CreatedAt.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z"));
             }
 
             return 0;
@@ -367,7 +366,7 @@ public static class CampaignCommands
         {
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
             var campaignId = parseResult.GetValue(id);
-            var status = await new CampaignRepository(db.DataSource).GetStatusAsync(campaignId, cancellationToken)
+            var status = await new CampaignStore(db.DataSource).GetStatusAsync(campaignId, cancellationToken)
                 ?? throw new CliException($"campaign {campaignId} does not exist (see ./deepseekrl campaign list)");
             var store = new MetricsStore(db.DataSource);
             var evaluations = (await store.EvaluationsAsync(campaignId, -2, cancellationToken)).Select(e => JsonDocument.Parse(e.Json).RootElement.Clone()).ToList();
@@ -383,7 +382,7 @@ public static class CampaignCommands
             }
 
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"campaign {status.Id} '{status.Name}': {CampaignRepository.StateName(status.State)}, {status.Mode.ToString().ToLowerInvariant()}, step {status.StepsCompleted}/{status.TotalSteps}, policy version {status.PolicyVersion}"));
+                $"campaign {status.Id} '{status.Name}': {CampaignStore.StateName(status.State)}, {status.Mode.ToString().ToLowerInvariant()}, step {status.StepsCompleted}/{status.TotalSteps}, policy version {status.PolicyVersion}"));
             if (status.Error is not null)
             {
                 Console.WriteLine($"  error: {status.Error}");
@@ -418,14 +417,14 @@ public static class CampaignCommands
         {
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
             var campaignId = parseResult.GetValue(id);
-            var state = await new CampaignRepository(db.DataSource).TransitionAsync(campaignId, to, from, null, cancellationToken)
+            var state = await new CampaignStore(db.DataSource).TransitionAsync(campaignId, to, from, null, cancellationToken)
                 ?? throw new CliException($"campaign {campaignId} does not exist (see ./deepseekrl campaign list)");
             if (state != to)
             {
-                throw new CliException($"campaign {campaignId} is {CampaignRepository.StateName(state)}; {name} applies to {string.Join(" or ", from.Select(CampaignRepository.StateName))} campaigns");
+                throw new CliException($"campaign {campaignId} is {CampaignStore.StateName(state)}; {name} applies to {string.Join(" or ", from.Select(CampaignStore.StateName))} campaigns");
             }
 
-            Console.WriteLine($"campaign {campaignId}: {CampaignRepository.StateName(state)}");
+            Console.WriteLine($"campaign {campaignId}: {CampaignStore.StateName(state)}");
             return 0;
         });
         return command;

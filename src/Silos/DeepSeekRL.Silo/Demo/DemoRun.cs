@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Demo;
 using DeepSeekRL.Grains;
-using DeepSeekRL.Grains.Campaigns;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
@@ -515,7 +514,7 @@ internal sealed class DemoRun
             throw new CliException($"{specPath}: {string.Join("; ", validation.Errors)}");
         }
 
-        var created = (await _services.Repository.CreateAsync(validation.Spec, await File.ReadAllTextAsync(specPath, cancellationToken), _dir,
+        var created = (await _services.Creator.CreateAsync(validation.Spec, await File.ReadAllTextAsync(specPath, cancellationToken), _dir,
             new PolicyRegistry(_dataSource), cancellationToken)).OrExit();
         CampaignsNode[stage] = created.Id;
         Save();
@@ -628,7 +627,7 @@ internal sealed class DemoRun
 
     private async Task<CampaignStatus> RunCampaignAsync(long id, string stage, CancellationToken cancellationToken)
     {
-        var repository = _services.Repository;
+        var repository = _services.Campaigns;
         var bar = new ProgressBar(_interactive);
         var lastStep = -1;
         CampaignStatus status;
@@ -666,7 +665,7 @@ internal sealed class DemoRun
         bar.Finish();
         if (status.State != CampaignState.Completed)
         {
-            throw new CliException($"campaign {id} ({stage}) {CampaignRepository.StateName(status.State)}{(status.Error is null ? string.Empty : ": " + status.Error)}");
+            throw new CliException($"campaign {id} ({stage}) {CampaignStore.StateName(status.State)}{(status.Error is null ? string.Empty : ": " + status.Error)}");
         }
 
         return status;
