@@ -1,5 +1,5 @@
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Training;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Model.Tests.Training;
 

@@ -3,12 +3,12 @@ using System.Text.Json;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Text;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Grains.Campaigns;
 

@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Config;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
 using DeepSeekRL.Storage.Stores;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Grains.Campaigns;
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Text;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Model.Training;
 

@@ -6,7 +6,7 @@ namespace DeepSeekRL.Silo.Benchmarks;
 
 /// <summary>
 /// <c>bench tokenizer</c>: single-thread encode and decode MB/s (UTF-8 bytes of text) of DeepSeek-V3's tokenizer on
-/// the golden corpus (tests/DeepSeekRL.Model.Tests/Data/tokenizer/corpus.jsonl), with the piece cache warm as in
+/// the golden corpus (tests/DeepSeekRL.Tokenizers.Tests/Data/tokenizer/corpus.jsonl), with the piece cache warm as in
 /// steady use and also cold; and the JS reference (@lenml/tokenizers, run by node on the same corpus in the same
 /// run) for comparison. Needs infra/setup.sh's .cache/npm.
 /// </summary>
@@ -21,7 +21,7 @@ public static class TokenizerBenchmark
     {
         ArgumentNullException.ThrowIfNull(report);
         var home = FindHome();
-        var corpus = Path.Combine(home, "tests", "DeepSeekRL.Model.Tests", "Data", "tokenizer", "corpus.jsonl");
+        var corpus = Path.Combine(home, "tests", "DeepSeekRL.Tokenizers.Tests", "Data", "tokenizer", "corpus.jsonl");
         var tokenizerPath = Path.Combine(home, ".cache", "npm", "node_modules", "@lenml", "tokenizer-deepseek_v3", "models", "tokenizer.json");
         if (!File.Exists(tokenizerPath))
         {

@@ -9,7 +9,6 @@ using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -17,6 +16,7 @@ using DeepSeekRL.Silo.Diagnostics;
 using DeepSeekRL.Silo.Model;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Stores;
+using DeepSeekRL.Tokenizers;
 using Npgsql;
 using SftExample = DeepSeekRL.Model.Training.SftExample;
 

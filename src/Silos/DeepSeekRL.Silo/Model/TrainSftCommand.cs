@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Silo.Model;
 

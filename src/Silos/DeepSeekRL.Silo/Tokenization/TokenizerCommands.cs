@@ -3,9 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DeepSeekRL.Model.Tokenization;
 using DeepSeekRL.Silo.CommandLine;
 using DeepSeekRL.Text;
+using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Silo.Tokenization;
 

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using DeepSeekRL.Model.Tokenization;
 
-namespace DeepSeekRL.Model.Tests.Tokenization;
+namespace DeepSeekRL.Tokenizers.Tests;
 
 public sealed class BpeTrainerTests
 {

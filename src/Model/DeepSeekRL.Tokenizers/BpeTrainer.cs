@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>Options of <see cref="BpeTrainer"/>.</summary>
 public sealed class BpeTrainerOptions

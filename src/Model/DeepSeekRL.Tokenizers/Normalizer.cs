@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// The normalizers of the tokenizer files we support: none, an empty <c>Sequence</c> (DeepSeek-V3), and the Unicode

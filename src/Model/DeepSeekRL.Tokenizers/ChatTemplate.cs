@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>A chat message: role <c>system</c>, <c>user</c> or <c>assistant</c>, and its text.</summary>
 /// <param name="Role">The role.</param>

@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using DeepSeekRL.Text;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// Reads and writes Hugging Face tokenizer.json files for byte-level BPE. Supported: model <c>BPE</c> (merges as

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// A byte-level BPE tokenizer as described by a Hugging Face tokenizer.json: added tokens are found in the raw text

@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>A piece of a section of text: a range of it, optionally with a space to put in front (ByteLevel's add_prefix_space).</summary>
 /// <param name="Start">The start, in UTF-16 units.</param>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// Per-code-point classes the pre-tokenizer regexes use (<c>\p{L}</c>, <c>\p{M}</c>, <c>\p{N}</c>, <c>\p{P}</c>,

@@ -1,6 +1,4 @@
-using DeepSeekRL.Model.Tokenization;
-
-namespace DeepSeekRL.Model.Tests.Tokenization;
+namespace DeepSeekRL.Tokenizers.Tests;
 
 public sealed class BpeModelTests
 {

@@ -1,7 +1,6 @@
 using System.Text;
-using DeepSeekRL.Model.Tokenization;
 
-namespace DeepSeekRL.Model.Tests.Tokenization;
+namespace DeepSeekRL.Tokenizers.Tests;
 
 public sealed class BpeTokenizerTests
 {

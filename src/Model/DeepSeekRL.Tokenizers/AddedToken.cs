@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>An added token of tokenizer.json: matched in the raw text before pre-tokenization.</summary>
 /// <param name="Id">The id.</param>

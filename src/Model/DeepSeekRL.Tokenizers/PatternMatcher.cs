@@ -1,6 +1,6 @@
 using System.Text.RegularExpressions;
 
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// Finds the leftmost match of a Split pattern in a piece of text, as <c>regex.find_iter</c> does. The patterns used

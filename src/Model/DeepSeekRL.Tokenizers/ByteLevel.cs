@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// GPT-2's byte-to-character table (<c>bytes_to_unicode</c>) used by byte-level BPE: every byte 0..255 maps to one

@@ -1,4 +1,4 @@
-namespace DeepSeekRL.Model.Tokenization;
+namespace DeepSeekRL.Tokenizers;
 
 /// <summary>
 /// A tokenizer file that cannot be used: missing, too large, not JSON, inconsistent, or naming a component this

@@ -1,7 +1,6 @@
 using System.Text.Json;
-using DeepSeekRL.Model.Tokenization;
 
-namespace DeepSeekRL.Model.Tests.Tokenization;
+namespace DeepSeekRL.Tokenizers.Tests;
 
 /// <summary>Golden files and the DeepSeek-V3 tokenizer from the set-up cache.</summary>
 internal static class TestData
