@@ -34,7 +34,11 @@ internal sealed class AddedTokenMatcher
     public int Count { get; }
 
     /// <summary>Finds the next added token at or after <paramref name="from"/>; the match span includes stripped whitespace.</summary>
-    public bool FindNext(ReadOnlySpan<char> text, int from, out int start, out int end, out AddedToken token)
+    public bool FindNext(ReadOnlySpan<char> text, int from, out int start, out int end, out AddedToken token) =>
+        FindNext(text, from, out start, out end, out _, out token);
+
+    /// <summary>As above; <paramref name="contentStart"/> is where the token's own text starts (after stripped whitespace).</summary>
+    public bool FindNext(ReadOnlySpan<char> text, int from, out int start, out int end, out int contentStart, out AddedToken token)
     {
         var i = from;
         while (i < text.Length)
@@ -50,7 +54,7 @@ internal sealed class AddedTokenMatcher
             {
                 if (text[i..].StartsWith(candidate.Content, StringComparison.Ordinal))
                 {
-                    start = i;
+                    start = contentStart = i;
                     end = i + candidate.Content.Length;
                     if (candidate.LStrip)
                     {
@@ -76,7 +80,7 @@ internal sealed class AddedTokenMatcher
             i++;
         }
 
-        start = end = text.Length;
+        start = end = contentStart = text.Length;
         token = null!;
         return false;
     }

@@ -13,7 +13,7 @@ namespace DeepSeekRL.Tokenizers;
 /// EF BF BD, like Python's <c>errors="replace"</c>; valid text round-trips exactly: <c>Decode(Encode(x)) == x</c>.
 /// Thread-safe.
 /// </remarks>
-public sealed class BpeTokenizer
+public sealed partial class BpeTokenizer
 {
     private readonly AddedTokenMatcher _addedMatcher;
     private readonly Dictionary<int, AddedToken> _addedById = [];
