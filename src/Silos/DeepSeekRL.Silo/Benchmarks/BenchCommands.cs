@@ -13,7 +13,7 @@ public static class BenchCommands
         bench.Subcommands.Add(Database("queue", "Work queue: single and batched claim/complete throughput, p99 claim latency, NOTIFY wake-up, dead-worker recovery, long-transaction drop.", 5, QueueBenchmark.RunAsync));
         bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("rewards", "Reward pipeline: accuracy + format_r1 + language_consistency on ~1 KB GSM8K-like completions.", 5, RewardsBenchmark.RunAsync));
-        bench.Subcommands.Add(Plain("tokenizer", "Tokenizer: single-thread encode and decode MB/s of DeepSeek-V3's tokenizer on the golden corpus, and the JS reference's encode MB/s in the same run.", 5, TokenizerBenchmark.RunAsync));
+        bench.Subcommands.Add(Plain("tokenizer", "Tokenizer: single-thread encode and decode MB/s of DeepSeek-V3's tokenizer on the golden corpus, and in the same run the JS reference's encode MB/s and Microsoft.ML.Tokenizers anchors (ours through its API, its own BPE on the same vocab, Tiktoken cl100k).", 5, TokenizerBenchmark.RunAsync));
         bench.Subcommands.Add(ModelBenchmark.Create());
         bench.Subcommands.Add(Database("api", "Dashboard API over 10,000 steps of metrics and 1,000,000 completions: campaign page data and sample pages (ms).", 5, ApiBenchmark.RunAsync));
         bench.Subcommands.Add(Database("dashboard", "The dashboard in headless chromium over the api benchmark's data: campaign page interactive, sample pages (ms).", 5, DashboardBenchmark.RunAsync));

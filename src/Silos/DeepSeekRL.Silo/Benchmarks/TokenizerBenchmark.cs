@@ -8,9 +8,10 @@ namespace DeepSeekRL.Silo.Benchmarks;
 /// <c>bench tokenizer</c>: single-thread encode and decode MB/s (UTF-8 bytes of text) of DeepSeek-V3's tokenizer on
 /// the golden corpus (tests/DeepSeekRL.Tokenizers.Tests/Data/tokenizer/corpus.jsonl), with the piece cache warm as in
 /// steady use and also cold; and the JS reference (@lenml/tokenizers, run by node on the same corpus in the same
-/// run) for comparison. Needs infra/setup.sh's .cache/npm.
+/// run) for comparison; and in-process anchors through Microsoft.ML.Tokenizers (TokenizerBenchmark.Anchors.cs).
+/// Needs infra/setup.sh's .cache/npm.
 /// </summary>
-public static class TokenizerBenchmark
+public static partial class TokenizerBenchmark
 {
     /// <summary>Runs the benchmark and fills <paramref name="report"/>.</summary>
     /// <param name="runs">Repetitions (medians are reported).</param>
@@ -71,6 +72,7 @@ public static class TokenizerBenchmark
         }
 
         Console.Error.WriteLine();
+        var anchors = RunAnchors(tok, tokenizerPath, corpus, texts, runs, cancellationToken);
         var js = await RunNodeAsync(home, corpus, runs, cancellationToken);
         var encode = BenchReport.Median(encodeRates);
         report.Add("encode_mb_per_s", encode, $"one thread, piece cache warm, {texts.Count} golden lines, {bytes / 1e6:0.00} MB (target >= 10)");
@@ -78,6 +80,7 @@ public static class TokenizerBenchmark
         report.Add("decode_mb_per_s", BenchReport.Median(decodeRates), "one thread, MB of decoded UTF-8 text per second");
         report.Add("js_encode_mb_per_s", js, "@lenml/tokenizers on node, same corpus, same run (warm)");
         report.Add("speedup_vs_js", js > 0 ? encode / js : 0, "encode_mb_per_s / js_encode_mb_per_s (target >= 5)");
+        anchors.AddTo(report, texts.Count);
     }
 
     private static async Task<double> RunNodeAsync(string home, string corpus, int runs, CancellationToken cancellationToken)
