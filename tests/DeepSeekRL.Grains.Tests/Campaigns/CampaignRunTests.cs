@@ -126,6 +126,91 @@ public sealed class CampaignRunTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_ParquetCopyOfTheDataset_StoresTheSamePromptsAndCompletionsAsTheJsonl()
+    {
+        await using var a = await EngineDatabase.CreateAsync(Ct);
+        await using var b = await EngineDatabase.CreateAsync(Ct);
+        var jsonl = Path.Combine(Examples, "data", "arithmetic.jsonl");
+        var rows = File.ReadLines(jsonl).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var parquet = Path.Combine(_dir, "arithmetic.parquet");
+        await WriteParquetAsync(parquet, ("prompt", rows.Select(r => (object?)r.GetProperty("prompt").GetString()).ToArray()), ("answer", rows.Select(r => (object?)r.GetProperty("answer").GetString()).ToArray()));
+        var idA = await CreateAsync(a.DataSource, WriteSpec("from-jsonl", """{"rules": [{"rule": "accuracy"}]}""", steps: 2, dataset: jsonl));
+        var idB = await CreateAsync(b.DataSource, WriteSpec("from-parquet", """{"rules": [{"rule": "accuracy"}]}""", steps: 2, dataset: parquet));
+
+        const string Prompts = "SELECT string_agg(split || '/' || idx || ':' || prompt || ':' || coalesce(answer, '-') || ':' || fields::text, chr(30) ORDER BY split, idx) FROM campaign_prompts WHERE campaign_id = $1";
+        var promptsA = await a.DataSource.ScalarAsync<string>(Prompts, Ct, idA);
+        Assert.Contains("What is 9 + 37?:46:{}", promptsA, StringComparison.Ordinal);
+        Assert.Equal(promptsA, await b.DataSource.ScalarAsync<string>(Prompts, Ct, idB));
+
+        Assert.Equal(CampaignState.Completed, (await RunAsync(a.DataSource, idA, TimeSpan.FromMinutes(3))).State);
+        Assert.Equal(CampaignState.Completed, (await RunAsync(b.DataSource, idB, TimeSpan.FromMinutes(3))).State);
+        const string Texts = "SELECT string_agg(c.step || '/' || c.sample_index || ':' || c.text, chr(30) ORDER BY c.step, c.item_id, c.sample_index) FROM completions c WHERE c.campaign_id = $1";
+        Assert.Equal(await a.DataSource.ScalarAsync<string>(Texts, Ct, idA), await b.DataSource.ScalarAsync<string>(Texts, Ct, idB));
+        const string Final = "SELECT sha256 FROM policy_versions WHERE campaign_id = $1 AND version = 2";
+        Assert.Equal(await a.DataSource.ScalarAsync<string>(Final, Ct, idA), await b.DataSource.ScalarAsync<string>(Final, Ct, idB));
+    }
+
+    [Fact]
+    public async Task Create_ParquetRowWithANullPrompt_CountedAndNamedByRowGroupRowAndColumn()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var parquet = Path.Combine(_dir, "typed.parquet");
+        await WriteParquetAsync(parquet, ("prompt", new object?[] { "What is 1 + 1?", null, "What is 2 + 2?" }), ("answer", new object?[] { "2", "3", "4" }));
+        var spec = CampaignSpecValidator.Load(WriteSpec("typed", """{"rules": [{"rule": "accuracy"}]}""", dataset: parquet)).Spec!;
+
+        var created = await new CampaignCreator(new CampaignStore(db.DataSource)).CreateAsync(spec, "{}", _dir, new PolicyRegistry(db.DataSource), Ct);
+
+        Assert.True(created.Succeeded, created.Error);
+        Assert.Equal(1, created.Value.MalformedRows);
+        Assert.Equal("typed.parquet row group 0, row 1: column \"prompt\" is null; expected a non-empty string; skipped", Assert.Single(created.Value.Warnings));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Create_GarbageOrTruncatedParquet_OneLineNamingTheFile(int damage)
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var parquet = Path.Combine(_dir, "bad.parquet");
+        await WriteParquetAsync(parquet, ("prompt", new object?[] { "What is 1 + 1?", "What is 2 + 2?" }), ("answer", new object?[] { "2", "4" }));
+        var bytes = await File.ReadAllBytesAsync(parquet, Ct);
+        if (damage == 0)
+        {
+            bytes = bytes[..(bytes.Length / 2)]; // truncated
+        }
+        else if (damage == 1)
+        {
+            BitConverter.GetBytes(int.MaxValue - 7).CopyTo(bytes, bytes.Length - 8); // a footer length that lies
+        }
+        else
+        {
+            Random.Shared.NextBytes(bytes.AsSpan(4, bytes.Length - 12)); // garbage between intact magics
+        }
+
+        await File.WriteAllBytesAsync(parquet, bytes, Ct);
+        var spec = CampaignSpecValidator.Load(WriteSpec("bad", """{"rules": [{"rule": "accuracy"}]}""", dataset: parquet)).Spec!;
+
+        var created = await new CampaignCreator(new CampaignStore(db.DataSource)).CreateAsync(spec, "{}", _dir, new PolicyRegistry(db.DataSource), Ct);
+
+        Assert.False(created.Succeeded);
+        Assert.StartsWith($"dataset.path = {parquet}: bad.parquet", created.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', created.Error!);
+    }
+
+    private static async Task WriteParquetAsync(string path, params (string Name, object?[] Values)[] columns)
+    {
+        var fields = columns.Select(c => new Parquet.Schema.DataField<string>(c.Name)).ToArray();
+        await using var file = File.Create(path);
+        await using var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(fields), file, cancellationToken: Ct);
+        using var group = writer.CreateRowGroup();
+        for (var i = 0; i < columns.Length; i++)
+        {
+            await group.WriteAsync(fields[i], columns[i].Values.Cast<string?>().ToArray());
+        }
+    }
+
+    [Fact]
     public async Task Run_BatchedRollouts_StoreTheSameCompletionsAndWeightsAsOneItemAtATime()
     {
         await using var a = await EngineDatabase.CreateAsync(Ct);

@@ -96,6 +96,37 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
     }
 
     [Fact]
+    public async Task Export_FormatParquet_AParquetDownloadTheReaderOpens()
+    {
+        using var response = await fixture.Http.GetAsync("/api/campaigns/1/export?format=parquet", Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/vnd.apache.parquet", response.Content.Headers.ContentType?.ToString());
+        Assert.Equal("campaign-1.parquet", response.Content.Headers.ContentDisposition?.FileName?.Trim('"'));
+        var path = Path.Combine(Path.GetTempPath(), $"deepseekrl-api-{Guid.NewGuid():N}.parquet");
+        try
+        {
+            await File.WriteAllBytesAsync(path, await response.Content.ReadAsByteArrayAsync(Ct), Ct);
+            var opened = await Storage.Parquet.ParquetRows.OpenAsync(path, Ct);
+            Assert.True(opened.Succeeded, opened.Error);
+            await opened.Value.DisposeAsync();
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Export_UnknownFormat_400NamingTheFormats()
+    {
+        using var response = await fixture.Http.GetAsync("/api/campaigns/1/export?format=csv", Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("""{"error":"format: 'csv' is not a format (expected jsonl or parquet)"}""", await response.Content.ReadAsStringAsync(Ct));
+    }
+
+    [Fact]
     public async Task SecurityHeaders_On401And500BodiesToo()
     {
         using var response = await fixture.Http.PostAsync("/api/campaigns/1/pause", null, Ct);

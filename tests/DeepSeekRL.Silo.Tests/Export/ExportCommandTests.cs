@@ -174,6 +174,62 @@ public sealed class ExportCommandTests : IDisposable
         Assert.Equal($"deepseekrl: error: --since: '{value}' is not an ISO-8601 time (expected e.g. 2026-11-23T08:00:00Z)", run.StandardError.Trim());
     }
 
+    [Fact]
+    public async Task Export_ParquetName_DuckDbReadsMessagesAsStructsAndTheDatabasesRewardSum()
+    {
+        await using var db = await (await PostgresServer.SharedAsync()).CreateDatabaseAsync(Ct);
+        Assert.True((await MigrationRunner.ApplyAsync(db.DataSource, Migration.Embedded(), Ct)).Succeeded);
+        await new SampleStore(db.DataSource).IngestSftSamplesAsync(Enumerable.Range(0, 25).Select(i =>
+            new SftSample(Campaign, i, i, i % 3 == 0 ? null : i, $"q{i}", $"r{i}", $"a{i}", i % 4 == 0 ? null : i * 0.25,
+                i % 2 == 0 ? """{"accuracy":1,"format_r1":0.5}""" : """{"accuracy":0}""", """{"accuracy":true}""")).ToList(), Ct);
+        var output = Path.Combine(_dir, "x.parquet");
+
+        var run = await CliProcess.RunAsync(["export", "--campaign", $"{Campaign}", "--out", output, "--db", db.ConnectionString], null, Ct);
+
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        await using var sum = db.DataSource.CreateCommand($"SELECT sum(reward) FROM sft_samples WHERE campaign_id = {Campaign}");
+        var expected = (double)(await sum.ExecuteScalarAsync(Ct))!;
+        var rows = await DuckDbAsync($"""
+            SELECT count(*) AS n, sum(reward) AS reward, typeof(any_value(messages)) AS type,
+                   min(messages[1].role) AS first_role, min(messages[2].role) AS second_role,
+                   max(CASE WHEN sample_id = 1 THEN messages[2].content END) AS assistant,
+                   sum(scores.accuracy) AS accuracy, count(scores.format_r1) AS format_r1, count(completion_id) AS completions
+              FROM '{output}'
+            """);
+        var row = Assert.Single(rows.RootElement.EnumerateArray());
+        Assert.Equal("25", row.GetProperty("n").ToString());
+        Assert.Equal(expected, row.GetProperty("reward").GetDouble(), 9);
+        Assert.Equal("STRUCT(\"role\" VARCHAR, \"content\" VARCHAR)[]", row.GetProperty("type").GetString());
+        Assert.Equal("user", row.GetProperty("first_role").GetString());
+        Assert.Equal("assistant", row.GetProperty("second_role").GetString());
+        Assert.Equal("<think>\nr0\n</think>\n\na0", row.GetProperty("assistant").GetString());
+        Assert.Equal(13, row.GetProperty("accuracy").GetDouble());
+        Assert.Equal("13", row.GetProperty("format_r1").ToString());
+        Assert.Equal("16", row.GetProperty("completions").ToString());
+    }
+
+    [Fact]
+    public async Task Export_BadFormat_OneLineNamingTheOptionAndTheFormats()
+    {
+        var run = await CliProcess.RunAsync(["export", "--campaign", "1", "--out", Path.Combine(_dir, "x.csv"), "--format", "csv"], null, Ct);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal("deepseekrl: error: --format: 'csv' is not a format (expected jsonl or parquet)", run.StandardError.Trim());
+        Assert.Empty(Directory.GetFileSystemEntries(_dir));
+    }
+
+    private static async Task<System.Text.Json.JsonDocument> DuckDbAsync(string sql)
+    {
+        var modules = Path.Combine(RepositoryPaths.Root, ".cache", "npm-parquet", "node_modules");
+        Assert.True(Directory.Exists(modules), $"{modules} is missing: run infra/setup.sh (it fetches DuckDB from npm)");
+        var info = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(RepositoryPaths.Root, "infra", "parquet", "query.js"));
+        info.ArgumentList.Add(sql);
+        var run = await CliProcess.RunAsync(info, new Dictionary<string, string?> { ["NODE_PATH"] = modules }, Ct);
+        Assert.True(run.ExitCode == 0, run.StandardError);
+        return System.Text.Json.JsonDocument.Parse(run.StandardOutput);
+    }
+
     private async Task<TestDatabase> SamplesAsync()
     {
         var db = await (await PostgresServer.SharedAsync()).CreateDatabaseAsync(Ct);

@@ -9,6 +9,66 @@ public sealed class TrainSftCommandTests
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
+    public async Task TrainSft_ParquetCopyOfTheJsonl_TrainsTheSameWeightsAndNamesTheBadRowByRowGroupAndRow()
+    {
+        var dir = Directory.CreateTempSubdirectory("deepseekrl-sft-parquet-");
+        try
+        {
+            string P(string name) => Path.Combine(dir.FullName, name);
+            var random = new Random(9);
+            var messages = new List<(string Role, string? Content)[]>();
+            for (var i = 0; i < 16; i++)
+            {
+                int a = random.Next(10, 99), b = random.Next(10, 99);
+                messages.Add([("user", $"What is {a} + {b}?"), ("assistant", $"<think>\nunits {a % 10} + {b % 10}.\n</think>\n\n{a + b}")]);
+            }
+
+            await File.WriteAllLinesAsync(P("data.jsonl"), messages.Select(m => JsonSerializer.Serialize(new { messages = m.Select(x => new { role = x.Role, content = x.Content }) })), Ct);
+            messages.Add([("user", "What is 1 + 1?"), ("assistant", null)]);
+            await WriteMessagesAsync(P("data.parquet"), messages);
+            await File.WriteAllLinesAsync(P("corpus.txt"), messages.SelectMany(m => m).Select(x => x.Content ?? string.Empty).Select(c => c.Replace("\n", " ", StringComparison.Ordinal)), Ct);
+            var tokenizer = await CliProcess.RunAsync(["tokenizer", "train", "--input", P("corpus.txt"), "--vocab-size", "300",
+                "--special-token", "<｜begin▁of▁sentence｜>", "--special-token", "<｜end▁of▁sentence｜>",
+                "--special-token", "<｜User｜>", "--special-token", "<｜Assistant｜>", "--out", P("tok.json")], null, Ct);
+            Assert.True(tokenizer.ExitCode == 0, tokenizer.StandardError);
+            var init = await CliProcess.RunAsync(["model", "init", "--config", Path.Combine(RepositoryPaths.Root, "examples", "models", "tiny.json"), "--seed", "1", "--out", P("base")], null, Ct);
+            Assert.True(init.ExitCode == 0, init.StandardError);
+
+            string[] common = ["--model", P("base"), "--tokenizer", P("tok.json"), "--batch-size", "8", "--warmup", "1"];
+            var fromJsonl = await CliProcess.RunAsync(["model", "train-sft", .. common, "--data", P("data.jsonl"), "--out", P("a")], null, Ct);
+            var fromParquet = await CliProcess.RunAsync(["model", "train-sft", .. common, "--data", P("data.parquet"), "--out", P("b")], null, Ct);
+
+            Assert.True(fromJsonl.ExitCode == 0, fromJsonl.StandardError);
+            Assert.True(fromParquet.ExitCode == 0, fromParquet.StandardError);
+            Assert.Contains("data.parquet row group 0, row 16: messages[1] needs string \"role\" and \"content\"; skipped", fromParquet.StandardError, StringComparison.Ordinal);
+            Assert.Equal(await File.ReadAllBytesAsync(P("a/model.safetensors"), Ct), await File.ReadAllBytesAsync(P("b/model.safetensors"), Ct));
+
+            // Garbage with a .parquet name: one line naming the file, no stack trace.
+            await File.WriteAllBytesAsync(P("junk.parquet"), [.. "PAR1"u8, .. new byte[64], .. "PAR1"u8], Ct);
+            var junk = await CliProcess.RunAsync(["model", "train-sft", .. common, "--data", P("junk.parquet"), "--out", P("c")], null, Ct);
+            Assert.Equal(1, junk.ExitCode);
+            Assert.StartsWith("deepseekrl: error: --data: junk.parquet: ", Assert.Single(CliProcess.Lines(junk.StandardError)), StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static async Task WriteMessagesAsync(string path, List<(string Role, string? Content)[]> rows)
+    {
+        var role = new Parquet.Schema.DataField<string>("role");
+        var content = new Parquet.Schema.DataField<string>("content");
+        var schema = new Parquet.Schema.ParquetSchema(new Parquet.Schema.ListField("messages", new Parquet.Schema.StructField("element", role, content)));
+        var repetitions = rows.SelectMany(r => r.Select((_, i) => i == 0 ? 0 : 1)).ToArray();
+        await using var file = File.Create(path);
+        await using var writer = await Parquet.ParquetWriter.CreateAsync(schema, file, cancellationToken: Ct);
+        using var group = writer.CreateRowGroup();
+        await group.WriteAsync(role, rows.SelectMany(r => r.Select(m => (string?)m.Role)).ToArray(), repetitions);
+        await group.WriteAsync(content, rows.SelectMany(r => r.Select(m => m.Content)).ToArray(), repetitions);
+    }
+
+    [Fact]
     public async Task TrainSft_ArithmeticTraces_LossFallsAndTheOutputLoads()
     {
         var dir = Directory.CreateTempSubdirectory("deepseekrl-sft-");

@@ -5,6 +5,7 @@ using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
 using DeepSeekRL.Rewards.Pipeline;
 using DeepSeekRL.Rewards.Plugins;
+using DeepSeekRL.Storage.Parquet;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Text;
@@ -54,12 +55,26 @@ public sealed class CampaignCreator(CampaignStore store)
 
         var warnings = new List<string>();
         var malformed = 0;
-        var rows = ReadRows(spec.Dataset.Path, spec.Dataset, spec.Dataset.MaxRows, warnings, ref malformed);
+        var read = await ReadRowsAsync("dataset.path", spec.Dataset.Path, spec.Dataset, spec.Dataset.MaxRows, warnings, cancellationToken);
+        if (!read.Succeeded)
+        {
+            return Outcome<CreatedCampaign>.Failure(read.Error!);
+        }
+
+        var rows = read.Value.Rows;
+        malformed += read.Value.Malformed;
         List<CampaignPrompt> train, eval;
         if (spec.Dataset.EvalPath is { } evalPath)
         {
             train = rows;
-            eval = ReadRows(evalPath, spec.Dataset, null, warnings, ref malformed);
+            read = await ReadRowsAsync("dataset.eval_path", evalPath, spec.Dataset, null, warnings, cancellationToken);
+            if (!read.Succeeded)
+            {
+                return Outcome<CreatedCampaign>.Failure(read.Error!);
+            }
+
+            eval = read.Value.Rows;
+            malformed += read.Value.Malformed;
         }
         else
         {
@@ -68,12 +83,19 @@ public sealed class CampaignCreator(CampaignStore store)
 
         if (spec.Evaluation.SetPath is { } setPath)
         {
-            eval = ReadRows(setPath, spec.Dataset, null, warnings, ref malformed);
+            read = await ReadRowsAsync("evaluation.set_path", setPath, spec.Dataset, null, warnings, cancellationToken);
+            if (!read.Succeeded)
+            {
+                return Outcome<CreatedCampaign>.Failure(read.Error!);
+            }
+
+            eval = read.Value.Rows;
+            malformed += read.Value.Malformed;
         }
 
         if (train.Count == 0)
         {
-            return Outcome<CreatedCampaign>.Failure($"dataset.path = {spec.Dataset.Path}: no usable training rows ({malformed} malformed); expected JSONL objects with \"{spec.Dataset.PromptField}\"");
+            return Outcome<CreatedCampaign>.Failure($"dataset.path = {spec.Dataset.Path}: no usable training rows ({malformed} malformed); expected JSONL objects or Parquet rows with \"{spec.Dataset.PromptField}\"");
         }
 
         if (spec.Evaluation.EverySteps > 0 && eval.Count == 0)
@@ -185,7 +207,66 @@ public sealed class CampaignCreator(CampaignStore store)
         }
     }
 
-    /// <summary>Reads dataset rows; malformed rows are counted and described (the first 20).</summary>
+    /// <summary>Reads dataset rows, JSONL or Parquet (by the <c>.parquet</c> extension or the <c>PAR1</c> magic);
+    /// malformed rows are counted and described (the first 20); an unreadable Parquet file is an error naming the field.</summary>
+    private static async Task<Outcome<(List<CampaignPrompt> Rows, int Malformed)>> ReadRowsAsync(
+        string field, string path, DatasetSpec dataset, int? maxRows, List<string> warnings, CancellationToken cancellationToken)
+    {
+        if (!ParquetRows.IsParquet(path))
+        {
+            var malformed = 0;
+            return Outcome<(List<CampaignPrompt>, int)>.Success((ReadRows(path, dataset, maxRows, warnings, ref malformed), malformed));
+        }
+
+        var opened = await ParquetRows.OpenAsync(path, cancellationToken);
+        if (!opened.Succeeded)
+        {
+            return Outcome<(List<CampaignPrompt>, int)>.Failure($"{field} = {path}: {opened.Error}");
+        }
+
+        await using var parquet = opened.Value;
+        var name = Path.GetFileName(path);
+        foreach (var column in parquet.SkippedColumns)
+        {
+            warnings.Add($"{name}: column \"{column}\" is nested (list, struct or map); only flat columns are read; ignored");
+        }
+
+        var rows = new List<CampaignPrompt>();
+        var bad = 0;
+        try
+        {
+            await foreach (var row in parquet.ReadAsync(cancellationToken))
+            {
+                if (maxRows is { } max && rows.Count >= max)
+                {
+                    break;
+                }
+
+                // The same mapping and checks as a JSONL line; a row's columns are its fields.
+                var problem = ParseRow(row.Json, dataset, out var prompt);
+                if (problem is not null)
+                {
+                    bad++;
+                    if (warnings.Count < 20)
+                    {
+                        warnings.Add($"{name} {row.Where}: {problem.Replace("field \"", "column \"", StringComparison.Ordinal)}; skipped");
+                    }
+
+                    continue;
+                }
+
+                rows.Add(prompt!);
+            }
+        }
+        catch (InvalidDataException ex)
+        {
+            return Outcome<(List<CampaignPrompt>, int)>.Failure($"{field} = {path}: {ex.Message}");
+        }
+
+        return Outcome<(List<CampaignPrompt>, int)>.Success((rows, bad));
+    }
+
+    /// <summary>Reads JSONL dataset rows; malformed rows are counted and described (the first 20).</summary>
     private static List<CampaignPrompt> ReadRows(string path, DatasetSpec dataset, int? maxRows, List<string> warnings, ref int malformed)
     {
         var rows = new List<CampaignPrompt>();

@@ -15,9 +15,9 @@ public sealed record SftExportFilter(long CampaignId, DateTimeOffset? Since = nu
 /// Streams SFT samples as JSONL in the chat <c>messages</c> format SFT trainers read (TRL, OpenRLHF): one line per
 /// sample, <c>{"messages": [user, assistant], "metadata": {...}}</c>, the assistant content being
 /// <c>&lt;think&gt;\n{reasoning}\n&lt;/think&gt;\n\n{answer}</c>. Rows are read with a streaming reader in id order, so memory
-/// stays constant whatever the number of samples.
+/// stays constant whatever the number of samples. The Parquet form of the same rows is in <c>SftExporter.Parquet.cs</c>.
 /// </summary>
-public static class SftExporter
+public static partial class SftExporter
 {
     /// <summary>
     /// Whether a campaign exists: it has a row in <c>campaigns</c>, or samples were ingested under its id (the ingest

@@ -41,15 +41,27 @@ public static class SftDataset
     /// <param name="skipped">The rows not used, with reasons.</param>
     /// <returns>The examples in file order.</returns>
     /// <exception cref="ArgumentException">The tokenizer lacks R1's EOS token.</exception>
-    public static IReadOnlyList<SftExample> Load(string path, BpeTokenizer tokenizer, int maxTokens, out IReadOnlyList<SftSkippedRow> skipped)
+    public static IReadOnlyList<SftExample> Load(string path, BpeTokenizer tokenizer, int maxTokens, out IReadOnlyList<SftSkippedRow> skipped) =>
+        Load(File.ReadLines(path), tokenizer, maxTokens, out skipped);
+
+    /// <summary>Tokenises rows given as JSON object texts (JSONL lines, or a Parquet file's rows made JSON), read once
+    /// in order; a row's <see cref="SftExample.Line"/> is its 1-based position.</summary>
+    /// <param name="rows">The rows.</param>
+    /// <param name="tokenizer">The tokenizer (must know R1's special tokens).</param>
+    /// <param name="maxTokens">Rows longer than this are skipped.</param>
+    /// <param name="skipped">The rows not used, with reasons.</param>
+    /// <returns>The examples in order.</returns>
+    /// <exception cref="ArgumentException">The tokenizer lacks R1's EOS token.</exception>
+    public static IReadOnlyList<SftExample> Load(IEnumerable<string> rows, BpeTokenizer tokenizer, int maxTokens, out IReadOnlyList<SftSkippedRow> skipped)
     {
+        ArgumentNullException.ThrowIfNull(rows);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxTokens, 2);
         var eos = tokenizer.TokenToId(ChatTemplate.Eos) ?? throw new ArgumentException($"the tokenizer has no {ChatTemplate.Eos} token", nameof(tokenizer));
         var examples = new List<SftExample>();
         var problems = new List<SftSkippedRow>();
         var lineNumber = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in rows)
         {
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line))

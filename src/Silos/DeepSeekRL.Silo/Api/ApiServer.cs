@@ -168,9 +168,25 @@ internal static class ApiServer
                 return;
             }
 
+            var format = context.Request.Query["format"];
+            if (format.Count > 1 || format.Count == 1 && format[0] is not ("jsonl" or "parquet"))
+            {
+                await Error(400, $"format: '{string.Join(",", format.ToArray())}' is not a format (expected jsonl or parquet)").ExecuteAsync(context);
+                return;
+            }
+
             if (await repository.GetStatusAsync(campaignId, ct) is null)
             {
                 await Error(404, $"campaign {campaignId} does not exist").ExecuteAsync(context);
+                return;
+            }
+
+            if (format.Count == 1 && format[0] == "parquet")
+            {
+                // Written straight to the response: the Parquet writer never seeks (offsets are counted as it goes).
+                context.Response.ContentType = "application/vnd.apache.parquet";
+                context.Response.Headers.ContentDisposition = $"attachment; filename=\"campaign-{campaignId}.parquet\"";
+                await Storage.Stores.SftExporter.ExportParquetAsync(dataSource, new Storage.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
                 return;
             }
 
@@ -183,7 +199,7 @@ internal static class ApiServer
             context.Response.ContentType = "application/x-ndjson; charset=utf-8";
             context.Response.Headers.ContentDisposition = $"attachment; filename=\"campaign-{campaignId}.jsonl\"";
             await Storage.Stores.SftExporter.ExportAsync(dataSource, new Storage.Stores.SftExportFilter(campaignId), context.Response.Body, ct);
-        }).WithMetadata(none);
+        }).WithMetadata(new QueryParameters("format"));
         app.MapGet("/api/nodes", async (CancellationToken ct) => Results.Json(await ClusterView.NodesAsync(dataSource, options.Grains, ct))).WithMetadata(none);
         foreach (var (action, to, from) in new (string, CampaignState, CampaignState[])[]
         {

@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace DeepSeekRL.Silo.Benchmarks;
 
-/// <summary><c>deepseekrl bench queue|ingest --json FILE</c>: benchmarks that measure and report (never assert speed).</summary>
+/// <summary><c>deepseekrl bench queue|ingest|export|... --json FILE</c>: benchmarks that measure and report (never assert speed).</summary>
 public static class BenchCommands
 {
     /// <summary>Creates the <c>bench</c> command.</summary>
@@ -12,6 +12,7 @@ public static class BenchCommands
         var bench = new Command("bench", "Benchmarks. Each writes one flat JSON object (metric name -> number) to --json and prints a table.");
         bench.Subcommands.Add(Database("queue", "Work queue: single and batched claim/complete throughput, p99 claim latency, NOTIFY wake-up, dead-worker recovery, long-transaction drop.", 5, QueueBenchmark.RunAsync));
         bench.Subcommands.Add(Database("ingest", "Binary-COPY ingest of ~2 KB SFT samples.", 5, IngestBenchmark.RunAsync));
+        bench.Subcommands.Add(Database("export", "SFT export of 50,000 ~2 KB samples: Parquet (Snappy and zstd) and JSONL rows/s and bytes per row, Parquet read-back rows/s, peak RSS.", 3, ExportBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("rewards", "Reward pipeline: accuracy + format_r1 + language_consistency on ~1 KB GSM8K-like completions.", 5, RewardsBenchmark.RunAsync));
         bench.Subcommands.Add(Plain("tokenizer", "Tokenizer: single-thread encode and decode MB/s of DeepSeek-V3's tokenizer on the golden corpus, and in the same run the JS reference's encode MB/s and Microsoft.ML.Tokenizers anchors (ours through its API, its own BPE on the same vocab, Tiktoken cl100k).", 5, TokenizerBenchmark.RunAsync));
         bench.Subcommands.Add(ModelBenchmark.Create());

@@ -300,7 +300,7 @@ public static class IngestBenchmark
         return Rows / seconds;
     }
 
-    private static (List<SftSample[]> Batches, double BytesPerRow) MakeBatches(long campaign, int seed)
+    internal static (List<SftSample[]> Batches, double BytesPerRow) MakeBatches(long campaign, int seed)
     {
         // Varied text (seeded words), so that compression and caches see something like real reasoning.
         string[] words =

@@ -8,7 +8,7 @@ using DeepSeekRL.Silo.CommandLine;
 
 namespace DeepSeekRL.Silo.Export;
 
-/// <summary><c>deepseekrl export --campaign ID --out FILE.jsonl [--since TIME] [--min-reward R] [--after-id N]</c>.</summary>
+/// <summary><c>deepseekrl export --campaign ID --out FILE [--format jsonl|parquet] [--since TIME] [--min-reward R] [--after-id N]</c>.</summary>
 public static partial class ExportCommand
 {
     /// <summary>Creates the command.</summary>
@@ -18,15 +18,17 @@ public static partial class ExportCommand
         var campaign = new Option<long>("--campaign") { Description = "The campaign id.", Required = true };
         var output = new Option<string>("--out")
         {
-            Description = "The JSONL file to write: a regular file is written to a temporary name, then renamed; through a symbolic link, its target is; a FIFO or a character device is written through.",
+            Description = "The file to write (JSONL, or Parquet with --format parquet or a .parquet name): a regular file is written to a temporary name, then renamed; through a symbolic link, its target is; a FIFO or a character device is written through.",
             Required = true,
         };
+        var format = new Option<string?>("--format") { Description = "jsonl (the default) or parquet; without it, an --out ending in .parquet means parquet." };
         var since = new Option<string?>("--since") { Description = "Only samples created at or after this ISO-8601 time (e.g. 2026-11-23T08:00:00Z)." };
         var minReward = new Option<string?>("--min-reward") { Description = "Only samples whose total reward is at least this (a finite number)." };
         var afterId = new Option<long?>("--after-id") { Description = "Only samples with a larger id (incremental exports: pass the last id of the previous export)." };
-        var command = new Command("export", "Export a campaign's accepted SFT samples as chat-format JSONL ({\"messages\": [...], \"metadata\": {...}}), streamed in id order.");
+        var command = new Command("export", "Export a campaign's accepted SFT samples as chat-format JSONL ({\"messages\": [...], \"metadata\": {...}}) or Parquet (messages as a list of {role, content} structs, provenance columns, scores and verdicts as structs), streamed in id order.");
         command.Options.Add(campaign);
         command.Options.Add(output);
+        command.Options.Add(format);
         command.Options.Add(since);
         command.Options.Add(minReward);
         command.Options.Add(afterId);
@@ -35,6 +37,7 @@ public static partial class ExportCommand
             var sinceValue = ParseSince(parseResult.GetValue(since));
             var minRewardValue = ParseMinReward(parseResult.GetValue(minReward));
             var path = parseResult.GetValue(output)!;
+            var parquet = ParseFormat(parseResult.GetValue(format), path);
 
             // The destination first: a bad --out fails before the database is touched, and nothing is left behind.
             await using var file = OutputFile.Create("--out", path);
@@ -54,7 +57,9 @@ public static partial class ExportCommand
                 result = await DatabaseResilience.Default.ExecuteAsync(async ct =>
                 {
                     var stream = await file.StartAsync(ct);
-                    return await SftExporter.ExportAsync(db.DataSource, filter, stream, ct);
+                    return parquet
+                        ? await SftExporter.ExportParquetAsync(db.DataSource, filter, stream, ct)
+                        : await SftExporter.ExportAsync(db.DataSource, filter, stream, ct);
                 }, cancellationToken);
                 bytes = await file.CommitAsync(cancellationToken);
             }
@@ -71,6 +76,15 @@ public static partial class ExportCommand
         });
         return command;
     }
+
+    /// <summary>Whether to write Parquet: <c>--format</c> when given, else a <c>.parquet</c> name.</summary>
+    internal static bool ParseFormat(string? text, string path) => text switch
+    {
+        null => path.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase),
+        "jsonl" => false,
+        "parquet" => true,
+        _ => throw new CliException($"--format: '{text}' is not a format (expected jsonl or parquet)"),
+    };
 
     private static DateTimeOffset? ParseSince(string? text)
     {

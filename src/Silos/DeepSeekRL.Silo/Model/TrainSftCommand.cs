@@ -3,13 +3,14 @@ using System.Globalization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Storage.Parquet;
 using DeepSeekRL.Tokenizers;
 
 namespace DeepSeekRL.Silo.Model;
 
 /// <summary>
-/// <c>model train-sft --model DIR --data FILE.jsonl --out DIR</c>: supervised fine-tuning on chat-format JSONL (the
-/// export format), training on the final assistant turn only, with AdamW, warm-up + cosine schedule, gradient
+/// <c>model train-sft --model DIR --data FILE --out DIR</c>: supervised fine-tuning on chat-format JSONL or Parquet (the
+/// export formats), training on the final assistant turn only, with AdamW, warm-up + cosine schedule, gradient
 /// clipping, the MTP loss and the auxiliary-loss-free routing-bias update. Writes the checkpoint, the optimizer state,
 /// the tokenizer and a loss curve (<c>loss.csv</c>).
 /// </summary>
@@ -21,7 +22,7 @@ public static class TrainSftCommand
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "The model directory (config.json + model.safetensors).", Required = true };
         var tokenizer = new Option<FileInfo?>("--tokenizer") { Description = "tokenizer.json (default: the one in the model directory)." };
-        var data = new Option<FileInfo>("--data") { Description = "Chat-format JSONL: {\"messages\": [{\"role\", \"content\"}, ...]} per line.", Required = true };
+        var data = new Option<FileInfo>("--data") { Description = "Chat-format JSONL ({\"messages\": [{\"role\", \"content\"}, ...]} per line) or Parquet with a messages column of {role, content} structs (a .parquet name or PAR1 magic).", Required = true };
         var output = new Option<DirectoryInfo>("--out") { Description = "Where to write the fine-tuned model.", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the data (default 1).", DefaultValueFactory = _ => 1 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sequences per step, padded to the longest (default 8).", DefaultValueFactory = _ => 8 };
@@ -35,13 +36,13 @@ public static class TrainSftCommand
         var threads = new Option<int>("--threads") { Description = "Threads (default 2).", DefaultValueFactory = _ => 2 };
         var maxSteps = new Option<int>("--max-steps") { Description = "Stop after this many steps in total and save (the run can be continued with --resume).", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run saved in --model (its optimizer.safetensors holds the step and the run's settings); ends bit-for-bit equal to an uninterrupted run." };
-        var command = new Command("train-sft", "Supervised fine-tuning on chat-format JSONL (assistant tokens only), with progress, loss curve and throughput.");
+        var command = new Command("train-sft", "Supervised fine-tuning on chat-format JSONL or Parquet (assistant tokens only), with progress, loss curve and throughput.");
         foreach (var option in new Option[] { model, tokenizer, data, output, epochs, batchSize, lr, warmup, maxTokens, mtpWeight, gamma, alpha, seed, threads, maxSteps, resume })
         {
             command.Options.Add(option);
         }
 
-        command.SetHandler((parseResult, cancellationToken) =>
+        command.SetHandler(async (parseResult, cancellationToken) =>
         {
             var modelDir = parseResult.GetValue(model)!.FullName;
             var (weights, error) = ModelWeights.LoadDirectory(modelDir);
@@ -83,18 +84,41 @@ public static class TrainSftCommand
 
             IReadOnlyList<SftExample> examples;
             IReadOnlyList<SftSkippedRow> skipped;
+            ParquetRows? parquet = null;
             try
             {
-                examples = SftDataset.Load(dataFile.FullName, bpe, limit, out skipped);
+                if (ParquetRows.IsParquet(dataFile.FullName))
+                {
+                    // Row group by row group: only the examples' tokens stay in memory, never the file's text.
+                    var opened = await ParquetRows.OpenAsync(dataFile.FullName, cancellationToken);
+                    parquet = opened.Succeeded ? opened.Value : throw new CliException($"--data: {opened.Error}");
+                    examples = SftDataset.Load(
+                        parquet.ReadAsync(cancellationToken).ToBlockingEnumerable(cancellationToken).Select(row => row.Json), bpe, limit, out skipped);
+                }
+                else
+                {
+                    examples = SftDataset.Load(dataFile.FullName, bpe, limit, out skipped);
+                }
             }
             catch (ArgumentException ex)
             {
                 throw new CliException($"--tokenizer: {ex.Message}");
             }
+            catch (InvalidDataException ex)
+            {
+                throw new CliException($"--data: {ex.Message}");
+            }
 
             foreach (var row in skipped.Take(5))
             {
-                Console.Error.WriteLine($"deepseekrl: warning: {dataFile.Name} line {row.Line}: {row.Reason}; skipped");
+                var where = parquet is null ? $"line {row.Line}" : parquet.Where(row.Line - 1);
+                var reason = parquet is null ? row.Reason : row.Reason.Replace("field \"", "column \"", StringComparison.Ordinal);
+                Console.Error.WriteLine($"deepseekrl: warning: {dataFile.Name} {where}: {reason}; skipped");
+            }
+
+            if (parquet is not null)
+            {
+                await parquet.DisposeAsync();
             }
 
             if (skipped.Count > 5)
@@ -137,7 +161,7 @@ public static class TrainSftCommand
             File.Copy(tokenizerPath, Path.Combine(outDir, "tokenizer.json"), overwrite: true);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"train-sft: {result.Steps} steps, {result.Tokens} tokens in {result.Seconds:0.0} s ({result.Tokens / Math.Max(1e-9, result.Seconds):0} tok/s); wrote {outDir}"));
-            return Task.FromResult(0);
+            return 0;
         });
         return command;
     }
