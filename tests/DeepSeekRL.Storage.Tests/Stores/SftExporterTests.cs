@@ -177,6 +177,47 @@ public sealed class SftExporterTests
         }
     }
 
+    [Fact]
+    public async Task ExportParquetAsync_SeveralRowGroups_EveryRowOnceInIdOrder()
+    {
+        // 2.5 row groups: one group is written while the next is read, and the last, partial one after the loop.
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var rows = (2 * SftExporter.ParquetRowGroupRows) + (SftExporter.ParquetRowGroupRows / 2);
+        await new SampleStore(db.DataSource).IngestSftSamplesAsync(
+            [.. Enumerable.Range(0, rows).Select(i => new SftSample(1, i, i, i, "p" + i, "r" + i, "a" + i, i, $$"""{"accuracy": {{i}}}""", "{}"))], Ct);
+        var path = Path.Combine(Path.GetTempPath(), $"deepseekrl-export-{Guid.NewGuid():N}.parquet");
+        try
+        {
+            await using (var file = File.Create(path))
+            {
+                Assert.Equal(rows, (await SftExporter.ExportParquetAsync(db.DataSource, new SftExportFilter(1), file, Ct)).Count);
+            }
+
+            await using (var file = File.OpenRead(path))
+            {
+                await using var reader = await global::Parquet.ParquetReader.CreateAsync(file, cancellationToken: Ct);
+                Assert.Equal(3, reader.RowGroupCount);
+            }
+
+            var opened = await Parquet.ParquetRows.OpenAsync(path, Ct);
+            Assert.True(opened.Succeeded, opened.Error);
+            await using var parquet = opened.Value;
+            var steps = new List<int>();
+            await foreach (var row in parquet.ReadAsync(Ct))
+            {
+                using var json = JsonDocument.Parse(row.Json);
+                steps.Add(json.RootElement.GetProperty("step").GetInt32());
+                Assert.Equal("p" + steps[^1], json.RootElement.GetProperty("messages")[0].GetProperty("content").GetString());
+            }
+
+            Assert.Equal(Enumerable.Range(0, rows), steps);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     private static async Task<(List<JsonElement> Lines, long Count, long LastId)> ExportAsync(TestDatabase db, SftExportFilter filter)
     {
         using var output = new MemoryStream();

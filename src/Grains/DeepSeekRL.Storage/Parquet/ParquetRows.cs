@@ -416,9 +416,23 @@ internal sealed class ParquetRows : IAsyncDisposable
     private static async Task<object?[]> ReadAsync<T>(ParquetRowGroupReader group, DataField field, int rows, CancellationToken cancellationToken)
         where T : struct
     {
+        var boxed = new object?[rows];
+        if (!field.IsNullable)
+        {
+            // A required column is read as such: read into nullable slots, Parquet.Net 6.1 now and then left a value
+            // of a required column null (the same file read again gave the right value; DuckDB read it right).
+            var required = new T[rows];
+            await group.ReadAsync<T>(field, required.AsMemory(), null, cancellationToken);
+            for (var i = 0; i < rows; i++)
+            {
+                boxed[i] = required[i];
+            }
+
+            return boxed;
+        }
+
         var values = new T?[rows];
         await group.ReadAsync<T>(field, values.AsMemory(), null, cancellationToken);
-        var boxed = new object?[rows];
         for (var i = 0; i < rows; i++)
         {
             boxed[i] = values[i];

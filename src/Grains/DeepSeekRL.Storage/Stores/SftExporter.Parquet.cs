@@ -55,7 +55,11 @@ public static partial class SftExporter
         var ruleNames = await DistinctKeysAsync(dataSource, "scores", filter, upTo, cancellationToken);
         var verdictNames = await DistinctKeysAsync(dataSource, "verdicts", filter, upTo, cancellationToken);
         var columns = new SftParquetColumns(ruleNames, verdictNames);
-        var batch = new SftParquetBatch(columns);
+        // Two row groups in turn: one is written (encoded and compressed) while the next is read, so the database
+        // and the writer each keep one of the two cores busy. Memory: two row groups at the most.
+        SftParquetBatch[] batches = [new(columns), new(columns)];
+        var batch = batches[0];
+        var writing = Task.CompletedTask;
         long count = 0, lastId = 0;
         var options = new ParquetOptions
         {
@@ -71,35 +75,48 @@ public static partial class SftExporter
             const int PageSize = 2000;
             int page;
             var sql = PageSql(ruleNames.Count, verdictNames.Count);
-            do
+            try
             {
-                page = 0;
-                await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-                await using var command = new NpgsqlCommand(sql, connection);
-                command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
-                command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
-                command.Parameters.Add(new NpgsqlParameter { Value = after });
-                command.Parameters.Add(new NpgsqlParameter { Value = upTo });
-                foreach (var name in ruleNames.Concat(verdictNames))
+                do
                 {
-                    command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
-                }
-
-                await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    page++;
-                    after = batch.Add(reader, filter.CampaignId);
-                    count++;
-                    lastId = after;
-                    if (batch.Full)
+                    page = 0;
+                    await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+                    await using var command = new NpgsqlCommand(sql, connection);
+                    command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
+                    command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+                    command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
+                    command.Parameters.Add(new NpgsqlParameter { Value = after });
+                    command.Parameters.Add(new NpgsqlParameter { Value = upTo });
+                    foreach (var name in ruleNames.Concat(verdictNames))
                     {
-                        await batch.WriteAsync(writer, cancellationToken);
+                        command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
+                    }
+
+                    await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
+                    while (await reader.ReadAsync(cancellationToken))
+                    {
+                        page++;
+                        after = batch.Add(reader, filter.CampaignId);
+                        count++;
+                        lastId = after;
+                        if (batch.Full)
+                        {
+                            await writing;
+                            var full = batch;
+                            writing = Task.Run(() => full.WriteAsync(writer, cancellationToken), cancellationToken);
+                            batch = batch == batches[0] ? batches[1] : batches[0];
+                        }
                     }
                 }
+                while (page == PageSize);
+
+                await writing;
             }
-            while (page == PageSize);
+            finally
+            {
+                // A failed read still waits for the row group being written before the writer is disposed.
+                await Task.WhenAny(writing);
+            }
 
             // An empty export is still a valid file with the schema (and no row group).
             if (batch.Count > 0)
