@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -371,6 +372,90 @@ public sealed class CampaignRunTests : IDisposable
         Assert.Equal(0L, status.Counters["samples_generated"]);
         Assert.True(Volatile.Read(ref requests) >= 2);
         Assert.Equal(1L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM step_metrics WHERE campaign_id = $1", Ct, id));
+    }
+
+    [Fact]
+    public async Task Run_CompletionsThatCheckThemselves_ReflectionMetricsPerStepAndEvaluation()
+    {
+        // An endpoint answers each "What is A op B?" with four kinds of completion in turn: a check that passes; a
+        // check that fails, "wait" and a repair; a check that fails and is not repaired; no check (right answer).
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var server = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                var stream = client.GetStream();
+                var buffer = new byte[65536];
+                var read = 0;
+                string request;
+                do
+                {
+                    read += await stream.ReadAsync(buffer.AsMemory(read), stop.Token);
+                    request = Encoding.UTF8.GetString(buffer, 0, read);
+                }
+                while (!HasFullBody(request));
+
+                using var body = JsonDocument.Parse(request[(request.IndexOf("\r\n\r\n", StringComparison.Ordinal) + 4)..]);
+                var question = System.Text.RegularExpressions.Regex.Match(body.RootElement.GetProperty("prompt").GetString()!, @"What is (\d+) ([+-]) (\d+)\?");
+                long a = long.Parse(question.Groups[1].Value, CultureInfo.InvariantCulture), b = long.Parse(question.Groups[3].Value, CultureInfo.InvariantCulture);
+                var op = question.Groups[2].Value;
+                var sum = op == "+" ? a + b : a - b;
+                string Check(long s) => op == "+" ? $"check: {s}-{b}={s - b} {(s - b == a ? "yes" : "no")}" : $"check: {s}+{b}={s + b} {(s + b == a ? "yes" : "no")}";
+                string[] kinds =
+                [
+                    $"<think>\n{a}{op}{b}={sum}\n{Check(sum)}\n</think>\n\\boxed{{{sum}}}",
+                    $"<think>\n{a}{op}{b}={sum + 1}\n{Check(sum + 1)}\nwait\n{a}{op}{b}={sum}\n{Check(sum)}\n</think>\n\\boxed{{{sum}}}",
+                    $"<think>\n{a}{op}{b}={sum + 1}\n{Check(sum + 1)}\n</think>\n\\boxed{{{sum + 1}}}",
+                    $"<think>\n</think>\n\\boxed{{{sum}}}",
+                ];
+                var n = body.RootElement.GetProperty("n").GetInt32();
+                var choices = new System.Text.Json.Nodes.JsonArray();
+                for (var j = 0; j < n; j++)
+                {
+                    choices.Add(new System.Text.Json.Nodes.JsonObject { ["index"] = j, ["text"] = kinds[j % 4], ["finish_reason"] = "stop" });
+                }
+
+                var json = new System.Text.Json.Nodes.JsonObject { ["choices"] = choices }.ToJsonString();
+                var response = $"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {Encoding.UTF8.GetByteCount(json)}\r\nConnection: close\r\n\r\n{json}";
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(response), stop.Token);
+            }
+        }, stop.Token);
+        var spec = WriteSpec("reflection", """{"rules": [{"rule": "accuracy"}]}""", steps: 1,
+            extra: ", \"mode\": \"collect\"", policy: $$$"""{"endpoint": {"url": "http://127.0.0.1:{{{port}}}/v1", "model": "m"}}""");
+        var id = await CreateAsync(db.DataSource, spec);
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(2));
+        await stop.CancelAsync();
+        Assert.Equal(CampaignState.Completed, status.State);
+
+        // Step 0: 2 prompts x 4 samples, one of each kind per prompt.
+        using (var step = JsonDocument.Parse(await db.DataSource.ScalarAsync<string>("SELECT metrics::text FROM step_metrics WHERE campaign_id = $1 AND step = 0", Ct, id)))
+        {
+            var m = step.RootElement;
+            Assert.Equal(0.75, m.GetProperty("verify_fraction").GetDouble(), 9);
+            Assert.Equal(0.5, m.GetProperty("detect_fraction").GetDouble(), 9);
+            Assert.Equal(0.25, m.GetProperty("repair_fraction").GetDouble(), 9);
+            Assert.Equal(2 / 3.0, m.GetProperty("accuracy_when_verifying").GetDouble(), 9);
+            Assert.Equal(1.0, m.GetProperty("accuracy_without_verifying").GetDouble(), 9);
+            Assert.Equal(0.5, m.GetProperty("accuracy_first_attempt").GetDouble(), 9);
+            Assert.Equal(0.75, m.GetProperty("accuracy_final").GetDouble(), 9);
+        }
+
+        // Evaluations sample one greedy completion per prompt: the first kind, a check that passes.
+        var evaluations = await db.DataSource.ColumnAsync<string>("SELECT metrics::text FROM evaluations WHERE campaign_id = $1", Ct, id);
+        Assert.NotEmpty(evaluations);
+        foreach (var text in evaluations)
+        {
+            using var e = JsonDocument.Parse(text);
+            Assert.Equal(1.0, e.RootElement.GetProperty("verify_fraction").GetDouble(), 9);
+            Assert.Equal(0.0, e.RootElement.GetProperty("detect_fraction").GetDouble(), 9);
+            Assert.Equal(JsonValueKind.Null, e.RootElement.GetProperty("accuracy_without_verifying").ValueKind);
+            Assert.Equal(1.0, e.RootElement.GetProperty("accuracy_first_attempt").GetDouble(), 9);
+        }
     }
 
     [Fact]

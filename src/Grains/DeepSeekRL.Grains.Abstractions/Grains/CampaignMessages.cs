@@ -95,7 +95,8 @@ public sealed record CompletionScores(long CompletionId, IReadOnlyList<KeyValueP
 /// <param name="Scores">One per completion, in order.</param>
 /// <param name="MissingByRule">Missing scores by rule (the rule threw, timed out or could not judge).</param>
 /// <param name="Seconds">Scoring time.</param>
-public sealed record RewardWorkResult(IReadOnlyList<CompletionScores> Scores, IReadOnlyDictionary<string, int> MissingByRule, double Seconds);
+/// <param name="Reflection">The completions' self-verification counts.</param>
+public sealed record RewardWorkResult(IReadOnlyList<CompletionScores> Scores, IReadOnlyDictionary<string, int> MissingByRule, double Seconds, ReflectionTotals Reflection);
 
 /// <summary>A completion accepted by the rejection-sampling filter.</summary>
 /// <param name="Completion">The completion.</param>
@@ -122,7 +123,21 @@ public sealed record EvaluationWork(long CampaignId, int Step, int PolicyVersion
 /// <param name="LengthSum">Sum of completion lengths in tokens over all samples.</param>
 /// <param name="Reasoning">Samples that wrote out a non-empty reasoning block.</param>
 /// <param name="CorrectWhenReasoning">Of those, samples judged correct.</param>
-public sealed record EvaluationChunkResult(int Prompts, int Correct, double RewardSum, int Samples, long LengthSum, int Reasoning, int CorrectWhenReasoning);
+/// <param name="Reflection">The samples' self-verification counts.</param>
+public sealed record EvaluationChunkResult(
+    int Prompts, int Correct, double RewardSum, int Samples, long LengthSum, int Reasoning, int CorrectWhenReasoning, ReflectionTotals Reflection);
+
+/// <summary>Self-verification counts over some completions (see <c>DeepSeekRL.Rewards.Reflection</c>): summed as they
+/// are, turned into shares when reported.</summary>
+/// <param name="Samples">Completions counted.</param>
+/// <param name="CorrectSamples">Completions judged correct.</param>
+/// <param name="Verifying">Completions with a check line.</param>
+/// <param name="Detecting">Completions with a failed check.</param>
+/// <param name="Repairing">Completions with a failed check, a later passing one, and a correct answer.</param>
+/// <param name="CorrectWhenVerifying">Correct completions among those that verify.</param>
+/// <param name="FirstAttemptCorrect">Correct completions whose first check (if any) passed.</param>
+public sealed record ReflectionTotals(
+    long Samples, long CorrectSamples, long Verifying, long Detecting, long Repairing, long CorrectWhenVerifying, long FirstAttemptCorrect);
 
 /// <summary>A step as the learner closed it.</summary>
 /// <param name="Step">The step.</param>

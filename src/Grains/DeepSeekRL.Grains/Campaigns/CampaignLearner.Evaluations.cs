@@ -26,6 +26,7 @@ public sealed partial class CampaignLearner
                 ["step"] = e.Step,
                 ["policy_version"] = e.PolicyVersion,
             };
+            AddReflectionMetrics(metrics, e.Reflection);
             await _store.RecordEvaluationAsync(_lease, _definition.Id, e.Step, e.PolicyVersion, metrics.ToJsonString(CampaignJson.Options), cancellationToken);
         }
 

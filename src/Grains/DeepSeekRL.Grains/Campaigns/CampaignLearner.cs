@@ -7,6 +7,7 @@ using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.PolicyLosses;
 using DeepSeekRL.Model.Reinforcement;
 using DeepSeekRL.Model.Weights;
+using DeepSeekRL.Rewards.Reflection;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Singletons;
 using DeepSeekRL.Storage.Stores;
@@ -428,6 +429,23 @@ public sealed partial class CampaignLearner
 
         metrics["rewards"] = means;
         metrics["missing_scores"] = missing;
+        AddReflectionMetrics(metrics, timings.Reflection);
+    }
+
+    /// <summary>Adds the self-verification shares (null where nothing could be measured).</summary>
+    /// <param name="metrics">The metrics.</param>
+    /// <param name="stored">The summed counts, or null.</param>
+    internal static void AddReflectionMetrics(JsonObject metrics, StoredReflection? stored)
+    {
+        var counts = stored is null ? new ReflectionCounts() : new ReflectionCounts
+        {
+            Samples = stored.Samples, Correct = stored.CorrectSamples, Verifying = stored.Verifying, Detecting = stored.Detecting,
+            Repairing = stored.Repairing, CorrectWhenVerifying = stored.CorrectWhenVerifying, FirstAttemptCorrect = stored.FirstAttemptCorrect,
+        };
+        foreach (var (name, value) in counts.Metrics())
+        {
+            metrics[name] = value;
+        }
     }
 
     private AdamWOptions OptimizerOptions()

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Rewards.Pipeline;
+using DeepSeekRL.Rewards.Reflection;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
@@ -26,8 +27,10 @@ public sealed class RewardScorer(CampaignCatalog catalog)
         var results = await definition.Rewards.ScoreAsync(inputs, cancellationToken);
         var missing = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var scores = new List<CompletionScores>(completions.Count);
+        var reflection = new ReflectionCounts();
         for (var i = 0; i < completions.Count; i++)
         {
+            reflection.Add(Evaluation.Reflect(inputs[i].Completion), Evaluation.IsCorrect(definition, results[i]));
             foreach (var rule in results[i].Missing)
             {
                 missing[rule] = missing.GetValueOrDefault(rule) + 1;
@@ -36,7 +39,7 @@ public sealed class RewardScorer(CampaignCatalog catalog)
             scores.Add(new CompletionScores(completions[i].Id, results[i].Scores, results[i].Reward));
         }
 
-        return new RewardWorkResult(scores, missing, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return new RewardWorkResult(scores, missing, Stopwatch.GetElapsedTime(started).TotalSeconds, Evaluation.Totals(reflection));
     }
 }
 

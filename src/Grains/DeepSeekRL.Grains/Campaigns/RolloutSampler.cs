@@ -3,6 +3,7 @@ using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
 using DeepSeekRL.Rewards.Pipeline;
+using DeepSeekRL.Rewards.Reflection;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
@@ -172,9 +173,11 @@ public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache po
             double rewardSum = 0;
             long lengthSum = 0;
             int reasoning = 0, correctWhenReasoning = 0;
+            var reflection = new ReflectionCounts();
             for (var i = 0; i < samples.Count; i++)
             {
                 var correct = Evaluation.IsCorrect(definition, scores[i]);
+                reflection.Add(Evaluation.Reflect(inputs[i].Completion), correct);
                 solved[samples[i].Row] |= correct;
                 rewardSum += scores[i].Reward;
                 lengthSum += samples[i].Completion.TokenIds.Length > 0 ? samples[i].Completion.TokenIds.Length : samples[i].Completion.LogProbs.Length;
@@ -185,7 +188,8 @@ public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache po
                 }
             }
 
-            return new EvaluationChunkResult(rows.Count, solved.Count(s => s), rewardSum, samples.Count, lengthSum, reasoning, correctWhenReasoning);
+            return new EvaluationChunkResult(rows.Count, solved.Count(s => s), rewardSum, samples.Count, lengthSum, reasoning, correctWhenReasoning,
+                Evaluation.Totals(reflection));
         }
         finally
         {
@@ -287,6 +291,21 @@ public static class Evaluation
     {
         ArgumentNullException.ThrowIfNull(definition);
         return CorrectnessRule(definition.Rewards, result);
+    }
+
+    /// <summary>The self-verification a completion's reasoning shows (its check lines and their verdicts).</summary>
+    /// <param name="text">The completion as scored.</param>
+    /// <returns>The trace.</returns>
+    public static ReflectionTrace Reflect(string text) => ReflectionTrace.Read(SplitReasoning(text).Reasoning);
+
+    /// <summary>Counts as the cluster's message carries them.</summary>
+    /// <param name="counts">The counts.</param>
+    /// <returns>The totals.</returns>
+    public static ReflectionTotals Totals(ReflectionCounts counts)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        return new ReflectionTotals(
+            counts.Samples, counts.Correct, counts.Verifying, counts.Detecting, counts.Repairing, counts.CorrectWhenVerifying, counts.FirstAttemptCorrect);
     }
 
     /// <summary>Whether a completion writes out its reasoning: a non-blank <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>

@@ -125,7 +125,7 @@ internal static partial class WorkResults
         WorkQueue queue, ClaimedItem item, RewardWork work, int scoredCount, RewardWorkResult scored, List<SftSample> samples, CancellationToken cancellationToken)
     {
         var scores = scored.Scores.SelectMany(s => s.Scores.Select(r => new RewardScore(s.CompletionId, r.Key, r.Value))).ToList();
-        var resultJson = CampaignJson.Serialize(new { seconds = scored.Seconds, scored = scoredCount, accepted = samples.Count });
+        var resultJson = CampaignJson.Serialize(new { seconds = scored.Seconds, scored = scoredCount, accepted = samples.Count, reflection = scored.Reflection });
         await queue.CompleteAsync(item, resultJson, async (connection, transaction, ct) =>
         {
             await SampleStore.WriteScoresAsync(connection, transaction, scores, ct);

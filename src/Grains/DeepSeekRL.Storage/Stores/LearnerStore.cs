@@ -52,8 +52,21 @@ public sealed record RuleScores(string Rule, double? Mean, long Missing);
 /// <param name="ScoringSeconds">Sum of the reward items' seconds (null without reward results).</param>
 /// <param name="ScoredAt">When the last reward item finished (Unix seconds).</param>
 /// <param name="Rules">Each rule's scores.</param>
+/// <param name="Reflection">The step's self-verification counts from its reward items (null without reward results).</param>
 public sealed record StepTimings(
-    double? SamplingSeconds, double? PolicyLoadSeconds, double? CutAt, double? ScoringSeconds, double? ScoredAt, IReadOnlyList<RuleScores> Rules);
+    double? SamplingSeconds, double? PolicyLoadSeconds, double? CutAt, double? ScoringSeconds, double? ScoredAt, IReadOnlyList<RuleScores> Rules,
+    StoredReflection? Reflection);
+
+/// <summary>Self-verification counts summed over work results (the <c>reflection</c> object of reward and evaluation results).</summary>
+/// <param name="Samples">Completions counted.</param>
+/// <param name="CorrectSamples">Completions judged correct.</param>
+/// <param name="Verifying">Completions with a check line.</param>
+/// <param name="Detecting">Completions with a failed check.</param>
+/// <param name="Repairing">Completions that repaired a failed check and are correct.</param>
+/// <param name="CorrectWhenVerifying">Correct completions among those that verify.</param>
+/// <param name="FirstAttemptCorrect">Correct completions whose first check (if any) passed.</param>
+public sealed record StoredReflection(
+    long Samples, long CorrectSamples, long Verifying, long Detecting, long Repairing, long CorrectWhenVerifying, long FirstAttemptCorrect);
 
 /// <summary>The totals of an evaluation whose chunks have all finished.</summary>
 /// <param name="Step">The step it evaluates after (-1: before any update).</param>
@@ -67,9 +80,10 @@ public sealed record StepTimings(
 /// <param name="LengthSum">Sum of the samples' lengths (tokens).</param>
 /// <param name="Reasoning">Samples that reasoned.</param>
 /// <param name="CorrectWhenReasoning">Reasoning samples that were correct.</param>
+/// <param name="Reflection">The samples' self-verification counts (null when no chunk reported them).</param>
 public sealed record EvaluationTotals(
     int Step, int PolicyVersion, long Chunks, long CompletedChunks, double Prompts, double Correct, double RewardSum, double Samples,
-    double LengthSum, double Reasoning, double CorrectWhenReasoning);
+    double LengthSum, double Reasoning, double CorrectWhenReasoning, StoredReflection? Reflection);
 
 /// <summary>
 /// The learner's rows: checkpoints, the step's completions and timings, step metrics and progress, evaluations and the
@@ -197,9 +211,14 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
         await _pipeline.ExecuteAsync(async ct =>
         {
             double? sampling = null, load = null, cutAt = null, scoring = null, scoredAt = null;
+            StoredReflection? reflection = null;
             await using (var command = dataSource.CreateCommand("""
                 SELECT w.kind, sum((r.result->>'seconds')::float8), sum(coalesce((r.result->>'policy_load_seconds')::float8, 0)),
-                       extract(epoch FROM min(w.created_at)), extract(epoch FROM max(w.finished_at))
+                       extract(epoch FROM min(w.created_at)), extract(epoch FROM max(w.finished_at)),
+                       sum((r.result->'reflection'->>'samples')::bigint), sum((r.result->'reflection'->>'correct_samples')::bigint),
+                       sum((r.result->'reflection'->>'verifying')::bigint), sum((r.result->'reflection'->>'detecting')::bigint),
+                       sum((r.result->'reflection'->>'repairing')::bigint), sum((r.result->'reflection'->>'correct_when_verifying')::bigint),
+                       sum((r.result->'reflection'->>'first_attempt_correct')::bigint)
                   FROM work_items w JOIN work_results r ON r.item_id = w.id
                  WHERE w.campaign_id = $1 AND (w.payload->>'step')::int = $2 AND w.kind IN ('rollout', 'reward')
                  GROUP BY w.kind
@@ -221,6 +240,7 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
                     {
                         scoring = seconds;
                         scoredAt = reader.GetDouble(4);
+                        reflection = ReadReflection(reader, 5);
                     }
                 }
             }
@@ -241,8 +261,20 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
                 }
             }
 
-            return new StepTimings(sampling, load, cutAt, scoring, scoredAt, rules);
+            return new StepTimings(sampling, load, cutAt, scoring, scoredAt, rules, reflection);
         }, cancellationToken);
+
+    /// <summary>Seven summed reflection columns from <paramref name="first"/> on; null when none was reported.</summary>
+    private static StoredReflection? ReadReflection(NpgsqlDataReader reader, int first)
+    {
+        if (reader.IsDBNull(first))
+        {
+            return null;
+        }
+
+        long Get(int i) => reader.IsDBNull(first + i) ? 0 : Convert.ToInt64(reader.GetValue(first + i), CultureInfo.InvariantCulture);
+        return new StoredReflection(Get(0), Get(1), Get(2), Get(3), Get(4), Get(5), Get(6));
+    }
 
     /// <summary>
     /// Records a closed step (fenced): its metrics row (kept if one exists: a step recomputed after a restart), the
@@ -319,7 +351,11 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
                        count(*), count(*) FILTER (WHERE w.state IN ('completed', 'failed', 'cancelled')), count(*) FILTER (WHERE w.state = 'completed'),
                        sum((r.result->>'prompts')::int), sum((r.result->>'correct')::int), sum((r.result->>'reward_sum')::float8),
                        sum((r.result->>'samples')::int), sum((r.result->>'length_sum')::bigint), sum((r.result->>'reasoning')::int),
-                       sum((r.result->>'correct_when_reasoning')::int)
+                       sum((r.result->>'correct_when_reasoning')::int),
+                       sum((r.result->'reflection'->>'samples')::bigint), sum((r.result->'reflection'->>'correct_samples')::bigint),
+                       sum((r.result->'reflection'->>'verifying')::bigint), sum((r.result->'reflection'->>'detecting')::bigint),
+                       sum((r.result->'reflection'->>'repairing')::bigint), sum((r.result->'reflection'->>'correct_when_verifying')::bigint),
+                       sum((r.result->'reflection'->>'first_attempt_correct')::bigint)
                   FROM work_items w LEFT JOIN work_results r ON r.item_id = w.id
                  WHERE w.campaign_id = $1 AND w.kind = 'eval'
                    AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.campaign_id = w.campaign_id AND e.step = (w.payload->>'step')::int)
@@ -338,7 +374,7 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
                 double Get(int i) => reader.IsDBNull(i) ? 0 : Convert.ToDouble(reader.GetValue(i), CultureInfo.InvariantCulture);
                 finished.Add(new EvaluationTotals(
                     reader.GetInt32(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(4),
-                    Get(5), Get(6), Get(7), Get(8), Get(9), Get(10), Get(11)));
+                    Get(5), Get(6), Get(7), Get(8), Get(9), Get(10), Get(11), ReadReflection(reader, 12)));
             }
 
             return (finished, outstanding);
