@@ -14,7 +14,21 @@ public enum TraceVariant
 
     /// <summary>A full trace in which one step has a wrong digit, carried through to a wrong final answer.</summary>
     OneDigitWrong,
+
+    /// <summary>Countdown: one attempt and its check, which passes (<see cref="DemoTraces.GuessAndCheck"/>); an attempt
+    /// answered unchecked is <see cref="EmptyThink"/> in the Countdown mix.</summary>
+    Checked,
+
+    /// <summary>Countdown: attempts whose checks fail, each followed by <c>wait</c>, then one whose check passes.</summary>
+    Repaired,
 }
+
+/// <summary>The fractions of each kind of Countdown trace in <see cref="DemoTraces.CountdownMix"/>.</summary>
+/// <param name="Direct">Fraction that answer their one attempt unchecked.</param>
+/// <param name="Checked">Fraction with one attempt whose check passes.</param>
+/// <param name="Repaired">Fraction with one or two attempts whose checks fail, then one whose check passes.</param>
+/// <remarks>Each in [0, 1]; they must sum to 1 (within 1e-9).</remarks>
+public sealed record CountdownFractions(double Direct, double Checked, double Repaired);
 
 /// <summary>The fractions of each variant in <see cref="DemoTraces.SftMix"/>.</summary>
 /// <param name="Full">Fraction of <see cref="TraceVariant.Full"/>.</param>
@@ -118,6 +132,108 @@ public static class DemoTraces
         }
 
         return Compose(trials.Take(hit + 1).Select(t => t.Line).ToList(), $"<answer>{trials[hit].Expression}</answer>");
+    }
+
+    /// <summary>
+    /// A guess-and-check trace of a small Countdown puzzle: each attempt is an equation over the numbers in their order
+    /// (<c>8+4-7</c>) followed by its check, the attempt's steps and the verdict against the target
+    /// (<c>check: 8+4=12 12-7=5 no</c>); a failed check is followed by <c>wait</c> and another attempt; the last attempt
+    /// makes the target (<c>check: 8*4=32 32-7=25 yes</c>) and is the answer. With no failed attempt and
+    /// <paramref name="check"/> false the attempt is answered unchecked (<c>8*4-7</c> alone in the think block: every
+    /// kind reasons, so <c>format_r1</c> pays them alike and only correctness rewards checking). Checking costs two small
+    /// steps, a first guess is often wrong, and a caught mistake is repaired in the same response: RL, not the cold
+    /// start, has to make checking common (the reflection metrics read the check lines: DeepSeekRL.Rewards.Reflection).
+    /// </summary>
+    /// <param name="task">A small Countdown task.</param>
+    /// <param name="failedAttempts">Attempts that miss the target before the right one (0 to the number of misses).</param>
+    /// <param name="check">Whether the right attempt is written and checked (true whenever an attempt failed).</param>
+    /// <param name="rng">Chooses the failed attempts and, among several, the right one.</param>
+    /// <returns>The completion.</returns>
+    /// <exception cref="ArgumentException">The task is not a small Countdown puzzle, or no attempt makes its target.</exception>
+    public static string GuessAndCheck(DemoTask task, int failedAttempts, bool check, Random rng)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(rng);
+        if (!task.Small || task.Numbers is null || task.Target is null)
+        {
+            throw new ArgumentException($"'{task.Prompt}': expected a small Countdown task", nameof(task));
+        }
+
+        var trials = CountdownTrial.All(task.Numbers);
+        var hits = trials.Where(t => t.Value == task.Target).ToList();
+        var misses = trials.Where(t => t.Value != task.Target).ToArray();
+        if (hits.Count == 0)
+        {
+            throw new ArgumentException($"'{task.Prompt}': no attempt with the numbers in their order makes {task.Target}", nameof(task));
+        }
+
+        rng.Shuffle(misses);
+        var right = hits[rng.Next(hits.Count)];
+        var lines = new List<string>();
+        foreach (var miss in misses.Take(failedAttempts))
+        {
+            lines.Add(Attempt(miss));
+            lines.Add(Check(miss, task.Target.Value));
+            lines.Add("wait");
+        }
+
+        lines.Add(Attempt(right));
+        if (check || failedAttempts > 0)
+        {
+            lines.Add(Check(right, task.Target.Value));
+        }
+
+        return Compose(lines, $"<answer>{right.Expression}</answer>");
+
+        static string Attempt(CountdownTrial t) => t.Expression.ToString().Replace(" ", string.Empty, StringComparison.Ordinal);
+
+        static string Check(CountdownTrial t, int target) => $"check: {t.Line} {(t.Value == target ? "yes" : "no")}";
+    }
+
+    /// <summary>
+    /// The cold-start mix of small Countdown puzzles: with <paramref name="fractions"/> of each kind of
+    /// <see cref="GuessAndCheck"/> trace (rounded; the direct answers take the remainder), assigned to tasks by a seeded
+    /// shuffle; a repaired trace fails once, or twice one time in three when the puzzle has that many misses.
+    /// </summary>
+    /// <param name="tasks">Small Countdown tasks.</param>
+    /// <param name="seed">The seed of the assignment and of the attempts.</param>
+    /// <param name="fractions">The fractions of each kind.</param>
+    /// <returns>The examples, in task order.</returns>
+    /// <exception cref="ArgumentException">A fraction is outside [0, 1] or they do not sum to 1.</exception>
+    public static IReadOnlyList<SftExample> CountdownMix(IReadOnlyList<DemoTask> tasks, int seed, CountdownFractions fractions)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        ArgumentNullException.ThrowIfNull(fractions);
+        double[] f = [fractions.Direct, fractions.Checked, fractions.Repaired];
+        if (f.Any(x => !(x >= 0 && x <= 1)) || Math.Abs(f.Sum() - 1) > 1e-9)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"fractions {fractions.Direct}, {fractions.Checked}, {fractions.Repaired}: expected each in [0, 1] and a sum of 1"),
+                nameof(fractions));
+        }
+
+        var n = tasks.Count;
+        var checkedCount = (int)Math.Round(n * fractions.Checked, MidpointRounding.AwayFromZero);
+        var repaired = Math.Min(n - checkedCount, (int)Math.Round(n * fractions.Repaired, MidpointRounding.AwayFromZero));
+        var order = Enumerable.Range(0, n).ToArray();
+        var rng = new Random(seed);
+        rng.Shuffle(order);
+        var variants = new TraceVariant[n];
+        for (var i = 0; i < n; i++)
+        {
+            variants[order[i]] = i < checkedCount ? TraceVariant.Checked : i < checkedCount + repaired ? TraceVariant.Repaired : TraceVariant.EmptyThink;
+        }
+
+        var examples = new List<SftExample>(n);
+        for (var i = 0; i < n; i++)
+        {
+            var misses = CountdownTrial.All(tasks[i].Numbers ?? []).Count(t => t.Value != tasks[i].Target);
+            var failed = variants[i] == TraceVariant.Repaired ? Math.Min(misses, rng.Next(3) == 0 ? 2 : 1) : 0;
+            var variant = variants[i] == TraceVariant.Repaired && failed == 0 ? TraceVariant.Checked : variants[i];
+            examples.Add(new SftExample(tasks[i].Prompt, GuessAndCheck(tasks[i], failed, variant != TraceVariant.EmptyThink, rng), variant, tasks[i]));
+        }
+
+        return examples;
     }
 
     /// <summary>The completion of one variant.</summary>
