@@ -68,6 +68,31 @@ public sealed record DemoCountdownFigures
     };
 }
 
+/// <summary>Self-verification on the held-out guess-and-check puzzles, after the cold start and after RL.</summary>
+public sealed record DemoReflectionFigures
+{
+    /// <summary>Share of the SFT model's completions that check an attempt.</summary>
+    public double VerifyFractionSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double VerifyFractionRl { get; init; } = double.NaN;
+
+    /// <summary>Share of the SFT model's completions that repair a failed check and end right.</summary>
+    public double RepairFractionSft { get; init; } = double.NaN;
+
+    /// <summary>The same after RL.</summary>
+    public double RepairFractionRl { get; init; } = double.NaN;
+
+    /// <summary>After RL: accuracy among completions that check.</summary>
+    public double AccuracyWhenVerifyingRl { get; init; } = double.NaN;
+
+    /// <summary>After RL: accuracy among completions that do not check.</summary>
+    public double AccuracyWithoutVerifyingRl { get; init; } = double.NaN;
+
+    /// <summary>After RL: accuracy of the first attempt (a first attempt its own check rejected counts as wrong).</summary>
+    public double AccuracyFirstAttemptRl { get; init; } = double.NaN;
+}
+
 /// <summary>
 /// What <c>demo --report FILE</c> writes: held-out accuracy of every stage on the same held-out set, the reasoning
 /// fraction and the accuracy among completions that reason (SFT and after RL), every RL evaluation, sample counts and
@@ -132,6 +157,14 @@ public sealed record DemoReport
     /// <summary>The Countdown figures (key <c>countdown</c>), or null when the run had no Countdown puzzles.</summary>
     public DemoCountdownFigures? Countdown { get; init; }
 
+    /// <summary>
+    /// Self-verification on the held-out guess-and-check Countdown puzzles (the family where checking pays): keys
+    /// <c>verify_fraction_sft</c>, <c>verify_fraction_rl</c>, <c>repair_fraction_sft</c>, <c>repair_fraction_rl</c>,
+    /// <c>accuracy_when_verifying_rl</c>, <c>accuracy_without_verifying_rl</c>, <c>accuracy_first_attempt_rl</c>
+    /// (NaN, written null, where nothing could be measured).
+    /// </summary>
+    public DemoReflectionFigures Reflection { get; init; } = new();
+
     /// <summary>The preset that ran (<c>quick</c> or <c>full</c>), or null.</summary>
     public string? Preset { get; init; }
 
@@ -186,6 +219,13 @@ public sealed record DemoReport
             ["response_length_mean_sft"] = Finite(ResponseLengthSft),
             ["response_length_mean_rl"] = Finite(ResponseLengthRl),
             ["countdown"] = Countdown?.ToJsonObject(),
+            ["verify_fraction_sft"] = Finite(Reflection.VerifyFractionSft),
+            ["verify_fraction_rl"] = Finite(Reflection.VerifyFractionRl),
+            ["repair_fraction_sft"] = Finite(Reflection.RepairFractionSft),
+            ["repair_fraction_rl"] = Finite(Reflection.RepairFractionRl),
+            ["accuracy_when_verifying_rl"] = Finite(Reflection.AccuracyWhenVerifyingRl),
+            ["accuracy_without_verifying_rl"] = Finite(Reflection.AccuracyWithoutVerifyingRl),
+            ["accuracy_first_attempt_rl"] = Finite(Reflection.AccuracyFirstAttemptRl),
             ["preset"] = Preset,
             ["seed"] = Seed,
         };

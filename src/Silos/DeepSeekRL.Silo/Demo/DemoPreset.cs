@@ -74,7 +74,14 @@ public sealed record DemoPreset
     /// <summary>Held-out Countdown puzzles (their own set, evaluated apart from the arithmetic).</summary>
     public required int CountdownEvalPrompts { get; init; }
 
-    /// <summary>Countdown search traces in the cold start.</summary>
+    /// <summary>
+    /// The cold-start mix of the Countdown puzzles (guess and check, <see cref="DemoTraces.GuessAndCheck"/>): attempts
+    /// answered unchecked, checked attempts that pass, and failed checks repaired after <c>wait</c>. Few traces check,
+    /// fewer repair, so that RL, not the cold start, has to make checking common.
+    /// </summary>
+    public CountdownFractions CountdownColdStart { get; init; } = new(0.6, 0.25, 0.15);
+
+    /// <summary>Countdown guess-and-check traces in the cold start.</summary>
     public required int CountdownSftExamples { get; init; }
 
     /// <summary>Countdown puzzles among the RL and rejection-sampling prompts.</summary>

@@ -310,7 +310,7 @@ internal sealed class DemoRun
         new Random(_seed + 17).Shuffle(rlRows);
         DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlRows);
 
-        var mix = DemoTraces.SftMix(sftTasks, _seed, _preset.ColdStartMix).Concat(DemoTraces.SftMix(countdownSft, _seed + 1, _preset.ColdStartMix)).ToArray();
+        var mix = DemoTraces.SftMix(sftTasks, _seed, _preset.ColdStartMix).Concat(DemoTraces.CountdownMix(countdownSft, _seed + 1, _preset.CountdownColdStart)).ToArray();
         new Random(_seed + 29).Shuffle(mix);
         using (var writer = new StreamWriter(PathOf("sft.jsonl"), false, new UTF8Encoding(false)))
         {
@@ -565,7 +565,7 @@ internal sealed class DemoRun
             ?? throw new CliException($"campaign {id} ({name}) finished without an evaluation");
         evaluation["campaign"] = id;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"      {label}: held-out accuracy {Number(evaluation, "accuracy"):0.000}, writes reasoning {Number(evaluation, "reasoning_fraction"):0.000}, accuracy when reasoning {Number(evaluation, "accuracy_when_reasoning"):0.000}, mean length {Number(evaluation, "response_length_mean"):0.0} tokens"));
+            $"      {label}: held-out accuracy {Number(evaluation, "accuracy"):0.000}, writes reasoning {Number(evaluation, "reasoning_fraction"):0.000}, accuracy when reasoning {Number(evaluation, "accuracy_when_reasoning"):0.000}, checks {Number(evaluation, "verify_fraction"):0.000} (accuracy {Number(evaluation, "accuracy_when_verifying"):0.000} checking, {Number(evaluation, "accuracy_without_verifying"):0.000} not), repairs {Number(evaluation, "repair_fraction"):0.000}, first attempts right {Number(evaluation, "accuracy_first_attempt"):0.000}, mean length {Number(evaluation, "response_length_mean"):0.0} tokens"));
         return evaluation;
     }
 
@@ -756,6 +756,16 @@ internal sealed class DemoRun
                 ResponseLengthSft = Countdown("eval_sft", "response_length_mean"),
                 ResponseLengthRl = Countdown("rl", "response_length_mean"),
             } : null,
+            Reflection = new DemoReflectionFigures
+            {
+                VerifyFractionSft = Countdown("eval_sft", "verify_fraction"),
+                VerifyFractionRl = Countdown("rl", "verify_fraction"),
+                RepairFractionSft = Countdown("eval_sft", "repair_fraction"),
+                RepairFractionRl = Countdown("rl", "repair_fraction"),
+                AccuracyWhenVerifyingRl = Countdown("rl", "accuracy_when_verifying"),
+                AccuracyWithoutVerifyingRl = Countdown("rl", "accuracy_without_verifying"),
+                AccuracyFirstAttemptRl = Countdown("rl", "accuracy_first_attempt"),
+            },
             Preset = _preset.Name,
             Seed = _seed,
         };
