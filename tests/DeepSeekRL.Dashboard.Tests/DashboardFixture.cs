@@ -29,6 +29,9 @@ public sealed class DashboardFixture : IAsyncLifetime
 
     public CliChild Silo => _silo!;
 
+    /// <summary>The database the api role serves (a test may add campaigns and rows of its own).</summary>
+    public TestDatabase Database => _database!;
+
     public string Spec { get; } = Path.Combine(RepositoryPaths.Root, "examples", "random-native.json");
 
     public static string Screenshots { get; } = Directory.CreateDirectory(Path.Combine(RepositoryPaths.Root, "artifacts", "screenshots")).FullName;

@@ -1,4 +1,7 @@
 using System.Text.Json;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Storage.Stores;
+using DeepSeekRL.Testing;
 using Microsoft.Playwright;
 
 namespace DeepSeekRL.Dashboard.Tests;
@@ -10,6 +13,8 @@ namespace DeepSeekRL.Dashboard.Tests;
 public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture<DashboardFixture>
 {
     private static string Screenshots => DashboardFixture.Screenshots;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
     public async Task ListAndCampaignPage_ShowTheCampaignAndChartItsStepMetrics()
@@ -186,6 +191,114 @@ public sealed class DashboardPageTests(DashboardFixture fixture) : IClassFixture
         await page.Locator("#sample-message.error").WaitForAsync(new() { Timeout = 15_000 });
         Assert.Contains("min", await message.InnerTextAsync(), StringComparison.Ordinal);
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "sample-browser.png"), FullPage = true });
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task SelfVerification_ChartsItsSharesWithGapsAndTheBrowserFiltersOnTheFlags()
+    {
+        // A campaign of its own (created, never run) with five steps of self-verification metrics: step 1 had no sample
+        // that verified (accuracy_when_verifying null), step 3 predates the metrics (no keys); two evaluations; and five
+        // completions stored as the reward worker stores them: check passes (1), failed check repaired (7), failed
+        // check left (3), no check (0), not scored yet (null).
+        var created = await CliProcess.RunAsync(["campaign", "run", fixture.Spec, "--detach", "--db", fixture.Database.ConnectionString], null, CancellationToken.None);
+        Assert.True(created.ExitCode == 0, created.StandardOutput + created.StandardError);
+        var id = long.Parse(created.StandardOutput.Trim().Split('\n')[^1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        double?[][] steps =
+        [
+            [0.25, 0.0, 0.0, 1.0, 0.5],
+            [0.0, 0.0, 0.0, null, 0.4],
+            [0.5, 0.25, 0.125, 0.75, 0.5],
+            [null, null, null, null, null],
+            [0.75, 0.5, 0.25, 2 / 3.0, 1.0],
+        ];
+        string[] fields = ["verify_fraction", "detect_fraction", "repair_fraction", "accuracy_when_verifying", "accuracy_without_verifying"];
+        for (var step = 0; step < steps.Length; step++)
+        {
+            var metrics = new Dictionary<string, object?> { ["step"] = step, ["reward_mean"] = 0.1 * step };
+            if (step != 3)
+            {
+                for (var f = 0; f < fields.Length; f++)
+                {
+                    metrics[fields[f]] = steps[step][f];
+                }
+            }
+
+            await fixture.Database.DataSource.ExecuteAsync(
+                "INSERT INTO step_metrics (campaign_id, step, epoch, metrics) VALUES ($1, $2, 1, $3::jsonb)", Ct, id, step, JsonSerializer.Serialize(metrics));
+        }
+
+        await fixture.Database.DataSource.ExecuteAsync("""
+            INSERT INTO evaluations (campaign_id, step, policy_version, metrics) VALUES
+              ($1, -1, 0, '{"step": -1, "accuracy": 0.25, "accuracy_first_attempt": 0.25, "accuracy_final": 0.25, "verify_fraction": 0.0, "repair_fraction": 0.0}'),
+              ($1, 4, 0, '{"step": 4, "accuracy": 0.5, "accuracy_first_attempt": 0.375, "accuracy_final": 0.5, "verify_fraction": 0.75, "repair_fraction": 0.125}')
+            """, Ct, id);
+        ReflectionFlags[] flags = [ReflectionFlags.Verifies, ReflectionFlags.Verifies | ReflectionFlags.Detects | ReflectionFlags.Repairs, ReflectionFlags.Verifies | ReflectionFlags.Detects, ReflectionFlags.None];
+        long[] ids;
+        await using (var connection = await fixture.Database.DataSource.OpenConnectionAsync(Ct))
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            var records = Enumerable.Range(0, 5).Select(i => new CompletionRecord(
+                id, 4, 1_000_000 + id, i, 0, "What is 9 + 37?", [1], $"<think>\n9+37=46\ncheck: 46-37=9 yes\n</think>\n\\boxed{{46}} ({i})", [-0.5f], "stop")).ToList();
+            ids = await SampleStore.WriteCompletionsAsync(connection, transaction, records, Ct);
+            await SampleStore.WriteRewardsAsync(connection, transaction, ids[..4], [1.0, 1.0, 0.0, 1.0], flags, Ct);
+            await transaction.CommitAsync(Ct);
+        }
+
+        var errors = new List<string>();
+        var page = await fixture.NewPageAsync(errors);
+        await page.GotoAsync($"{fixture.BaseUrl}/#/campaigns/{id}");
+        await page.WaitForFunctionAsync("() => window.__charts.self_verification && window.__charts.self_verification.x.length === 5", null, new() { Timeout = 15_000 });
+
+        // Per step: the stored shares, a null kept null (drawn as a gap, not as zero), the step without keys all null.
+        for (var f = 0; f < fields.Length; f++)
+        {
+            await AssertSeriesAsync(page, "self_verification", fields[f], f == 0 ? [0, 1, 2, 3, 4] : null, steps.Select(s => s[f]));
+        }
+
+        await AssertSeriesAsync(page, "self_verification_eval", "accuracy_first_attempt", [-1, 4], [0.25, 0.375]);
+        await AssertSeriesAsync(page, "self_verification_eval", "accuracy_final", null, [0.25, 0.5]);
+        await AssertSeriesAsync(page, "self_verification_eval", "repair_fraction", null, [0.0, 0.125]);
+        Assert.Equal(1, await page.Locator("#chart-self_verification .uplot").CountAsync());
+        Assert.Equal(1, await page.Locator("#chart-self_verification_eval .uplot").CountAsync());
+        Assert.Equal("Self-verification per step", await page.Locator("#chart-self_verification h3").InnerTextAsync());
+        // Each series' legend entry names the metric.
+        var legend = await page.Locator("#chart-self_verification .u-legend").TextContentAsync();
+        foreach (var field in fields)
+        {
+            Assert.Contains(field, legend, StringComparison.Ordinal);
+        }
+
+        // The sample browser: every completion with its flags, then each reflection filter narrows the list to exactly
+        // the completions with that bit, as the API returns them.
+        await WaitForCountAsync(page, 5);
+        Assert.Equal(ids, await ShownIdsAsync(page));
+        string[] tags = ["verifies", "verifies · detects · repairs", "verifies · detects", "no check"];
+        for (var i = 0; i < tags.Length; i++)
+        {
+            Assert.Equal(tags[i], await page.Locator($"#sample-list .sample[data-completion-id='{ids[i]}'] .meta .reflection").InnerTextAsync());
+        }
+
+        Assert.Equal(0, await page.Locator($"#sample-list .sample[data-completion-id='{ids[4]}'] .meta .reflection").CountAsync());
+        foreach (var (kind, expected) in new (string, long[])[] { ("repair", [ids[1]]), ("detect", [ids[1], ids[2]]), ("verify", [ids[0], ids[1], ids[2]]) })
+        {
+            using var api = await fixture.GetJsonAsync($"/api/campaigns/{id}/samples?reflection={kind}");
+            Assert.Equal(expected, api.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("completion_id").GetInt64()));
+            await page.SelectOptionAsync("#sample-filters select[name=reflection]", kind);
+            await page.ClickAsync("#sample-filters button[type=submit]");
+            await page.WaitForFunctionAsync(
+                "n => document.querySelectorAll('#sample-list .sample').length === n && document.querySelector('#sample-message').textContent.endsWith('(end)')",
+                expected.Length, new() { Timeout = 15_000 });
+            Assert.Equal(expected, await ShownIdsAsync(page));
+            if (kind == "repair")
+            {
+                await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "self-verification.png"), FullPage = true });
+            }
+        }
+
+        await page.SelectOptionAsync("#sample-filters select[name=reflection]", "");
+        await page.ClickAsync("#sample-filters button[type=submit]");
+        await WaitForCountAsync(page, 5);
         Assert.Empty(errors);
     }
 

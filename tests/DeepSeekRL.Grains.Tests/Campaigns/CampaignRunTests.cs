@@ -445,6 +445,10 @@ public sealed class CampaignRunTests : IDisposable
             Assert.Equal(0.75, m.GetProperty("accuracy_final").GetDouble(), 9);
         }
 
+        // Each completion's bits, stored by the reward worker with its reward: pass 1, fail + repair 7, fail 3, no check 0.
+        Assert.Equal(new short[] { 1, 7, 3, 0, 1, 7, 3, 0 }, await db.DataSource.ColumnAsync<short>(
+            "SELECT reflection FROM completions WHERE campaign_id = $1 AND step = 0 ORDER BY item_id, sample_index", Ct, id));
+
         // Evaluations sample one greedy completion per prompt: the first kind, a check that passes.
         var evaluations = await db.DataSource.ColumnAsync<string>("SELECT metrics::text FROM evaluations WHERE campaign_id = $1", Ct, id);
         Assert.NotEmpty(evaluations);

@@ -126,7 +126,7 @@ public sealed class MixedRulesTests : IDisposable
         var results = await definition.Rewards.ScoreAsync(
             inputs.Select(i => new RewardInput(i.Prompt, i.Completion, i.Answer, Fields: i.Fields)).ToList(), Ct);
         var completions = inputs.Select((i, n) => new StoredCompletion(n + 1, 0, 0, 0, i.Prompt, i.Completion, 8, "stop")).ToList();
-        var scores = results.Select((r, n) => new CompletionScores(n + 1, r.Scores, r.Reward)).ToList();
+        var scores = results.Select((r, n) => new CompletionScores(n + 1, r.Scores, r.Reward, ReflectionFlags.None)).ToList();
 
         var accepted = new SampleFilter(definition, db.DataSource).Select(completions, scores);
 

@@ -25,6 +25,9 @@ public sealed class ApiServerFixture : IAsyncLifetime
 
     public int Port { get; private set; }
 
+    /// <summary>The database the silo serves (tests may add rows to campaign 1).</summary>
+    public TestDatabase Database => _database!;
+
     public HttpClient Http { get; private set; } = new();
 
     public CliChild Silo { get; private set; } = null!;

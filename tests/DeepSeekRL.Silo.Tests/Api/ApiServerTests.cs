@@ -3,6 +3,8 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using DeepSeekRL.Grains;
+using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Api;
@@ -337,7 +339,55 @@ public sealed class ApiServerTests(ApiServerFixture fixture) : IClassFixture<Api
     {
         var (status, error) = await ErrorAsync(HttpMethod.Get, "/api/campaigns/1/samples?limit=5&fields=all");
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal("unknown parameter 'fields'; expected limit, after_id, step, rule, min, max, accepted, q", error);
+        Assert.Equal("unknown parameter 'fields'; expected limit, after_id, step, rule, min, max, accepted, q, reflection", error);
+    }
+
+    [Fact]
+    public async Task Samples_Reflection_ListsTheCompletionsWithThatBitAndTheirBits()
+    {
+        // Campaign 1's completions as the reward worker stores them: a check that passes (1), a failed check repaired
+        // (7), a failed check left (3), no check (0).
+        ReflectionFlags[] flags = [ReflectionFlags.Verifies, ReflectionFlags.Verifies | ReflectionFlags.Detects | ReflectionFlags.Repairs,
+            ReflectionFlags.Verifies | ReflectionFlags.Detects, ReflectionFlags.None];
+        var records = flags.Select((_, i) => new CompletionRecord(1, 0, 9_001, i, 0, "Using 3, 5, 2 make 16.", [1], $"<think>attempt {i}</think> 16", [-0.5f], "stop")).ToList();
+        long[] ids;
+        await using (var connection = await fixture.Database.DataSource.OpenConnectionAsync(Ct))
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            ids = await SampleStore.WriteCompletionsAsync(connection, transaction, records, Ct);
+            await SampleStore.WriteRewardsAsync(connection, transaction, ids, [1.0, 1.0, 0.0, 0.0], flags, Ct);
+            await transaction.CommitAsync(Ct);
+        }
+
+        async Task<(long, int)[]> PageAsync(string query)
+        {
+            using var response = await fixture.Http.GetAsync($"/api/campaigns/1/samples?limit=100{query}", Ct);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct));
+            return [.. json.RootElement.GetProperty("items").EnumerateArray()
+                .Select(i => (i.GetProperty("completion_id").GetInt64(), i.GetProperty("reflection").GetInt32()))
+                .Where(i => ids.Contains(i.Item1))];
+        }
+
+        Assert.Equal(new (long, int)[] { (ids[0], 1), (ids[1], 7), (ids[2], 3), (ids[3], 0) }, await PageAsync(""));
+        Assert.Equal(new (long, int)[] { (ids[0], 1), (ids[1], 7), (ids[2], 3) }, await PageAsync("&reflection=verify"));
+        Assert.Equal(new (long, int)[] { (ids[1], 7), (ids[2], 3) }, await PageAsync("&reflection=detect"));
+        Assert.Equal(new (long, int)[] { (ids[1], 7) }, await PageAsync("&reflection=repair&step=0"));
+    }
+
+    [Theory]
+    [InlineData("reflection=fixed", "reflection = 'fixed': expected verify, detect or repair")]
+    [InlineData("reflection=Repair", "reflection = 'Repair': expected verify, detect or repair")]
+    [InlineData("reflection=", "reflection = '': expected verify, detect or repair")]
+    [InlineData("limit=5&reflection=7", "reflection = '7': expected verify, detect or repair")]
+    public async Task Samples_ReflectionNotAKind_Is400NamingTheKinds(string query, string expected)
+    {
+        using var response = await fixture.Http.GetAsync($"/api/campaigns/1/samples?{query}", Ct);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(Ct));
+        Assert.Equal(expected, json.RootElement.GetProperty("error").GetString());
     }
 
     private async Task<(HttpStatusCode Status, string? Error)> ErrorAsync(HttpMethod method, string path, string? body = null, string? token = null)

@@ -165,6 +165,8 @@ public sealed class CampaignCommandTests : IDisposable
         var first = page.GetProperty("items")[0];
         Assert.True(first.GetProperty("accepted").GetBoolean());
         Assert.Equal(0.0, first.GetProperty("scores").GetProperty("accuracy").GetDouble());
+        // Scored by the reward worker: its self-verification bits are stored (0..7), never left null.
+        Assert.All(page.GetProperty("items").EnumerateArray(), i => Assert.InRange(i.GetProperty("reflection").GetInt32(), 0, 7));
         var step3 = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/campaigns/2/samples?step=3&rule=accuracy&max=0&accepted=true", Ct)).RootElement;
         Assert.Equal(8, step3.GetProperty("items").GetArrayLength());
         Assert.All(step3.GetProperty("items").EnumerateArray(), i => Assert.Equal(3, i.GetProperty("step").GetInt32()));
@@ -178,7 +180,8 @@ public sealed class CampaignCommandTests : IDisposable
             ("accepted=maybe", "accepted = 'maybe': expected true or false"),
             ("rule=accuracy&min=NaN", "min = 'NaN': expected a finite number"),
             ("rule=accuracy&min=2&max=1", "min = 2 is greater than max = 1: expected min <= max"),
-            ("sort=id", "unknown parameter 'sort'; expected limit, after_id, step, rule, min, max, accepted, q"),
+            ("sort=id", "unknown parameter 'sort'; expected limit, after_id, step, rule, min, max, accepted, q, reflection"),
+            ("reflection=fixed", "reflection = 'fixed': expected verify, detect or repair"),
         })
         {
             var response = await http.GetAsync($"/api/campaigns/2/samples?{query}", Ct);

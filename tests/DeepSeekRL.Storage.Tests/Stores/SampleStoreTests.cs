@@ -1,3 +1,4 @@
+using DeepSeekRL.Grains;
 using DeepSeekRL.Storage.Nodes;
 using DeepSeekRL.Storage.Singletons;
 using DeepSeekRL.Storage.Stores;
@@ -149,6 +150,55 @@ public sealed class SampleStoreTests
         Assert.Equal(2, overlapping);
         Assert.Equal([300L, 301L, 302L, 303L], await db.DataSource.ColumnAsync<long>("SELECT completion_id FROM sft_samples ORDER BY completion_id", Ct));
         Assert.Equal(2L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM ingest_batches", Ct));
+    }
+
+    [Fact]
+    public async Task WriteRewardsAsync_RewardsAndReflection_StoredPerCompletionAndUnscoredStayNull()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var ids = await WriteCompletionsAsync(db, [Completion(1, 0), Completion(1, 1), Completion(1, 2), Completion(1, 3), Completion(1, 4)]);
+
+        await using (var connection = await db.DataSource.OpenConnectionAsync(Ct))
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            await SampleStore.WriteRewardsAsync(connection, transaction, ids[..4], [1.0, 1.0, 0.0, 0.5],
+                [ReflectionFlags.Verifies, ReflectionFlags.Verifies | ReflectionFlags.Detects | ReflectionFlags.Repairs, ReflectionFlags.Verifies | ReflectionFlags.Detects, ReflectionFlags.None], Ct);
+            await transaction.CommitAsync(Ct);
+        }
+
+        Assert.Equal(["1", "7", "3", "0", "null"], await db.DataSource.ColumnAsync<string>(
+            "SELECT coalesce(c.reflection::text, 'null') FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, n) JOIN completions c ON c.id = u.id ORDER BY u.n", Ct, ids));
+        Assert.Equal(0.5, await db.DataSource.ScalarAsync<double>("SELECT reward FROM completions WHERE id = $1", Ct, ids[3]));
+    }
+
+    [Fact]
+    public async Task WriteRewardsAsync_TransactionRolledBack_LeavesReflectionNull()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var ids = await WriteCompletionsAsync(db, [Completion(1, 0)]);
+
+        await using (var connection = await db.DataSource.OpenConnectionAsync(Ct))
+        await using (var transaction = await connection.BeginTransactionAsync(Ct))
+        {
+            await SampleStore.WriteRewardsAsync(connection, transaction, ids, [1.0], [ReflectionFlags.Verifies], Ct);
+            await transaction.RollbackAsync(Ct);
+        }
+
+        Assert.True(await db.DataSource.ScalarAsync<bool>("SELECT reflection IS NULL AND reward IS NULL FROM completions WHERE id = $1", Ct, ids[0]));
+    }
+
+    [Fact]
+    public async Task WriteRewardsAsync_LengthsDiffer_ThrowsArgumentException()
+    {
+        await using var db = await EngineDatabase.CreateAsync(Ct);
+        var ids = await WriteCompletionsAsync(db, [Completion(1, 0), Completion(1, 1)]);
+        await using var connection = await db.DataSource.OpenConnectionAsync(Ct);
+        await using var transaction = await connection.BeginTransactionAsync(Ct);
+
+        var error = await Assert.ThrowsAsync<ArgumentException>(() =>
+            SampleStore.WriteRewardsAsync(connection, transaction, ids, [1.0, 0.0], [ReflectionFlags.Verifies], Ct));
+
+        Assert.Equal("2 completions, 2 rewards and 1 reflection values: expected one of each per completion", error.Message);
     }
 
     private static CompletionRecord Completion(long itemId, int sampleIndex) =>

@@ -89,7 +89,28 @@ public sealed record StoredCompletion(long Id, int Step, int PolicyVersion, int 
 /// <param name="CompletionId">The completion.</param>
 /// <param name="Scores">Per-rule scores in pipeline order (null = missing).</param>
 /// <param name="Reward">The weighted total.</param>
-public sealed record CompletionScores(long CompletionId, IReadOnlyList<KeyValuePair<string, double?>> Scores, double Reward);
+/// <param name="Reflection">What its reasoning shows of self-verification (stored as <c>completions.reflection</c>).</param>
+public sealed record CompletionScores(long CompletionId, IReadOnlyList<KeyValuePair<string, double?>> Scores, double Reward, ReflectionFlags Reflection);
+
+/// <summary>
+/// One completion's self-verification, as the bits of <c>completions.reflection</c> (see <c>DeepSeekRL.Rewards.Reflection</c>);
+/// a completion that repairs also verifies and detects, so a repair is 7.
+/// </summary>
+[Flags]
+public enum ReflectionFlags
+{
+    /// <summary>No check line with a verdict.</summary>
+    None = 0,
+
+    /// <summary>At least one check line with a verdict.</summary>
+    Verifies = 1,
+
+    /// <summary>At least one check failed.</summary>
+    Detects = 2,
+
+    /// <summary>A check failed, a later one passed, and the final answer is judged correct.</summary>
+    Repairs = 4,
+}
 
 /// <summary>What scoring produced.</summary>
 /// <param name="Scores">One per completion, in order.</param>

@@ -30,13 +30,15 @@ public sealed class RewardScorer(CampaignCatalog catalog)
         var reflection = new ReflectionCounts();
         for (var i = 0; i < completions.Count; i++)
         {
-            reflection.Add(Evaluation.Reflect(inputs[i].Completion), Evaluation.IsCorrect(definition, results[i]));
+            var trace = Evaluation.Reflect(inputs[i].Completion);
+            var correct = Evaluation.IsCorrect(definition, results[i]);
+            reflection.Add(trace, correct);
             foreach (var rule in results[i].Missing)
             {
                 missing[rule] = missing.GetValueOrDefault(rule) + 1;
             }
 
-            scores.Add(new CompletionScores(completions[i].Id, results[i].Scores, results[i].Reward));
+            scores.Add(new CompletionScores(completions[i].Id, results[i].Scores, results[i].Reward, Evaluation.Flags(trace, correct)));
         }
 
         return new RewardWorkResult(scores, missing, Stopwatch.GetElapsedTime(started).TotalSeconds, Evaluation.Totals(reflection));

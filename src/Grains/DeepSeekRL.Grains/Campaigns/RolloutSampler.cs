@@ -308,6 +308,18 @@ public static class Evaluation
             counts.Samples, counts.Correct, counts.Verifying, counts.Detecting, counts.Repairing, counts.CorrectWhenVerifying, counts.FirstAttemptCorrect);
     }
 
+    /// <summary>
+    /// One completion's self-verification bits, counted as <see cref="ReflectionCounts.Add(ReflectionTrace, bool)"/>
+    /// counts it: a repair needs a correct final answer.
+    /// </summary>
+    /// <param name="trace">Its reflection.</param>
+    /// <param name="correct">Whether its final answer is correct.</param>
+    /// <returns>The bits stored as <c>completions.reflection</c>.</returns>
+    public static ReflectionFlags Flags(ReflectionTrace trace, bool correct) =>
+        (trace.Verifies ? ReflectionFlags.Verifies : ReflectionFlags.None)
+        | (trace.Detects ? ReflectionFlags.Detects : ReflectionFlags.None)
+        | (trace.PassedAfterFailure && correct ? ReflectionFlags.Repairs : ReflectionFlags.None);
+
     /// <summary>Whether a completion writes out its reasoning: a non-blank <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>
     /// <param name="text">The completion as scored.</param>
     /// <returns>Whether it reasons.</returns>

@@ -112,7 +112,7 @@ internal static partial class WorkResults
         SampleStore.ReadItemCompletionsAsync(dataSource, rolloutItemId, static (id, step, version, promptIndex, prompt, text, tokens, finish) =>
             new StoredCompletion(id, step, version, promptIndex, prompt, text, tokens, finish), cancellationToken);
 
-    /// <summary>Completes a reward item with scores, rewards, accepted samples and counters, in one transaction.</summary>
+    /// <summary>Completes a reward item with scores, rewards and reflection bits, accepted samples and counters, in one transaction.</summary>
     /// <param name="queue">The queue.</param>
     /// <param name="item">The item.</param>
     /// <param name="work">Its work.</param>
@@ -129,7 +129,8 @@ internal static partial class WorkResults
         await queue.CompleteAsync(item, resultJson, async (connection, transaction, ct) =>
         {
             await SampleStore.WriteScoresAsync(connection, transaction, scores, ct);
-            await SampleStore.WriteRewardsAsync(connection, transaction, [.. scored.Scores.Select(s => s.CompletionId)], [.. scored.Scores.Select(s => s.Reward)], ct);
+            await SampleStore.WriteRewardsAsync(connection, transaction, [.. scored.Scores.Select(s => s.CompletionId)], [.. scored.Scores.Select(s => s.Reward)],
+                [.. scored.Scores.Select(s => s.Reflection)], ct);
             if (samples.Count > 0)
             {
                 await SampleStore.IngestSftSamplesAsync(connection, transaction, samples, ct);

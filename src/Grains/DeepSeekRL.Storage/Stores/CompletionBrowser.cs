@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using DeepSeekRL.Grains;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -15,11 +16,14 @@ namespace DeepSeekRL.Storage.Stores;
 /// <param name="Max">Highest score.</param>
 /// <param name="Accepted">Only accepted (or only rejected) completions.</param>
 /// <param name="Text">Only completions whose text or prompt contains this (case-insensitive, literal).</param>
+/// <param name="Reflection">Only completions whose stored reflection has all of these bits (None: no filter).</param>
 public sealed record CompletionFilter(
-    long CampaignId, long AfterId, int Limit, int? Step, string? Rule, double? Min, double? Max, bool? Accepted, string? Text);
+    long CampaignId, long AfterId, int Limit, int? Step, string? Rule, double? Min, double? Max, bool? Accepted, string? Text,
+    ReflectionFlags Reflection = ReflectionFlags.None);
 
 /// <summary>A page of completions.</summary>
-/// <param name="Items">Each completion as a JSON object (text, scores, acceptance, reasoning, answer, verdicts).</param>
+/// <param name="Items">Each completion as a JSON object (text, scores, acceptance, reasoning, answer, verdicts, and
+/// <c>reflection</c>: its self-verification bits, null until scored).</param>
 /// <param name="NextAfterId">The id to continue after, or null on the last page.</param>
 public sealed record CompletionPage(IReadOnlyList<string> Items, long? NextAfterId);
 
@@ -34,7 +38,7 @@ public sealed class CompletionBrowser(NpgsqlDataSource dataSource)
     public async Task<CompletionPage> PageAsync(CompletionFilter filter, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(filter);
-        var (campaignId, AfterId, Limit, Step, Rule, Min, Max, Accepted, Text) = filter;
+        var (campaignId, AfterId, Limit, Step, Rule, Min, Max, Accepted, Text, Reflection) = filter;
         var where = new StringBuilder("c.campaign_id = $1 AND c.id > $2");
         var parameters = new List<NpgsqlParameter>
         {
@@ -95,11 +99,18 @@ public sealed class CompletionBrowser(NpgsqlDataSource dataSource)
             where.Append(" AND (c.text ILIKE ").Append(pattern).Append(" OR c.prompt ILIKE ").Append(pattern).Append(')');
         }
 
+        if (Reflection != ReflectionFlags.None)
+        {
+            // reflection > 0 lets the partial index completions_reflecting serve the page.
+            var bits = Add((short)Reflection, NpgsqlDbType.Smallint);
+            where.Append(" AND c.reflection > 0 AND (c.reflection & ").Append(bits).Append(") = ").Append(bits);
+        }
+
         var limit = Add(Limit + 1, NpgsqlDbType.Integer);
         await using var command = dataSource.CreateCommand($$"""
             SELECT json_build_object(
                      'completion_id', c.id, 'step', c.step, 'policy_version', c.policy_version, 'prompt', c.prompt, 'text', c.text,
-                     'finish_reason', c.finish_reason, 'tokens', cardinality(c.token_ids), 'reward', c.reward,
+                     'finish_reason', c.finish_reason, 'tokens', cardinality(c.token_ids), 'reward', c.reward, 'reflection', c.reflection,
                      'scores', (SELECT coalesce(json_object_agg(r.rule, r.value), '{}'::json) FROM reward_scores r WHERE r.completion_id = c.id),
                      'accepted', s.id IS NOT NULL, 'reasoning', s.reasoning, 'answer', s.answer, 'verdicts', s.verdicts)::text, c.id
               FROM completions c LEFT JOIN sft_samples s ON s.completion_id = c.id

@@ -1,3 +1,4 @@
+using DeepSeekRL.Grains;
 using DeepSeekRL.Storage.Resilience;
 using DeepSeekRL.Storage.Singletons;
 using Npgsql;
@@ -121,20 +122,40 @@ public sealed class SampleStore(NpgsqlDataSource dataSource, ResiliencePipeline?
         return completions;
     }
 
-    /// <summary>Sets completions' total rewards inside the caller's transaction.</summary>
+    /// <summary>Sets completions' total rewards and reflection bits inside the caller's transaction.</summary>
     /// <param name="connection">The connection.</param>
     /// <param name="transaction">The transaction.</param>
     /// <param name="completionIds">The completions.</param>
     /// <param name="rewards">Their rewards (same order).</param>
+    /// <param name="reflection">Their self-verification bits (same order; <c>completions.reflection</c>).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task.</returns>
     public static async Task WriteRewardsAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, long[] completionIds, double[] rewards, CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, long[] completionIds, double[] rewards, ReflectionFlags[] reflection,
+        CancellationToken cancellationToken)
     {
-        await using var update = new NpgsqlCommand(
-            "UPDATE completions c SET reward = u.r FROM unnest($1::bigint[], $2::float8[]) AS u(id, r) WHERE c.id = u.id", connection, transaction);
+        ArgumentNullException.ThrowIfNull(completionIds);
+        ArgumentNullException.ThrowIfNull(rewards);
+        ArgumentNullException.ThrowIfNull(reflection);
+        if (rewards.Length != completionIds.Length || reflection.Length != completionIds.Length)
+        {
+            throw new ArgumentException($"{completionIds.Length} completions, {rewards.Length} rewards and {reflection.Length} reflection values: expected one of each per completion");
+        }
+
+        var bits = new short[reflection.Length];
+        for (var i = 0; i < bits.Length; i++)
+        {
+            bits[i] = (short)reflection[i];
+        }
+
+        await using var update = new NpgsqlCommand("""
+            UPDATE completions c SET reward = u.r, reflection = u.f
+              FROM unnest($1::bigint[], $2::float8[], $3::smallint[]) AS u(id, r, f)
+             WHERE c.id = u.id
+            """, connection, transaction);
         update.Parameters.Add(new NpgsqlParameter { Value = completionIds });
         update.Parameters.Add(new NpgsqlParameter { Value = rewards });
+        update.Parameters.Add(new NpgsqlParameter { Value = bits });
         await update.ExecuteNonQueryAsync(cancellationToken);
     }
 

@@ -287,6 +287,20 @@ internal static class OpenApi
        "type": "string"
       },
       "description": "text search in prompt and completion (at most 200 characters)"
+     },
+     {
+      "name": "reflection",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "verify",
+        "detect",
+        "repair"
+       ]
+      },
+      "description": "only completions that verify (a check line), detect a mistake (a failed check) or repair one (a failed check, a later passing one, a correct answer)"
      }
     ]
    }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using DeepSeekRL.Grains;
 using DeepSeekRL.Storage.Stores;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
@@ -9,7 +10,7 @@ namespace DeepSeekRL.Silo.Api;
 /// <summary>A page of a campaign's completions for the sample browser: keyset-paged by id, filtered on the server.</summary>
 internal sealed class SampleQuery
 {
-    private static readonly string[] Known = ["limit", "after_id", "step", "rule", "min", "max", "accepted", "q"];
+    private static readonly string[] Known = ["limit", "after_id", "step", "rule", "min", "max", "accepted", "q", "reflection"];
 
     /// <summary>The endpoint's query parameters (its allow-list).</summary>
     public static QueryParameters Parameters { get; } = new(Known);
@@ -31,6 +32,8 @@ internal sealed class SampleQuery
     private bool? Accepted { get; init; }
 
     private string? Text { get; init; }
+
+    private ReflectionFlags Reflection { get; init; }
 
     /// <summary>Parses and validates the query string; every problem is a message naming the parameter.</summary>
     public static SampleQuery Parse(IQueryCollection query)
@@ -112,6 +115,22 @@ internal sealed class SampleQuery
             }
         }
 
+        var reflection = ReflectionFlags.None;
+        if (Get("reflection") is { } refl)
+        {
+            reflection = refl switch
+            {
+                "verify" => ReflectionFlags.Verifies,
+                "detect" => ReflectionFlags.Detects,
+                "repair" => ReflectionFlags.Repairs,
+                _ => ReflectionFlags.None,
+            };
+            if (reflection == ReflectionFlags.None)
+            {
+                return Fail($"reflection = '{Cut(refl)}': expected verify, detect or repair");
+            }
+        }
+
         var q = Get("q");
         if (q is not null && q.Length > 200)
         {
@@ -121,7 +140,7 @@ internal sealed class SampleQuery
         return new SampleQuery
         {
             Limit = limit, AfterId = after, Step = step, Rule = rule, Min = min, Max = max, Accepted = accepted,
-            Text = string.IsNullOrEmpty(q) ? null : q,
+            Text = string.IsNullOrEmpty(q) ? null : q, Reflection = reflection,
         };
     }
 
@@ -129,7 +148,7 @@ internal sealed class SampleQuery
     public async Task<object> RunAsync(NpgsqlDataSource dataSource, long campaignId, CancellationToken cancellationToken)
     {
         var page = await new CompletionBrowser(dataSource).PageAsync(
-            new CompletionFilter(campaignId, AfterId, Limit, Step, Rule, Min, Max, Accepted, Text), cancellationToken);
+            new CompletionFilter(campaignId, AfterId, Limit, Step, Rule, Min, Max, Accepted, Text, Reflection), cancellationToken);
         var items = new List<JsonElement>(page.Items.Count);
         foreach (var item in page.Items)
         {

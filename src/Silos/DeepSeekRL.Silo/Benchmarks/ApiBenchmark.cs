@@ -9,7 +9,7 @@ namespace DeepSeekRL.Silo.Benchmarks;
 
 /// <summary>
 /// <c>bench api</c>: a campaign with 10,000 steps of metrics and 1,000,000 completions (2 rule scores each, a quarter
-/// accepted as SFT samples) in PostgreSQL; times the API calls the dashboard makes: the campaign page's data (status +
+/// accepted as SFT samples, a tenth repairing a mistake) in PostgreSQL; times the API calls the dashboard makes: the campaign page's data (status +
 /// all step metrics) and sample pages (first page, filtered, deep).
 /// </summary>
 internal static class ApiBenchmark
@@ -49,15 +49,17 @@ internal static class ApiBenchmark
                    'entropy', 1 + random(), 'clip_fraction', random() * 0.1, 'clip_low_fraction', random() * 0.05, 'clip_high_fraction', random() * 0.05,
                    'zero_std_group_fraction', random() * 0.3, 'completion_tokens', 4096, 'sampling_seconds', 1 + random(), 'scoring_seconds', 0.01,
                    'update_seconds', 0.8, 'publish_seconds', 0.15,
+                   'verify_fraction', random() * 0.5, 'detect_fraction', random() * 0.2, 'repair_fraction', random() * 0.1,
+                   'accuracy_when_verifying', CASE WHEN s % 50 = 0 THEN NULL ELSE random() END, 'accuracy_without_verifying', random(),
                    'expert_load', jsonb_build_array(jsonb_build_array(), (SELECT jsonb_agg((random() * 100)::int) FROM generate_series(1, 16)),
                                                     (SELECT jsonb_agg((random() * 100)::int) FROM generate_series(1, 16)), (SELECT jsonb_agg((random() * 100)::int) FROM generate_series(1, 16))))
               FROM generate_series(0, {Steps - 1}) s
             """,
             $"""
-            INSERT INTO completions (campaign_id, step, item_id, sample_index, policy_version, prompt, token_ids, text, logprobs, finish_reason, reward)
+            INSERT INTO completions (campaign_id, step, item_id, sample_index, policy_version, prompt, token_ids, text, logprobs, finish_reason, reward, reflection)
             SELECT {id}, i / 100, i / 8, i % 8, i / 100, 'What is ' || (i % 997) || ' + ' || (i % 991) || '?', ARRAY[1, 2, 3], 
                    '<think>\nadd the digits of ' || i || ' step by step, carrying where needed\n</think>\n<answer>' || (i % 1000) || '</answer>',
-                   ARRAY[-0.1, -0.2, -0.3]::real[], 'stop', (i % 4) / 3.0
+                   ARRAY[-0.1, -0.2, -0.3]::real[], 'stop', (i % 4) / 3.0, (ARRAY[7, 3, 1, 1, 0, 0, 0, 0, 0, 0]::smallint[])[i % 10 + 1]
               FROM generate_series(0, {Completions - 1}) i
             """,
             $"""
@@ -72,7 +74,8 @@ internal static class ApiBenchmark
             """,
             $"""
             INSERT INTO evaluations (campaign_id, step, policy_version, metrics)
-            SELECT {id}, s, s, jsonb_build_object('step', s, 'accuracy', random(), 'reward_mean', random(), 'response_length_mean', 100 + random() * 50)
+            SELECT {id}, s, s, jsonb_build_object('step', s, 'accuracy', random(), 'reward_mean', random(), 'response_length_mean', 100 + random() * 50,
+                   'accuracy_first_attempt', random() * 0.5, 'accuracy_final', 0.5 + random() * 0.5, 'verify_fraction', random(), 'repair_fraction', random() * 0.2)
               FROM generate_series(0, {Steps - 1}, 100) s
             """,
             "ANALYZE",
@@ -108,6 +111,7 @@ internal static class ApiBenchmark
             ("api_sample_page_rule_ms", "samples with accuracy >= 1 and accepted", [$"/api/campaigns/{id}/samples?rule=accuracy&min=1&accepted=true"]),
             ("api_sample_page_rejected_ms", "rejected samples", [$"/api/campaigns/{id}/samples?accepted=false"]),
             ("api_sample_page_text_ms", "text search (a prompt substring)", [$"/api/campaigns/{id}/samples?q=996%20%2B%20990"]),
+            ("api_sample_page_repair_ms", "completions that repair a mistake (a tenth)", [$"/api/campaigns/{id}/samples?reflection=repair"]),
         };
         foreach (var (metric, note, paths) in calls)
         {

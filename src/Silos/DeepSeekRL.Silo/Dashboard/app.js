@@ -119,6 +119,15 @@
         x: steps.map(s => s.step),
         series: { "tokens/s": steps.map(s => num(s.completion_tokens) !== null && num(s.sampling_seconds) ? s.completion_tokens / s.sampling_seconds : null) } }) },
     { id: "step_time", title: "Step time breakdown (s)", fields: ["sampling_seconds", "scoring_seconds", "update_seconds", "publish_seconds"] },
+    // Self-verification (docs/campaigns.md): a share is null where nothing could be measured (no sample verified, say),
+    // and a null is drawn as a gap, never as a zero or a line bridging it.
+    { id: "self_verification", title: "Self-verification per step", gaps: true,
+      fields: ["verify_fraction", "detect_fraction", "repair_fraction", "accuracy_when_verifying", "accuracy_without_verifying"] },
+    { id: "self_verification_eval", title: "Self-verification in evaluations", gaps: true, build: (steps, evals) => {
+        const series = {};
+        for (const f of ["accuracy_first_attempt", "accuracy_final", "verify_fraction", "repair_fraction"]) series[f] = evals.map(e => num(e[f]));
+        return { x: evals.map(e => e.step), series };
+      } },
   ];
 
   function chartData(def, steps, evals) {
@@ -128,13 +137,13 @@
     return { x: steps.map(s => s.step), series };
   }
 
-  function makePlot(container, data) {
+  function makePlot(container, data, gaps) {
     const labels = Object.keys(data.series);
     const width = Math.max(300, container.clientWidth - 10);
     const opts = {
       width, height: 220,
       scales: { x: { time: false } },
-      series: [{ label: "step" }].concat(labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { size: 4 } }))),
+      series: [{ label: "step" }].concat(labels.map((l, i) => ({ label: l, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: !gaps, points: { size: 4 } }))),
       axes: [{ label: "step" }, {}],
       legend: { live: true },
     };
@@ -200,7 +209,7 @@
           } else {
             if (existing) existing.plot.destroy();
             box.replaceChildren();
-            plots[def.id] = { plot: makePlot(box, data), labels };
+            plots[def.id] = { plot: makePlot(box, data, def.gaps === true), labels };
           }
         }
         renderHeatmaps(heatBox, rows);
@@ -394,6 +403,8 @@
       el("label", {}, "Min", el("input", { name: "min", type: "number", step: "any" })),
       el("label", {}, "Max", el("input", { name: "max", type: "number", step: "any" })),
       el("label", {}, "Verdict", el("select", { name: "accepted" }, el("option", { value: "" }, "all"), el("option", { value: "true" }, "accepted"), el("option", { value: "false" }, "rejected"))),
+      el("label", {}, "Reflection", el("select", { name: "reflection" }, el("option", { value: "" }, "all"), el("option", { value: "verify" }, "verifies"),
+        el("option", { value: "detect" }, "detects a mistake"), el("option", { value: "repair" }, "repairs a mistake"))),
       el("label", {}, "Text", el("input", { name: "q", placeholder: "search" })),
       el("label", {}, "Per page", el("select", { name: "limit" }, ["10", "25", "50", "100"].map(n => el("option", n === "50" ? { value: n, selected: "" } : { value: n }, n)))),
       el("button", { type: "submit" }, "Filter"));
@@ -405,7 +416,7 @@
       if (reset) after = null;
       const q = new URLSearchParams({ limit: form.elements.limit.value || "50" });
       if (after !== null) q.set("after_id", String(after));
-      for (const name of ["step", "rule", "min", "max", "accepted", "q"]) {
+      for (const name of ["step", "rule", "min", "max", "accepted", "reflection", "q"]) {
         const v = form.elements[name].value.trim();
         if (v !== "") q.set(name, v);
       }
@@ -427,6 +438,16 @@
     return { root: el("div", { id: "samples" }, form, message, list, more), load };
   }
 
+  // completions.reflection: bit 1 verifies (a check line), bit 2 detects a mistake (a check failed), bit 4 repairs it
+  // (a later check passed and the answer is correct); null until the reward worker scored the completion.
+  const REFLECTION = [[1, "verifies"], [2, "detects"], [4, "repairs"]];
+  function reflectionTag(bits) {
+    if (typeof bits !== "number") return null;
+    const names = REFLECTION.filter(([bit]) => (bits & bit) !== 0).map(([, name]) => name);
+    return el("span", { class: "reflection", "data-reflection": bits, title: "self-verification of the reasoning's check lines" },
+      names.length ? names.join(" · ") : "no check");
+  }
+
   function renderSample(item) {
     const parts = splitReasoning(item);
     const scores = Object.entries(item.scores || {});
@@ -435,7 +456,8 @@
       el("div", { class: "meta" },
         el("span", {}, "#" + item.completion_id), el("span", {}, "step " + fmt(item.step)), el("span", {}, "policy v" + fmt(item.policy_version)),
         el("span", {}, "reward " + fmt(item.reward)),
-        el("span", { class: item.accepted ? "accepted" : "rejected" }, item.accepted ? "accepted" : "rejected")),
+        el("span", { class: item.accepted ? "accepted" : "rejected" }, item.accepted ? "accepted" : "rejected"),
+        reflectionTag(item.reflection)),
       el("details", {}, el("summary", {}, "Prompt"), el("pre", {}, item.prompt || "")),
       parts.reasoning ? el("div", {}, el("div", { class: "muted" }, "Reasoning"), el("pre", { class: "reasoning" }, parts.reasoning)) : null,
       el("div", {}, el("div", { class: "muted" }, "Answer"), el("pre", { class: "answer" }, parts.answer)),
