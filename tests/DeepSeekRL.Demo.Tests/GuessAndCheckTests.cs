@@ -24,9 +24,9 @@ public sealed class GuessAndCheckTests
     public void GuessAndCheck_EachKind_IsTheDocumentedText()
     {
         Assert.Equal("<think>\n8*4-7\n</think>\n<answer>8 * 4 - 7</answer>", DemoTraces.GuessAndCheck(Puzzle, 0, false, new Random(1)));
-        Assert.Equal("<think>\n8*4-7\ncheck: 8*4=32 32-7=25 yes\n</think>\n<answer>8 * 4 - 7</answer>", DemoTraces.GuessAndCheck(Puzzle, 0, true, new Random(1)));
+        Assert.Equal("<think>\n8*4-7\ncheck: 8*4=32 32-7=25 vs 25 yes\n</think>\n<answer>8 * 4 - 7</answer>", DemoTraces.GuessAndCheck(Puzzle, 0, true, new Random(1)));
         var repaired = DemoTraces.GuessAndCheck(Puzzle, 1, false, new Random(1));
-        Assert.Matches(@"^<think>\n\d[-+*]\d[-+]\d\ncheck: \d[-+*]\d=\d+ \d+[-+]\d=\d+ no\nwait\n8\*4-7\ncheck: 8\*4=32 32-7=25 yes\n</think>\n<answer>8 \* 4 - 7</answer>$", repaired);
+        Assert.Matches(@"^<think>\n\d[-+*]\d[-+]\d\ncheck: \d[-+*]\d=\d+ \d+[-+]\d=\d+ vs 25 no\nwait\n8\*4-7\ncheck: 8\*4=32 32-7=25 vs 25 yes\n</think>\n<answer>8 \* 4 - 7</answer>$", repaired);
     }
 
     [Fact]
@@ -75,6 +75,7 @@ public sealed class GuessAndCheckTests
         Assert.Equal(600, a.Count(e => e.Variant == TraceVariant.EmptyThink));
         Assert.Equal(400, a.Count(e => e.Variant is TraceVariant.Checked or TraceVariant.Repaired));
         Assert.InRange(a.Count(e => e.Variant == TraceVariant.Repaired), 130, 150); // puzzles without a miss get a passing check
+        Assert.All(a, e => Assert.True(e.Completion.Length <= 140, e.Completion)); // within the 144-token budget of the character-level model
         Assert.All(a.Where(e => e.Variant == TraceVariant.Repaired), e => Assert.True(ReflectionTrace.Read(e.Completion).PassedAfterFailure));
         Assert.Throws<ArgumentException>(() => DemoTraces.CountdownMix(tasks, 5, new CountdownFractions(0.5, 0.2, 0.1)));
     }

@@ -42,7 +42,12 @@ public static class DemoCorpus
         ArgumentNullException.ThrowIfNull(task);
         var sb = new StringBuilder();
         sb.Append("Question: ").Append(task.Prompt).Append('\n');
-        foreach (var step in DemoTraces.WorkedSteps(task))
+        // A small Countdown puzzle lists every attempt with its value (times-table and two-digit facts to learn from),
+        // then the answer; the other tasks their worked steps.
+        var steps = task.Small && task.Numbers is { } numbers
+            ? CountdownTrial.All(numbers).Select(t => t.Line).ToList()
+            : DemoTraces.WorkedSteps(task);
+        foreach (var step in steps)
         {
             sb.Append(step).Append('\n');
         }

@@ -137,8 +137,8 @@ public static class DemoTraces
     /// <summary>
     /// A guess-and-check trace of a small Countdown puzzle: each attempt is an equation over the numbers in their order
     /// (<c>8+4-7</c>) followed by its check, the attempt's steps and the verdict against the target
-    /// (<c>check: 8+4=12 12-7=5 no</c>); a failed check is followed by <c>wait</c> and another attempt; the last attempt
-    /// makes the target (<c>check: 8*4=32 32-7=25 yes</c>) and is the answer. With no failed attempt and
+    /// (<c>check: 8+4=12 12-7=5 vs 25 no</c>); a failed check is followed by <c>wait</c> and another attempt; the last
+    /// attempt makes the target (<c>check: 8*4=32 32-7=25 vs 25 yes</c>) and is the answer. With no failed attempt and
     /// <paramref name="check"/> false the attempt is answered unchecked (<c>8*4-7</c> alone in the think block: every
     /// kind reasons, so <c>format_r1</c> pays them alike and only correctness rewards checking). Checking costs two small
     /// steps, a first guess is often wrong, and a caught mistake is repaired in the same response: RL, not the cold
@@ -187,13 +187,15 @@ public static class DemoTraces
 
         static string Attempt(CountdownTrial t) => t.Expression.ToString().Replace(" ", string.Empty, StringComparison.Ordinal);
 
-        static string Check(CountdownTrial t, int target) => $"check: {t.Line} {(t.Value == target ? "yes" : "no")}";
+        // The target is copied next to the value, so the verdict compares two adjacent numbers.
+        static string Check(CountdownTrial t, int target) => string.Create(CultureInfo.InvariantCulture, $"check: {t.Line} vs {target} {(t.Value == target ? "yes" : "no")}");
     }
 
     /// <summary>
     /// The cold-start mix of small Countdown puzzles: with <paramref name="fractions"/> of each kind of
     /// <see cref="GuessAndCheck"/> trace (rounded; the direct answers take the remainder), assigned to tasks by a seeded
-    /// shuffle; a repaired trace fails once, or twice one time in three when the puzzle has that many misses.
+    /// shuffle; a repaired trace fails once (two failures made traces of up to 160 characters, over the demo's
+    /// generation budget of a character-level model).
     /// </summary>
     /// <param name="tasks">Small Countdown tasks.</param>
     /// <param name="seed">The seed of the assignment and of the attempts.</param>
@@ -228,7 +230,7 @@ public static class DemoTraces
         for (var i = 0; i < n; i++)
         {
             var misses = CountdownTrial.All(tasks[i].Numbers ?? []).Count(t => t.Value != tasks[i].Target);
-            var failed = variants[i] == TraceVariant.Repaired ? Math.Min(misses, rng.Next(3) == 0 ? 2 : 1) : 0;
+            var failed = variants[i] == TraceVariant.Repaired ? Math.Min(misses, 1) : 0;
             var variant = variants[i] == TraceVariant.Repaired && failed == 0 ? TraceVariant.Checked : variants[i];
             examples.Add(new SftExample(tasks[i].Prompt, GuessAndCheck(tasks[i], failed, variant != TraceVariant.EmptyThink, rng), variant, tasks[i]));
         }

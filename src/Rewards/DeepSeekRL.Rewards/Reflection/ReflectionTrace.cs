@@ -4,8 +4,8 @@ namespace DeepSeekRL.Rewards.Reflection;
 /// What a completion's reasoning shows of self-verification, read from its lines (the R1 "aha" behaviour in a form a
 /// small model can write): a <c>check:</c> line verifies an attempt and ends with its verdict, <c>yes</c> (or
 /// <c>✓</c>) when the attempt holds and <c>no</c> (or <c>✗</c>) when it does not; a <c>wait</c> line starts another
-/// attempt. For Countdown: <c>8+4-7</c>, <c>check: 8+4=12 12-7=5 no</c>, <c>wait</c>, <c>8*4-7</c>,
-/// <c>check: 8*4=32 32-7=25 yes</c>.
+/// attempt. For Countdown: <c>8+4-7</c>, <c>check: 8+4=12 12-7=5 vs 25 no</c>, <c>wait</c>, <c>8*4-7</c>,
+/// <c>check: 8*4=32 32-7=25 vs 25 yes</c>.
 /// </summary>
 /// <param name="Checks">Check lines with a verdict.</param>
 /// <param name="FailedChecks">Check lines whose verdict is <c>no</c>.</param>

@@ -9,8 +9,9 @@ namespace DeepSeekRL.Silo.Demo;
 /// </summary>
 internal static class DemoModel
 {
-    /// <summary>The generation budget of a completion: the longest Countdown search (six attempts and the answer) is about 120 tokens.</summary>
-    public const int MaxNewTokens = 128;
+    /// <summary>The generation budget of a completion: the longest guess-and-check Countdown trace (a failed attempt, its
+    /// check, <c>wait</c>, the right attempt, its check and the answer) is about 130 characters, each a token or less.</summary>
+    public const int MaxNewTokens = 144;
 
     /// <summary>The config.json for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
     /// <param name="vocabSize">The model's vocabulary size (at least the tokenizer's).</param>

@@ -34,8 +34,9 @@ internal sealed class DemoRun
         ["data", "tokenizer", "pretrain", "sft", "eval_base", "eval_sft", "rl", "rejection_sampling", "distill", "eval_distilled"];
 
     /// <summary>
-    /// The harder family: small Countdown puzzles (three numbers 2–9 in the order given, <c>+ - *</c>), whose cold-start traces search
-    /// (<see cref="DemoTraces.Search"/>). Nearly every completion reasons, so what RL changes here is how well.
+    /// The harder family: small Countdown puzzles (three numbers 2–9 in the order given, <c>+ - *</c>), whose cold-start
+    /// traces guess and check (<see cref="DemoTraces.GuessAndCheck"/>): every completion writes an attempt, few check
+    /// it, fewer repair a failed check, so what RL can change here is how often the model verifies.
     /// </summary>
     public static readonly TaskMix CountdownTasks = TaskMix.CountdownOnly with { SmallCountdown = true };
 
@@ -234,10 +235,10 @@ internal sealed class DemoRun
 
     private string Describe(string stage) => stage switch
     {
-        "data" => $"seeded tasks (seed {_seed}): addition with carries of {_preset.Additions.MinOperandDigits}-{_preset.Additions.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} search traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
+        "data" => $"seeded tasks (seed {_seed}): addition with carries of {_preset.Additions.MinOperandDigits}-{_preset.Additions.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} guess-and-check traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: {Percent(_preset.ColdStartMix.Full)} worked, {Percent(_preset.ColdStartMix.EmptyThink)} empty think, {Percent(_preset.ColdStartMix.OneDigitWrong)} one digit wrong; Countdown: searches)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: {Percent(_preset.ColdStartMix.Full)} worked, {Percent(_preset.ColdStartMix.EmptyThink)} empty think, {Percent(_preset.ColdStartMix.OneDigitWrong)} one digit wrong; Countdown: guess and check, {Percent(_preset.CountdownColdStart.Direct)} unchecked, {Percent(_preset.CountdownColdStart.Checked)} checked, {Percent(_preset.CountdownColdStart.Repaired)} repaired)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out additions and {_preset.CountdownEvalPrompts} held-out Countdown puzzles",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
