@@ -435,13 +435,9 @@ public sealed partial class CampaignLearner
     /// <summary>Adds the self-verification shares (null where nothing could be measured).</summary>
     /// <param name="metrics">The metrics.</param>
     /// <param name="stored">The summed counts, or null.</param>
-    internal static void AddReflectionMetrics(JsonObject metrics, StoredReflection? stored)
+    internal static void AddReflectionMetrics(JsonObject metrics, ReflectionTotals? stored)
     {
-        var counts = stored is null ? new ReflectionCounts() : new ReflectionCounts
-        {
-            Samples = stored.Samples, Correct = stored.CorrectSamples, Verifying = stored.Verifying, Detecting = stored.Detecting,
-            Repairing = stored.Repairing, CorrectWhenVerifying = stored.CorrectWhenVerifying, FirstAttemptCorrect = stored.FirstAttemptCorrect,
-        };
+        var counts = stored is null ? new ReflectionCounts() : Evaluation.Counts(stored);
         foreach (var (name, value) in counts.Metrics())
         {
             metrics[name] = value;

@@ -320,6 +320,19 @@ public static class Evaluation
         | (trace.Detects ? ReflectionFlags.Detects : ReflectionFlags.None)
         | (trace.PassedAfterFailure && correct ? ReflectionFlags.Repairs : ReflectionFlags.None);
 
+    /// <summary>Totals as counts again (to turn sums read back from results into shares).</summary>
+    /// <param name="totals">The totals.</param>
+    /// <returns>The counts.</returns>
+    public static ReflectionCounts Counts(ReflectionTotals totals)
+    {
+        ArgumentNullException.ThrowIfNull(totals);
+        return new ReflectionCounts
+        {
+            Samples = totals.Samples, Correct = totals.CorrectSamples, Verifying = totals.Verifying, Detecting = totals.Detecting,
+            Repairing = totals.Repairing, CorrectWhenVerifying = totals.CorrectWhenVerifying, FirstAttemptCorrect = totals.FirstAttemptCorrect,
+        };
+    }
+
     /// <summary>Whether a completion writes out its reasoning: a non-blank <c>&lt;think&gt;…&lt;/think&gt;</c> block.</summary>
     /// <param name="text">The completion as scored.</param>
     /// <returns>Whether it reasons.</returns>

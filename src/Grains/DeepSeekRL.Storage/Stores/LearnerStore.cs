@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using DeepSeekRL.Grains;
 using DeepSeekRL.Storage.Resilience;
 using DeepSeekRL.Storage.Singletons;
 using Npgsql;
@@ -52,21 +53,10 @@ public sealed record RuleScores(string Rule, double? Mean, long Missing);
 /// <param name="ScoringSeconds">Sum of the reward items' seconds (null without reward results).</param>
 /// <param name="ScoredAt">When the last reward item finished (Unix seconds).</param>
 /// <param name="Rules">Each rule's scores.</param>
-/// <param name="Reflection">The step's self-verification counts from its reward items (null without reward results).</param>
+/// <param name="Reflection">The step's self-verification counts summed over its reward items' <c>reflection</c> results (null without reward results).</param>
 public sealed record StepTimings(
     double? SamplingSeconds, double? PolicyLoadSeconds, double? CutAt, double? ScoringSeconds, double? ScoredAt, IReadOnlyList<RuleScores> Rules,
-    StoredReflection? Reflection);
-
-/// <summary>Self-verification counts summed over work results (the <c>reflection</c> object of reward and evaluation results).</summary>
-/// <param name="Samples">Completions counted.</param>
-/// <param name="CorrectSamples">Completions judged correct.</param>
-/// <param name="Verifying">Completions with a check line.</param>
-/// <param name="Detecting">Completions with a failed check.</param>
-/// <param name="Repairing">Completions that repaired a failed check and are correct.</param>
-/// <param name="CorrectWhenVerifying">Correct completions among those that verify.</param>
-/// <param name="FirstAttemptCorrect">Correct completions whose first check (if any) passed.</param>
-public sealed record StoredReflection(
-    long Samples, long CorrectSamples, long Verifying, long Detecting, long Repairing, long CorrectWhenVerifying, long FirstAttemptCorrect);
+    ReflectionTotals? Reflection);
 
 /// <summary>The totals of an evaluation whose chunks have all finished.</summary>
 /// <param name="Step">The step it evaluates after (-1: before any update).</param>
@@ -83,7 +73,7 @@ public sealed record StoredReflection(
 /// <param name="Reflection">The samples' self-verification counts (null when no chunk reported them).</param>
 public sealed record EvaluationTotals(
     int Step, int PolicyVersion, long Chunks, long CompletedChunks, double Prompts, double Correct, double RewardSum, double Samples,
-    double LengthSum, double Reasoning, double CorrectWhenReasoning, StoredReflection? Reflection);
+    double LengthSum, double Reasoning, double CorrectWhenReasoning, ReflectionTotals? Reflection);
 
 /// <summary>
 /// The learner's rows: checkpoints, the step's completions and timings, step metrics and progress, evaluations and the
@@ -211,7 +201,7 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
         await _pipeline.ExecuteAsync(async ct =>
         {
             double? sampling = null, load = null, cutAt = null, scoring = null, scoredAt = null;
-            StoredReflection? reflection = null;
+            ReflectionTotals? reflection = null;
             await using (var command = dataSource.CreateCommand("""
                 SELECT w.kind, sum((r.result->>'seconds')::float8), sum(coalesce((r.result->>'policy_load_seconds')::float8, 0)),
                        extract(epoch FROM min(w.created_at)), extract(epoch FROM max(w.finished_at)),
@@ -265,7 +255,7 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
         }, cancellationToken);
 
     /// <summary>Seven summed reflection columns from <paramref name="first"/> on; null when none was reported.</summary>
-    private static StoredReflection? ReadReflection(NpgsqlDataReader reader, int first)
+    private static ReflectionTotals? ReadReflection(NpgsqlDataReader reader, int first)
     {
         if (reader.IsDBNull(first))
         {
@@ -273,7 +263,7 @@ public sealed class LearnerStore(NpgsqlDataSource dataSource, SingletonLeases le
         }
 
         long Get(int i) => reader.IsDBNull(first + i) ? 0 : Convert.ToInt64(reader.GetValue(first + i), CultureInfo.InvariantCulture);
-        return new StoredReflection(Get(0), Get(1), Get(2), Get(3), Get(4), Get(5), Get(6));
+        return new ReflectionTotals(Get(0), Get(1), Get(2), Get(3), Get(4), Get(5), Get(6));
     }
 
     /// <summary>

@@ -82,11 +82,7 @@ public static partial class SftExporter
                     page = 0;
                     await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
                     await using var command = new NpgsqlCommand(sql, connection);
-                    command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
-                    command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-                    command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
-                    command.Parameters.Add(new NpgsqlParameter { Value = after });
-                    command.Parameters.Add(new NpgsqlParameter { Value = upTo });
+                    AddFilterParameters(command, filter, after, upTo);
                     foreach (var name in ruleNames.Concat(verdictNames))
                     {
                         command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
@@ -135,16 +131,10 @@ public static partial class SftExporter
         await using var command = dataSource.CreateCommand($$"""
             SELECT DISTINCT k
               FROM sft_samples, LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof({{column}}) = 'object' THEN {{column}} ELSE '{}'::jsonb END) AS k
-             WHERE campaign_id = $1 AND id > $4 AND id <= $5
-               AND ($2::timestamptz IS NULL OR created_at >= $2)
-               AND ($3::float8 IS NULL OR reward >= $3)
+             {{FilterWhere}}
              ORDER BY k
             """);
-        command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Double });
-        command.Parameters.Add(new NpgsqlParameter { Value = filter.AfterId ?? 0 });
-        command.Parameters.Add(new NpgsqlParameter { Value = upTo });
+        AddFilterParameters(command, filter, filter.AfterId ?? 0, upTo);
         var keys = new List<string>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -175,9 +165,7 @@ public static partial class SftExporter
         return $"""
             SELECT id, step, policy_version, completion_id, prompt, reasoning, answer, reward, created_at{extra}
               FROM sft_samples
-             WHERE campaign_id = $1 AND id > $4 AND id <= $5
-               AND ($2::timestamptz IS NULL OR created_at >= $2)
-               AND ($3::float8 IS NULL OR reward >= $3)
+             {FilterWhere}
              ORDER BY id
              LIMIT 2000
             """;

@@ -68,20 +68,14 @@ public static partial class SftExporter
         {
             page = 0;
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var command = new NpgsqlCommand("""
+            await using var command = new NpgsqlCommand($"""
                 SELECT id, step, policy_version, completion_id, prompt, reasoning, answer, reward, scores::text, verdicts::text, created_at
                   FROM sft_samples
-                 WHERE campaign_id = $1 AND id > $4 AND id <= $5
-                   AND ($2::timestamptz IS NULL OR created_at >= $2)
-                   AND ($3::float8 IS NULL OR reward >= $3)
+                 {FilterWhere}
                  ORDER BY id
                  LIMIT 2000
                 """, connection);
-            command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
-            command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
-            command.Parameters.Add(new NpgsqlParameter { Value = after });
-            command.Parameters.Add(new NpgsqlParameter { Value = upTo });
+            AddFilterParameters(command, filter, after, upTo);
             await using var reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
@@ -94,6 +88,24 @@ public static partial class SftExporter
         while (page == PageSize);
 
         return (count, lastId);
+    }
+
+    /// <summary>The filter of every export query: <c>$1</c> campaign, <c>$2</c> since, <c>$3</c> minimum reward, ids
+    /// in (<c>$4</c>, <c>$5</c>] (see <see cref="AddFilterParameters"/>).</summary>
+    private const string FilterWhere = """
+        WHERE campaign_id = $1 AND id > $4 AND id <= $5
+                   AND ($2::timestamptz IS NULL OR created_at >= $2)
+                   AND ($3::float8 IS NULL OR reward >= $3)
+        """;
+
+    /// <summary>Adds <see cref="FilterWhere"/>'s parameters $1 to $5.</summary>
+    private static void AddFilterParameters(NpgsqlCommand command, SftExportFilter filter, long after, long upTo)
+    {
+        command.Parameters.Add(new NpgsqlParameter { Value = filter.CampaignId });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.Since ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)filter.MinReward ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
+        command.Parameters.Add(new NpgsqlParameter { Value = after });
+        command.Parameters.Add(new NpgsqlParameter { Value = upTo });
     }
 
     private static async Task<long> WriteRowAsync(NpgsqlDataReader reader, long campaignId, Utf8JsonWriter writer, Stream output, CancellationToken cancellationToken)
