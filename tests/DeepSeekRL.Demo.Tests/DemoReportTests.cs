@@ -21,6 +21,12 @@ public sealed class DemoReportTests
         SecondsTotal = 123.4,
         SecondsPerStage = [new("pretrain", 10), new("sft", 20), new("rl", 60)],
         PeakRssMbThroughStage = [new("pretrain", 700.5), new("sft", 910.25), new("rl", double.NaN)],
+        Reflection = new DemoReflectionFigures
+        {
+            VerifyFractionSft = 0.3, VerifyFractionRl = 0.9, RepairFractionSft = 0.1, RepairFractionRl = 0.35,
+            AccuracyWhenVerifyingSft = 0.8, AccuracyWhenVerifyingRl = 0.85, AccuracyWithoutVerifyingSft = 0.1, AccuracyWithoutVerifyingRl = 0.2,
+            AccuracyFirstAttemptSft = 0.35, AccuracyFirstAttemptRl = 0.45,
+        },
     };
 
     [Fact]
@@ -48,6 +54,36 @@ public sealed class DemoReportTests
         Assert.Equal(910.25, root.GetProperty("peak_rss_mb").GetDouble());
         Assert.Equal(700.5, root.GetProperty("peak_rss_mb_through_stage").GetProperty("pretrain").GetDouble());
         Assert.Equal(JsonValueKind.Null, root.GetProperty("peak_rss_mb_through_stage").GetProperty("rl").ValueKind);
+
+        // Self-verification on the guess-and-check family, under the names.
+        Assert.Equal(0.3, root.GetProperty("verify_fraction_sft").GetDouble());
+        Assert.Equal(0.9, root.GetProperty("verify_fraction_rl").GetDouble());
+        Assert.Equal(0.1, root.GetProperty("repair_fraction_sft").GetDouble());
+        Assert.Equal(0.35, root.GetProperty("repair_fraction_rl").GetDouble());
+        Assert.Equal(0.85, root.GetProperty("accuracy_when_verifying_rl").GetDouble());
+        Assert.Equal(0.2, root.GetProperty("accuracy_without_verifying_rl").GetDouble());
+        Assert.Equal(0.45, root.GetProperty("accuracy_first_attempt_rl").GetDouble());
+        Assert.Equal(0.35, root.GetProperty("accuracy_first_attempt_sft").GetDouble());
+    }
+
+    [Fact]
+    public void GainSplit_FirstAttemptsAndRepairsAddUpToTheGain()
+    {
+        // SFT 0.5 = 0.35 first attempts + 0.15 repaired; RL 0.8 = 0.45 + 0.35: +30 = +10 first attempts + +20 repairs.
+        var split = Report().GainSplit;
+
+        Assert.Equal(0.3, split.Gain, 12);
+        Assert.Equal(0.1, split.FirstAttemptsBetter, 12);
+        Assert.Equal(0.2, split.VerifiesAndRepairs, 12);
+
+        // Reasoning 0.6 -> 0.95, accuracy 0.7 when reasoning and (0.5 - 0.42) / 0.4 = 0.2 without: 0.35 * 0.5.
+        Assert.Equal(0.175, split.ReasonsMoreOften, 12);
+        using var json = JsonDocument.Parse(Report().ToJson());
+        Assert.Equal(0.1, json.RootElement.GetProperty("gain_split").GetProperty("first_attempts_better").GetDouble(), 12);
+
+        // Every completion reasoning before and after: nothing to attribute to reasoning more often.
+        Assert.Equal(0, DemoGainSplit.Of(0.5, 0.8, new DemoReflectionFigures(), 1, 1, 0.5).ReasonsMoreOften);
+        Assert.True(double.IsNaN(DemoGainSplit.Of(0.5, 0.8, new DemoReflectionFigures(), 1, 1, 0.5).FirstAttemptsBetter));
     }
 
     [Fact]
@@ -58,13 +94,17 @@ public sealed class DemoReportTests
     }
 
     [Fact]
-    public void Svg_IsXmlWithThreePanels_AndAPointPerValue()
+    public void Svg_IsXmlWithFourPanels_AndAPointPerValue()
     {
-        DemoRlStep[] steps = [new(1, 0.2, 20), new(2, 0.4, 25), new(3, double.NaN, 27), new(4, 0.6, 30)];
+        DemoRlStep[] steps = [new(1, 0.2, 20, 0.3, 0.1), new(2, 0.4, 25, 0.5), new(3, double.NaN, 27, 0.7, 0.2), new(4, 0.6, 30)];
         var svg = XDocument.Parse(DemoChart.Svg(steps, Report().RlEvaluations));
         XNamespace ns = "http://www.w3.org/2000/svg";
         var panels = svg.Root!.Elements(ns + "g").ToArray();
-        Assert.Equal(3, panels.Length);
+        Assert.Equal(4, panels.Length);
+
+        // Self-verification: the checking share (3 points) and the repair share (steps 1 and 3, split by the gap) share axes.
+        Assert.Equal(5, panels[3].Elements(ns + "circle").Count());
+        Assert.Equal(3, panels[3].Elements(ns + "polyline").Count());
 
         // Reward: the NaN at step 3 splits the line into two runs (3 + 1 points), lengths one run of 4, accuracy 2.
         Assert.Equal(2, panels[0].Elements(ns + "polyline").Count());
@@ -80,6 +120,6 @@ public sealed class DemoReportTests
     public void Svg_WithNoData_SaysSo()
     {
         var svg = DemoChart.Svg([], []);
-        Assert.Equal(3, XDocument.Parse(svg).Descendants().Count(e => e.Value == "no data"));
+        Assert.Equal(4, XDocument.Parse(svg).Descendants().Count(e => e.Value == "no data"));
     }
 }

@@ -15,20 +15,24 @@ public enum TraceVariant
     /// <summary>A full trace in which one step has a wrong digit, carried through to a wrong final answer.</summary>
     OneDigitWrong,
 
-    /// <summary>Countdown: one attempt and its check, which passes (<see cref="DemoTraces.GuessAndCheck"/>); an attempt
-    /// answered unchecked is <see cref="EmptyThink"/> in the Countdown mix.</summary>
+    /// <summary>Guess and check: one attempt and its check, which passes (<see cref="DemoTraces.GuessAndCheck"/>,
+    /// <see cref="DemoTraces.ArithmeticGuessAndCheck"/>); an attempt answered unchecked is <see cref="EmptyThink"/> in
+    /// those mixes.</summary>
     Checked,
 
-    /// <summary>Countdown: attempts whose checks fail, each followed by <c>wait</c>, then one whose check passes.</summary>
+    /// <summary>Guess and check: an attempt whose check fails, then <c>wait</c> and one whose check passes.</summary>
     Repaired,
 }
 
-/// <summary>The fractions of each kind of Countdown trace in <see cref="DemoTraces.CountdownMix"/>.</summary>
+/// <summary>
+/// The fractions of each kind of guess-and-check trace in <see cref="DemoTraces.ArithmeticMix"/> and
+/// <see cref="DemoTraces.CountdownMix"/>.
+/// </summary>
 /// <param name="Direct">Fraction that answer their one attempt unchecked.</param>
 /// <param name="Checked">Fraction with one attempt whose check passes.</param>
-/// <param name="Repaired">Fraction with one or two attempts whose checks fail, then one whose check passes.</param>
+/// <param name="Repaired">Fraction with an attempt whose check fails, then <c>wait</c> and one whose check passes.</param>
 /// <remarks>Each in [0, 1]; they must sum to 1 (within 1e-9).</remarks>
-public sealed record CountdownFractions(double Direct, double Checked, double Repaired);
+public sealed record CheckFractions(double Direct, double Checked, double Repaired);
 
 /// <summary>The fractions of each variant in <see cref="DemoTraces.SftMix"/>.</summary>
 /// <param name="Full">Fraction of <see cref="TraceVariant.Full"/>.</param>
@@ -202,32 +206,13 @@ public static class DemoTraces
     /// <param name="fractions">The fractions of each kind.</param>
     /// <returns>The examples, in task order.</returns>
     /// <exception cref="ArgumentException">A fraction is outside [0, 1] or they do not sum to 1.</exception>
-    public static IReadOnlyList<SftExample> CountdownMix(IReadOnlyList<DemoTask> tasks, int seed, CountdownFractions fractions)
+    public static IReadOnlyList<SftExample> CountdownMix(IReadOnlyList<DemoTask> tasks, int seed, CheckFractions fractions)
     {
         ArgumentNullException.ThrowIfNull(tasks);
-        ArgumentNullException.ThrowIfNull(fractions);
-        double[] f = [fractions.Direct, fractions.Checked, fractions.Repaired];
-        if (f.Any(x => !(x >= 0 && x <= 1)) || Math.Abs(f.Sum() - 1) > 1e-9)
-        {
-            throw new ArgumentException(
-                string.Create(CultureInfo.InvariantCulture, $"fractions {fractions.Direct}, {fractions.Checked}, {fractions.Repaired}: expected each in [0, 1] and a sum of 1"),
-                nameof(fractions));
-        }
-
-        var n = tasks.Count;
-        var checkedCount = (int)Math.Round(n * fractions.Checked, MidpointRounding.AwayFromZero);
-        var repaired = Math.Min(n - checkedCount, (int)Math.Round(n * fractions.Repaired, MidpointRounding.AwayFromZero));
-        var order = Enumerable.Range(0, n).ToArray();
+        var variants = CheckVariants(tasks.Count, seed, fractions);
         var rng = new Random(seed);
-        rng.Shuffle(order);
-        var variants = new TraceVariant[n];
-        for (var i = 0; i < n; i++)
-        {
-            variants[order[i]] = i < checkedCount ? TraceVariant.Checked : i < checkedCount + repaired ? TraceVariant.Repaired : TraceVariant.EmptyThink;
-        }
-
-        var examples = new List<SftExample>(n);
-        for (var i = 0; i < n; i++)
+        var examples = new List<SftExample>(tasks.Count);
+        for (var i = 0; i < tasks.Count; i++)
         {
             var misses = CountdownTrial.All(tasks[i].Numbers ?? []).Count(t => t.Value != tasks[i].Target);
             var failed = variants[i] == TraceVariant.Repaired ? Math.Min(misses, 1) : 0;
@@ -236,6 +221,86 @@ public static class DemoTraces
         }
 
         return examples;
+    }
+
+    /// <summary>
+    /// A guess-and-check trace of an arithmetic task (the family where checking pays): the first line of the think
+    /// block is a guess at the answer, written at once; a checked trace then restates the operands, works the columns
+    /// (with their running result) and compares the guess with the worked result (<c>check: 1461 vs 1451 no</c>); a
+    /// failed check is followed by <c>wait</c>, the worked result as the next attempt and its own check, which passes.
+    /// For 607 + 844 repaired: <c>&lt;think&gt;\n1461\n607+844\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\ncheck: 1461 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n&lt;/think&gt;\n\boxed{1451}</c>.
+    /// An unchecked trace is the guess alone (<c>&lt;think&gt;\n1451\n&lt;/think&gt;\n\boxed{1451}</c>): every kind writes
+    /// reasoning, so <c>format_r1</c> pays them alike and only correctness can reward checking. A small model cannot add
+    /// 3-4 digit numbers at once but works the columns reliably, so its first guesses are often wrong in a way the check
+    /// catches and repairs in the same response.
+    /// </summary>
+    /// <param name="task">An arithmetic task.</param>
+    /// <param name="variant"><see cref="TraceVariant.EmptyThink"/> (the right guess, unchecked), <see cref="TraceVariant.Checked"/>
+    /// (the right guess, checked) or <see cref="TraceVariant.Repaired"/> (a wrong guess, caught and repaired).</param>
+    /// <param name="rng">Chooses the wrong guess's digits (its length and leading digit are the answer's).</param>
+    /// <returns>The completion.</returns>
+    /// <exception cref="ArgumentException">The task is a Countdown puzzle, or the variant is another one.</exception>
+    public static string ArithmeticGuessAndCheck(DemoTask task, TraceVariant variant, Random rng)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(rng);
+        if (task.Kind != DemoTask.Arithmetic)
+        {
+            throw new ArgumentException($"'{task.Prompt}': expected an arithmetic task", nameof(task));
+        }
+
+        var work = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0);
+        var answer = work.Answer.ToString(CultureInfo.InvariantCulture);
+
+        // The check restates the operands before working them: the column lines then read their digits a fixed distance
+        // back, as they read the prompt's without a guess (after a guess of varying length, the cold-started model
+        // mixed the guess's digits into the columns: 571 + 477 worked as 1+5=5).
+        var operands = string.Create(CultureInfo.InvariantCulture, $"{task.Left}{task.Operator}{task.Right}");
+        var lines = new List<string>();
+        switch (variant)
+        {
+            case TraceVariant.EmptyThink:
+                lines.Add(answer);
+                break;
+            case TraceVariant.Checked:
+                lines.Add(answer);
+                lines.Add(operands);
+                lines.AddRange(work.Lines);
+                lines.Add($"check: {answer} vs {answer} yes");
+                break;
+            case TraceVariant.Repaired:
+                var guess = WrongGuess(answer, rng);
+                lines.Add(guess);
+                lines.Add(operands);
+                lines.AddRange(work.Lines);
+                lines.Add($"check: {guess} vs {answer} no");
+                lines.Add("wait");
+                lines.Add(answer);
+                lines.Add($"check: {answer} vs {answer} yes");
+                break;
+            default:
+                throw new ArgumentException($"variant {variant}: expected EmptyThink, Checked or Repaired", nameof(variant));
+        }
+
+        return Compose(lines, FinalLine(task, answer));
+    }
+
+    /// <summary>
+    /// The cold-start mix of arithmetic tasks in the guess-and-check form (<see cref="ArithmeticGuessAndCheck"/>): with
+    /// <paramref name="fractions"/> of each kind (rounded; the unchecked guesses take the remainder), assigned to tasks
+    /// by a seeded shuffle.
+    /// </summary>
+    /// <param name="tasks">Arithmetic tasks.</param>
+    /// <param name="seed">The seed of the assignment and of the wrong guesses.</param>
+    /// <param name="fractions">The fractions of each kind.</param>
+    /// <returns>The examples, in task order.</returns>
+    /// <exception cref="ArgumentException">A fraction is outside [0, 1] or they do not sum to 1.</exception>
+    public static IReadOnlyList<SftExample> ArithmeticMix(IReadOnlyList<DemoTask> tasks, int seed, CheckFractions fractions)
+    {
+        ArgumentNullException.ThrowIfNull(tasks);
+        var variants = CheckVariants(tasks.Count, seed, fractions);
+        var rng = new Random(seed + 1);
+        return [.. tasks.Select((t, i) => new SftExample(t.Prompt, ArithmeticGuessAndCheck(t, variants[i], rng), variants[i], t))];
     }
 
     /// <summary>The completion of one variant.</summary>
@@ -308,6 +373,52 @@ public static class DemoTraces
         }
 
         return examples;
+    }
+
+    // Each task's kind in a guess-and-check mix: the checked and repaired counts rounded, the unchecked the remainder.
+    private static TraceVariant[] CheckVariants(int n, int seed, CheckFractions fractions)
+    {
+        ArgumentNullException.ThrowIfNull(fractions);
+        double[] f = [fractions.Direct, fractions.Checked, fractions.Repaired];
+        if (f.Any(x => !(x >= 0 && x <= 1)) || Math.Abs(f.Sum() - 1) > 1e-9)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"fractions {fractions.Direct}, {fractions.Checked}, {fractions.Repaired}: expected each in [0, 1] and a sum of 1"),
+                nameof(fractions));
+        }
+
+        var checkedCount = (int)Math.Round(n * fractions.Checked, MidpointRounding.AwayFromZero);
+        var repaired = Math.Min(n - checkedCount, (int)Math.Round(n * fractions.Repaired, MidpointRounding.AwayFromZero));
+        var order = Enumerable.Range(0, n).ToArray();
+        new Random(seed).Shuffle(order);
+        var variants = new TraceVariant[n];
+        for (var i = 0; i < n; i++)
+        {
+            variants[order[i]] = i < checkedCount ? TraceVariant.Checked : i < checkedCount + repaired ? TraceVariant.Repaired : TraceVariant.EmptyThink;
+        }
+
+        return variants;
+    }
+
+    // A wrong guess as a quick head sum gives it: the answer's length and leading digit, the other digits at random. (A
+    // guess one digit off let the cold-started model copy the guess's digits into the column work, which fitted 3 of 4
+    // digits of every trace, instead of adding: with random digits only the work fits.)
+    private static string WrongGuess(string answer, Random rng)
+    {
+        var digits = answer.ToCharArray();
+        while (true)
+        {
+            for (var i = answer.Length > 1 ? 1 : 0; i < digits.Length; i++)
+            {
+                digits[i] = (char)('0' + rng.Next(10));
+            }
+
+            var guess = new string(digits);
+            if (guess != answer)
+            {
+                return guess;
+            }
+        }
     }
 
     private static string Compose(IReadOnlyList<string> steps, string finalLine)

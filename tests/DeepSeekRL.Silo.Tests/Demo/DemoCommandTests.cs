@@ -180,14 +180,30 @@ public sealed class DemoCommandTests : IDisposable
         using var statusJson = JsonDocument.Parse(status.StandardOutput);
         Assert.Equal(r.GetProperty("accuracy_sft").GetDouble(), statusJson.RootElement.GetProperty("evaluations")[0].GetProperty("accuracy").GetDouble());
 
-        // The picture: three panels, one point per RL step in the reward panel.
+        // Self-verification (issue 22): the guess-and-check additions' figures are shares, and the gain's split adds up.
+        foreach (var key in new[] { "verify_fraction_sft", "verify_fraction_rl", "repair_fraction_sft", "repair_fraction_rl", "accuracy_first_attempt_rl" })
+        {
+            Assert.InRange(r.GetProperty(key).GetDouble(), 0, 1);
+        }
+
+        var split = r.GetProperty("gain_split");
+        Assert.Equal(
+            r.GetProperty("accuracy_rl_final").GetDouble() - r.GetProperty("accuracy_sft").GetDouble(),
+            split.GetProperty("first_attempts_better").GetDouble() + split.GetProperty("verifies_and_repairs").GetDouble(),
+            9);
+        Assert.Contains("self-verification, additions (held out, SFT -> RL): checks ", resumed.StandardOutput, StringComparison.Ordinal);
+
+        // The picture: four panels, one point per RL step in the reward panel and in the checking panel.
         var svg = XDocument.Parse(await File.ReadAllTextAsync(Path.Combine(work, "rl.svg"), Ct));
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         var panels = svg.Descendants().Where(e => e.Name.LocalName == "g" && e.Attribute("data-panel") is not null).ToList();
-        Assert.Equal(3, panels.Count);
+        Assert.Equal(4, panels.Count);
         var rewardPoints = panels[0].Descendants().Where(e => e.Name.LocalName == "polyline")
             .Sum(p => p.Attribute("points")!.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.Equal(20, rewardPoints);
+        var checkPoints = panels[3].Descendants().Where(e => e.Name.LocalName == "polyline")
+            .Sum(p => p.Attribute("points")!.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(40, checkPoints); // verify and repair shares, 20 steps each
     }
 
     private static int FreePort()

@@ -119,13 +119,30 @@ internal static class DemoTable
                 $"what RL changed, additions: accuracy {gain * 100:+0.0;-0.0;0.0} points; completions that reason {reasonGain * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {Points(qualityGain)}"));
         }
 
+        lines.AddRange(Reflection("additions", report.Reflection, report.GainSplit));
         if (report.Countdown is { } cd && double.IsFinite(cd.AccuracyRlFinal - cd.AccuracySft))
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
                 $"what RL changed, Countdown: accuracy {(cd.AccuracyRlFinal - cd.AccuracySft) * 100:+0.0;-0.0;0.0} points; completions that reason {(cd.ReasoningFractionRl - cd.ReasoningFractionSft) * 100:+0.0;-0.0;0.0} points; accuracy when reasoning {Points(cd.AccuracyWhenReasoningRl - cd.AccuracyWhenReasoningSft)}"));
+            lines.AddRange(Reflection("Countdown", cd.Reflection, DemoGainSplit.Of(cd.AccuracySft, cd.AccuracyRlFinal, cd.Reflection, cd.ReasoningFractionSft, cd.ReasoningFractionRl, cd.AccuracyWhenReasoningSft)));
         }
 
         return string.Join(Environment.NewLine, lines);
+    }
+
+    // Self-verification of one family, SFT against RL, and what its gain is made of.
+    private static IEnumerable<string> Reflection(string family, DemoReflectionFigures r, DemoGainSplit split)
+    {
+        static string P(double x) => double.IsFinite(x) ? x.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+        static string D(double x) => double.IsFinite(x) ? x.ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) : "-";
+        if (!double.IsFinite(r.VerifyFractionSft) && !double.IsFinite(r.VerifyFractionRl))
+        {
+            yield break;
+        }
+
+        yield return $"self-verification, {family} (held out, SFT -> RL): checks {P(r.VerifyFractionSft)} -> {P(r.VerifyFractionRl)}; repairs {P(r.RepairFractionSft)} -> {P(r.RepairFractionRl)}; "
+            + $"accuracy when checking {P(r.AccuracyWhenVerifyingSft)} -> {P(r.AccuracyWhenVerifyingRl)}, without {P(r.AccuracyWithoutVerifyingSft)} -> {P(r.AccuracyWithoutVerifyingRl)}; first attempts right {P(r.AccuracyFirstAttemptSft)} -> {P(r.AccuracyFirstAttemptRl)}";
+        yield return $"  gain {D(split.Gain * 100)} points = first attempts better {D(split.FirstAttemptsBetter * 100)} + checks that caught and repaired a mistake {D(split.VerifiesAndRepairs * 100)}; reasons more often (estimate) {D(split.ReasonsMoreOften * 100)}";
     }
 
     // A change in points, or why there is none (a model with no reasoning completions has no accuracy among them).

@@ -9,9 +9,10 @@ namespace DeepSeekRL.Silo.Demo;
 /// </summary>
 internal static class DemoModel
 {
-    /// <summary>The generation budget of a completion: the longest guess-and-check Countdown trace (a failed attempt, its
-    /// check, <c>wait</c>, the right attempt, its check and the answer) is about 130 characters, each a token or less.</summary>
-    public const int MaxNewTokens = 144;
+    /// <summary>The generation budget of a completion: the longest guess-and-check traces (a failed attempt, its check,
+    /// <c>wait</c>, the right attempt, its check and the answer) are about 130 Countdown characters and 144 tokens of a
+    /// repaired 4-digit addition (9999 + 9999), each character a token or less.</summary>
+    public const int MaxNewTokens = 160;
 
     /// <summary>The config.json for a vocabulary of <paramref name="vocabSize"/> tokens.</summary>
     /// <param name="vocabSize">The model's vocabulary size (at least the tokenizer's).</param>

@@ -32,11 +32,13 @@ public sealed record DemoPreset
     public required int SftExamples { get; init; }
 
     /// <summary>
-    /// The cold-start mix of the additions: traces that work the columns, traces that answer at once (an empty think
-    /// block) and traces with one wrong digit, so the SFT model mostly answers at once but has learnt to reason, as the
-    /// anchor's did; RL has both behaviours to choose from and the report shows which one it rewards.
+    /// The cold-start mix of the additions, in the guess-and-check form (<see cref="DemoTraces.ArithmeticGuessAndCheck"/>,
+    /// the family where checking pays): right guesses answered unchecked, right guesses checked against the worked
+    /// columns, and wrong guesses caught by the check and repaired after <c>wait</c>. Most traces answer at once and few
+    /// repair, so the SFT model mostly guesses (and a 2.3 M-parameter model's guess at a 3-4 digit sum is mostly wrong)
+    /// but has learnt to check; RL, not the cold start, has to make checking common.
     /// </summary>
-    public SftFractions ColdStartMix { get; init; } = new(0.3, 0.65, 0.05);
+    public CheckFractions ColdStartMix { get; init; } = new(0.6, 0.25, 0.15);
 
     /// <summary>Cold-start passes.</summary>
     public required int SftEpochs { get; init; }
@@ -79,7 +81,7 @@ public sealed record DemoPreset
     /// answered unchecked, checked attempts that pass, and failed checks repaired after <c>wait</c>. Few traces check,
     /// fewer repair, so that RL, not the cold start, has to make checking common.
     /// </summary>
-    public CountdownFractions CountdownColdStart { get; init; } = new(0.6, 0.25, 0.15);
+    public CheckFractions CountdownColdStart { get; init; } = new(0.6, 0.25, 0.15);
 
     /// <summary>Countdown guess-and-check traces in the cold start.</summary>
     public required int CountdownSftExamples { get; init; }
@@ -97,8 +99,8 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        SftExamples = 24000,
-        ColdStartMix = new(0.4, 0.55, 0.05),
+        SftExamples = 12000,
+        ColdStartMix = new(0.45, 0.3, 0.25),
 
         // 2-3 digits: a cold start of 15,000 traces (half of them worked) of 3-4 digit additions wrote steps that were
         // right 0.24 of the time, and 20 GRPO steps gained 2 points.
@@ -126,8 +128,8 @@ public sealed record DemoPreset
         EvalPrompts = 200,
         PretrainDocuments = 4000,
         PretrainEpochs = 1,
-        SftExamples = 48000,
-        ColdStartMix = new(0.35, 0.6, 0.05),
+        SftExamples = 32000,
+        ColdStartMix = new(0.55, 0.25, 0.2),
         SftEpochs = 1,
         RlPrompts = 8000,
         RlSteps = 60,
@@ -135,11 +137,11 @@ public sealed record DemoPreset
         GroupSize = 8,
         RlLearningRate = 1e-4,
         EvalEvery = 10,
-        RejectionRounds = 48,
+        RejectionRounds = 40,
         RejectionPrompts = 64,
         RejectionSamples = 4,
         CountdownEvalPrompts = 200,
-        CountdownSftExamples = 8000,
+        CountdownSftExamples = 4000,
         CountdownRlPrompts = 4000,
         DistillEpochs = 2,
     };
