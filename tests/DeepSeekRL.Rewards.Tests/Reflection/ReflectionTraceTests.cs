@@ -29,6 +29,21 @@ public sealed class ReflectionTraceTests
     }
 
     [Theory]
+    [InlineData("1461\n607+844\n7+4=11 1\ncheck: 1461 vs 1451 yes", false)] // says yes to two different numbers: a failed check
+    [InlineData("1451\ncheck: 1451 vs 1451 no", true)] // says no to equal numbers: it held
+    [InlineData("8+4-7\ncheck: 8+4=12 12-7=5 vs 25 yes", false)] // the value after the last '=' is compared
+    [InlineData("8*4-7\ncheck: 8*4=32 32-7=25 vs 25 yes", true)]
+    [InlineData("check: x vs 25 no", false)] // not two integers: the stated verdict
+    [InlineData("check: 25 vs twenty-five yes", true)]
+    public void Read_CheckComparingTwoIntegers_HoldsWhenTheyAreEqualWhateverItSays(string reasoning, bool held)
+    {
+        var trace = ReflectionTrace.Read(reasoning);
+        Assert.Equal(1, trace.Checks);
+        Assert.Equal(held, trace.FirstCheckPassed);
+        Assert.Equal(held ? 0 : 1, trace.FailedChecks);
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData(null)]
     [InlineData("7+4=11 1\n0+4+1=5 51")]

@@ -1,10 +1,13 @@
+using System.Globalization;
+
 namespace DeepSeekRL.Rewards.Reflection;
 
 /// <summary>
 /// What a completion's reasoning shows of self-verification, read from its lines (the R1 "aha" behaviour in a form a
 /// small model can write): a <c>check:</c> line verifies an attempt and ends with its verdict, <c>yes</c> (or
 /// <c>✓</c>) when the attempt holds and <c>no</c> (or <c>✗</c>) when it does not; a <c>wait</c> line starts another
-/// attempt. For Countdown: <c>8+4-7</c>, <c>check: 8+4=12 12-7=5 vs 25 no</c>, <c>wait</c>, <c>8*4-7</c>,
+/// attempt. A check that compares two integers (<c>... vs 25 yes</c>) holds when they are equal, whatever verdict it
+/// states (a model can learn to write <c>yes</c> under any comparison). For Countdown: <c>8+4-7</c>, <c>check: 8+4=12 12-7=5 vs 25 no</c>, <c>wait</c>, <c>8*4-7</c>,
 /// <c>check: 8*4=32 32-7=25 vs 25 yes</c>.
 /// </summary>
 /// <param name="Checks">Check lines with a verdict.</param>
@@ -56,6 +59,9 @@ public readonly record struct ReflectionTrace(int Checks, int FailedChecks, bool
                 continue;
             }
 
+            // A check that compares two numbers ('... 25 vs 25 yes') holds when they are equal, whatever it says: a model
+            // that writes 'check: 4606 vs 4906 yes' has not detected its mistake, and its first attempt was wrong.
+            passed = Compared(line) ?? passed;
             checks++;
             first ??= passed;
             repaired |= passed && failed > 0;
@@ -63,6 +69,27 @@ public readonly record struct ReflectionTrace(int Checks, int FailedChecks, bool
         }
 
         return new ReflectionTrace(checks, failed, first, repaired);
+    }
+
+    // Whether the value before ' vs ' (the last number of the left side: after its last '=' or space) equals the first
+    // word after it; null when the line has no ' vs ' or either side is not an integer.
+    private static bool? Compared(ReadOnlySpan<char> line)
+    {
+        var vs = line.LastIndexOf(" vs ", StringComparison.OrdinalIgnoreCase);
+        if (vs < 0)
+        {
+            return null;
+        }
+
+        var left = line[..vs].TrimEnd();
+        left = left[(left.LastIndexOfAny(' ', '=') + 1)..];
+        var right = line[(vs + 4)..].TrimStart();
+        var end = right.IndexOfAny(' ', '\t');
+        right = end < 0 ? right : right[..end];
+        return long.TryParse(left, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var a)
+            && long.TryParse(right, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var b)
+            ? a == b
+            : null;
     }
 }
 
