@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the demo (issues 10, 19): runs `demo [--quick] --seed S` under /usr/bin/time -v for each seed and prints the
+# Measures the demo (issues 10, 19, 22): runs `demo [--quick] --seed S` under /usr/bin/time -v for each seed and prints the
 # wall clock, the peak RSS and the report's figures per seed
 # and their mean and spread (min..max). Usage: bash infra/demo-measure.sh quick|full OUT_DIR [SEEDS...]
 set -euo pipefail
@@ -27,7 +27,9 @@ out, seeds = sys.argv[1], sys.argv[2:]
 reports = [json.load(open(f"{out}/report-{s}.json")) for s in seeds]
 keys = ["accuracy_base", "accuracy_sft", "accuracy_rl_final", "accuracy_distilled", "reasoning_fraction_sft", "reasoning_fraction_rl",
         "accuracy_when_reasoning_sft", "accuracy_when_reasoning_rl", "samples_generated", "samples_accepted", "seconds_total",
-        "peak_rss_mb"]
+        "peak_rss_mb", "verify_fraction_sft", "verify_fraction_rl", "repair_fraction_sft", "repair_fraction_rl",
+        "accuracy_when_verifying_sft", "accuracy_when_verifying_rl", "accuracy_without_verifying_sft", "accuracy_without_verifying_rl",
+        "accuracy_first_attempt_sft", "accuracy_first_attempt_rl"]
 for k in keys:
     xs = [r[k] for r in reports]
     nums = [x for x in xs if x is not None]
@@ -43,6 +45,9 @@ for k in ck:
 cgain = [r["countdown"]["accuracy_rl_final"] - r["countdown"]["accuracy_sft"] for r in reports if r.get("countdown")]
 if cgain:
     print(f"{'countdown.rl_gain_points':30} " + "  ".join(f"{100*g:+.1f}" for g in cgain) + f"   mean {100*statistics.mean(cgain):+.1f}")
+for k in ["gain", "first_attempts_better", "verifies_and_repairs", "reasons_more_often"]:
+    xs = [(r.get("gain_split") or {}).get(k) for r in reports]
+    print(f"{'gain_split.' + k + '_points':30} " + "  ".join("null" if x is None else f"{100*x:+.1f}" for x in xs))
 gain = [r["accuracy_rl_final"] - r["accuracy_sft"] for r in reports]
 print(f"{'rl_gain_points':30} " + "  ".join(f"{100*g:+.1f}" for g in gain) + f"   mean {100*statistics.mean(gain):+.1f}")
 for s, r in zip(seeds, reports):
