@@ -90,10 +90,10 @@ public sealed class GuessAndCheckTests
     {
         Assert.Equal("<think>\n1451\n</think>\n\\boxed{1451}", DemoTraces.ArithmeticGuessAndCheck(Addition, TraceVariant.EmptyThink, new Random(1)));
         Assert.Equal(
-            "<think>\n1451\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed{1451}",
+            "<think>\n1451\n607+844\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed{1451}",
             DemoTraces.ArithmeticGuessAndCheck(Addition, TraceVariant.Checked, new Random(1)));
         var repaired = DemoTraces.ArithmeticGuessAndCheck(Addition, TraceVariant.Repaired, new Random(1));
-        Assert.Matches(@"^<think>\n(\d{4})\n7\+4=11 1\n0\+4\+1=5 51\n6\+8=14 1451\ncheck: \1 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed\{1451\}$", repaired);
+        Assert.Matches(@"^<think>\n(\d{4})\n607\+844\n7\+4=11 1\n0\+4\+1=5 51\n6\+8=14 1451\ncheck: \1 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed\{1451\}$", repaired);
         Assert.Throws<ArgumentException>(() => DemoTraces.ArithmeticGuessAndCheck(Addition, TraceVariant.OneDigitWrong, new Random(1)));
         Assert.Throws<ArgumentException>(() => DemoTraces.ArithmeticGuessAndCheck(Puzzle, TraceVariant.Checked, new Random(1)));
     }
@@ -152,7 +152,7 @@ public sealed class GuessAndCheckTests
         Assert.Equal(150, a.Count(e => e.Variant == TraceVariant.Repaired));
 
         // Within the 144-token budget of the character-level model (a character per token, a token per think tag, the
-        // end of the sequence), even for the longest: 9999 + 9999 repaired is 134 tokens.
+        // end of the sequence), even for the longest: 9999 + 9999 repaired is 144 tokens.
         Assert.All(a, e => Assert.True(e.Completion.Length - "<think></think>".Length + 2 < 160, e.Completion));
         Assert.All(a.Where(e => e.Variant == TraceVariant.Repaired), e => Assert.True(ReflectionTrace.Read(e.Completion).PassedAfterFailure));
         Assert.Throws<ArgumentException>(() => DemoTraces.ArithmeticMix(tasks, 5, new CheckFractions(0.5, 0.2, 0.1)));

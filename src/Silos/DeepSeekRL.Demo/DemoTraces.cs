@@ -225,10 +225,10 @@ public static class DemoTraces
 
     /// <summary>
     /// A guess-and-check trace of an arithmetic task (the family where checking pays): the first line of the think
-    /// block is a guess at the answer, written at once; a checked trace then works the columns (with their running
-    /// result, reading the digits from the prompt) and compares the guess with the worked result
-    /// (<c>check: 1461 vs 1451 no</c>); a failed check is followed by <c>wait</c>, the worked result as the next attempt
-    /// and its own check, which passes. For 607 + 844 repaired: <c>&lt;think&gt;\n1461\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\ncheck: 1461 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n&lt;/think&gt;\n\boxed{1451}</c>.
+    /// block is a guess at the answer, written at once; a checked trace then restates the operands, works the columns
+    /// (with their running result) and compares the guess with the worked result (<c>check: 1461 vs 1451 no</c>); a
+    /// failed check is followed by <c>wait</c>, the worked result as the next attempt and its own check, which passes.
+    /// For 607 + 844 repaired: <c>&lt;think&gt;\n1461\n607+844\n7+4=11 1\n0+4+1=5 51\n6+8=14 1451\ncheck: 1461 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n&lt;/think&gt;\n\boxed{1451}</c>.
     /// An unchecked trace is the guess alone (<c>&lt;think&gt;\n1451\n&lt;/think&gt;\n\boxed{1451}</c>): every kind writes
     /// reasoning, so <c>format_r1</c> pays them alike and only correctness can reward checking. A small model cannot add
     /// 3-4 digit numbers at once but works the columns reliably, so its first guesses are often wrong in a way the check
@@ -252,6 +252,10 @@ public static class DemoTraces
         var work = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0);
         var answer = work.Answer.ToString(CultureInfo.InvariantCulture);
 
+        // The check restates the operands before working them: the column lines then read their digits a fixed distance
+        // back, as they read the prompt's without a guess (after a guess of varying length, the cold-started model
+        // mixed the guess's digits into the columns: 571 + 477 worked as 1+5=5).
+        var operands = string.Create(CultureInfo.InvariantCulture, $"{task.Left}{task.Operator}{task.Right}");
         var lines = new List<string>();
         switch (variant)
         {
@@ -260,12 +264,14 @@ public static class DemoTraces
                 break;
             case TraceVariant.Checked:
                 lines.Add(answer);
+                lines.Add(operands);
                 lines.AddRange(work.Lines);
                 lines.Add($"check: {answer} vs {answer} yes");
                 break;
             case TraceVariant.Repaired:
                 var guess = WrongGuess(answer, rng);
                 lines.Add(guess);
+                lines.Add(operands);
                 lines.AddRange(work.Lines);
                 lines.Add($"check: {guess} vs {answer} no");
                 lines.Add("wait");
