@@ -252,9 +252,9 @@ public static class DemoTraces
         var work = ColumnArithmetic.Work(task.Left, task.Operator, task.Right, -1, 0);
         var answer = work.Answer.ToString(CultureInfo.InvariantCulture);
 
-        // The check restates the operands before working them: the column lines then read their digits a fixed distance
-        // back, as they read the prompt's without a guess (after a guess of varying length, the cold-started model
-        // mixed the guess's digits into the columns: 571 + 477 worked as 1+5=5).
+        // The check restates the operands before working them, so the column lines read the digits just written: without
+        // the restatement (full preset, seed 1) they read the guess's digits as the operands' (904 + 752 under the guess
+        // 1466 worked as 4+2, 0+6, 9+7) and 0.020 of the held-out sums were right after the cold start, against 0.060.
         var operands = string.Create(CultureInfo.InvariantCulture, $"{task.Left}{task.Operator}{task.Right}");
         var lines = new List<string>();
         switch (variant)
