@@ -21,7 +21,7 @@ public sealed class GuessAndCheckTests
 
     private static readonly TaskMix Additions = new(1, 0, 0, 0) { MinOperandDigits = 3, MaxOperandDigits = 4 };
 
-    private static readonly RewardPipeline Rules = new RewardPipelineBuilder().AddFormatR1Reward().AddCountdownReward().AddAccuracyReward().Build();
+    private static readonly RewardPipeline Rules = new RewardPipelineBuilder().AddFormatR1Reward().AddCountdownReward().AddAccuracyReward().AddCheckConsistencyReward().Build();
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -55,6 +55,7 @@ public sealed class GuessAndCheckTests
             {
                 Assert.Equal(1.0, results[i]["countdown"]);
                 Assert.Equal(1.0, results[i]["format_r1"]); // every kind reasons: format pays them alike
+                Assert.Equal(1.0, results[i]["check_consistency"]);
                 var misses = CountdownTrial.All(tasks[i].Numbers!).Count(t => t.Value != tasks[i].Target);
                 var expectedFailed = Math.Min(failed, misses);
                 var trace = Evaluation.Reflect(completions[i]);
@@ -119,6 +120,7 @@ public sealed class GuessAndCheckTests
             {
                 Assert.Equal(1.0, results[i]["accuracy"]);
                 Assert.Equal(1.0, results[i]["format_r1"]); // every kind writes its guess as reasoning: format pays them alike
+                Assert.Equal(1.0, results[i]["check_consistency"]); // every check quotes the attempt it follows and says what it sees
                 var trace = Evaluation.Reflect(completions[i]);
                 Assert.Equal(variant != TraceVariant.EmptyThink, trace.Verifies);
                 Assert.Equal(variant == TraceVariant.Repaired ? 1 : 0, trace.FailedChecks);

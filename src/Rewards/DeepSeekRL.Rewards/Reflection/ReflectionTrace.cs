@@ -43,18 +43,7 @@ public readonly record struct ReflectionTrace(int Checks, int FailedChecks, bool
                 continue;
             }
 
-            // The verdict is the line's last word.
-            var verdict = line[(line.LastIndexOfAny(' ', '\t') + 1)..];
-            bool passed;
-            if (verdict.Equals("yes", StringComparison.OrdinalIgnoreCase) || verdict.SequenceEqual("\u2713"))
-            {
-                passed = true;
-            }
-            else if (verdict.Equals("no", StringComparison.OrdinalIgnoreCase) || verdict.SequenceEqual("\u2717"))
-            {
-                passed = false;
-            }
-            else
+            if (Verdict(line) is not bool passed)
             {
                 continue;
             }
@@ -71,9 +60,24 @@ public readonly record struct ReflectionTrace(int Checks, int FailedChecks, bool
         return new ReflectionTrace(checks, failed, first, repaired);
     }
 
-    // Whether the value before ' vs ' (the last number of the left side: after its last '=' or space) equals the first
-    // word after it; null when the line has no ' vs ' or either side is not an integer.
-    private static bool? Compared(ReadOnlySpan<char> line)
+    /// <summary>A check line's stated verdict, its last word: <c>yes</c> or <c>✓</c>, <c>no</c> or <c>✗</c>; null for another word.</summary>
+    /// <param name="line">The trimmed line.</param>
+    /// <returns>The verdict.</returns>
+    internal static bool? Verdict(ReadOnlySpan<char> line)
+    {
+        var verdict = line[(line.LastIndexOfAny(' ', '\t') + 1)..];
+        return verdict.Equals("yes", StringComparison.OrdinalIgnoreCase) || verdict.SequenceEqual("\u2713") ? true
+            : verdict.Equals("no", StringComparison.OrdinalIgnoreCase) || verdict.SequenceEqual("\u2717") ? false
+            : null;
+    }
+
+    /// <summary>
+    /// Whether the value before <c> vs </c> (the last number of the left side: after its last <c>=</c> or space) equals
+    /// the first word after it; null when the line has no <c> vs </c> or either side is not an integer.
+    /// </summary>
+    /// <param name="line">The trimmed line.</param>
+    /// <returns>The comparison.</returns>
+    internal static bool? Compared(ReadOnlySpan<char> line)
     {
         var vs = line.LastIndexOf(" vs ", StringComparison.OrdinalIgnoreCase);
         if (vs < 0)

@@ -500,6 +500,11 @@ internal sealed class DemoRun
             new JsonObject { ["rule"] = "countdown", ["weight"] = 1.0 },
             new JsonObject { ["rule"] = "format_r1", ["weight"] = 0.2 },
             new JsonObject { ["rule"] = "language_consistency", ["weight"] = 0.1 },
+
+            // A check must say what it compares and compare the attempt it follows; 1 without a check, so only accuracy
+            // pays for checking. Without it GRPO taught the checks to copy the worked result to both sides or to say yes
+            // to a mismatch, and wrong guesses were replaced silently instead of repaired (docs/demo.md, issue 22).
+            new JsonObject { ["rule"] = "check_consistency", ["weight"] = 0.5 },
         },
     };
 
@@ -607,6 +612,7 @@ internal sealed class DemoRun
             new JsonObject { ["rule"] = "accuracy", ["op"] = "==", ["value"] = 1, ["when_missing"] = "pass" },
             new JsonObject { ["rule"] = "countdown", ["op"] = "==", ["value"] = 1, ["when_missing"] = "pass" },
             new JsonObject { ["rule"] = "format_r1", ["op"] = "==", ["value"] = 1 },
+            new JsonObject { ["rule"] = "check_consistency", ["op"] = "==", ["value"] = 1 },
         };
         var id = await CampaignAsync("rejection_sampling", spec, cancellationToken);
         var status = await RunCampaignAsync(id, "rejection_sampling", cancellationToken);
