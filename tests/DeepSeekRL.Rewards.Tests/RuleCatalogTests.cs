@@ -13,7 +13,7 @@ public sealed class RuleCatalogTests
         { "format_r1_zero", """{"completion_includes_open_tag": false}""" },
         { "format_strict", "{}" },
         { "tag_count", "{}" },
-        { "check_consistency", "{}" },
+        { "check_consistency", """{"quote_attempt": false}""" },
         { "code_format", """{"language": "javascript"}""" },
         { "countdown", """{"score": 1.0, "format_score": 0.1, "last_line_only": false, "require_assistant_marker": true, "python_operators": true}""" },
         { "language_consistency", """{"language": "zh", "scope": "completion", "no_words_score": 0.0}""" },

@@ -4,7 +4,8 @@ namespace DeepSeekRL.Rewards.Tests.Reflection;
 
 public sealed class CheckConsistencyRuleTests
 {
-    private static readonly CheckConsistencyRule Rule = new();
+    private static readonly CheckConsistencyRule Rule = new(new());
+    private static readonly CheckConsistencyRule VerdictsOnly = new(new() { QuoteAttempt = false });
 
     [Theory]
     [InlineData("<think>\n1451\n</think>\n\\boxed{1451}", 1.0)] // no check: nothing to be untruthful about
@@ -23,6 +24,17 @@ public sealed class CheckConsistencyRuleTests
     [InlineData("", 1.0)]
     public void Score_CheckLines_OneOnlyWhenEveryCheckIsTruthful(string completion, double expected) =>
         Assert.Equal(expected, Rule.Run(completion));
+
+    [Theory]
+    [InlineData("<think>\n1461\n6+8=14 1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed{1451}", 0.0, 1.0)] // quotes another number than the attempt
+    [InlineData("<think>\n1461\n6+8=14 1451\ncheck: 1406 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed{1451}", 0.0, 1.0)] // misquotes the guess, says no truthfully
+    [InlineData("<think>\n1461\n6+8=14 1451\ncheck: 1406 vs 1451 yes\n</think>\n\\boxed{1451}", 0.0, 0.0)] // yes to a mismatch either way
+    [InlineData("<think>\n1461\n6+8=14 1451\ncheck: 1461 vs 1451 no\nwait\n1451\ncheck: 1451 vs 1451 yes\n</think>\n\\boxed{1451}", 1.0, 1.0)]
+    public void Score_WithoutQuoteAttempt_HoldsOnlyTheVerdicts(string completion, double quoting, double verdictsOnly)
+    {
+        Assert.Equal(quoting, Rule.Run(completion));
+        Assert.Equal(verdictsOnly, VerdictsOnly.Run(completion));
+    }
 
     [Fact]
     public void Score_GarbageAndHugeNumbers_DoesNotThrow()

@@ -15,19 +15,23 @@ namespace DeepSeekRL.Rewards.Reflection;
 /// integer. Without (2) a policy learns to write the worked result on both sides (<c>check: 1451 vs 1451 yes</c> under
 /// the guess 1461) and a wrong first attempt is replaced silently; without (1) it learns <c>check: 4606 vs 4906 yes</c>.
 /// Check lines without a verdict are not checks and are ignored.</para>
-/// <para>Thread-safe; takes no options; reads the chain of thought (<see cref="ChainOfThought.Of"/>) line by line.</para>
+/// <para>(2) applies only with <see cref="CheckConsistencyRewardOptions.QuoteAttempt"/>. Thread-safe; reads the chain of
+/// thought (<see cref="ChainOfThought.Of"/>) line by line.</para>
 /// </remarks>
 [RewardRule("check_consistency")]
-internal sealed class CheckConsistencyRule : IRewardRule
+internal sealed class CheckConsistencyRule(CheckConsistencyRewardOptions options) : IRewardRule
 {
+    private readonly bool _quoteAttempt = options.QuoteAttempt;
+
     /// <inheritdoc/>
     public ValueTask<RewardOutcome> ScoreAsync(RewardArguments args, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(RewardOutcome.Score(Consistent(ChainOfThought.Of(args.Completion)) ? 1 : 0));
+        ValueTask.FromResult(RewardOutcome.Score(Consistent(ChainOfThought.Of(args.Completion), _quoteAttempt) ? 1 : 0));
 
     /// <summary>Whether every check line of a reasoning text is truthful.</summary>
     /// <param name="reasoning">The reasoning (the inside of the think block).</param>
+    /// <param name="quoteAttempt">Whether a bare integer on a check's left side must be the latest attempt.</param>
     /// <returns><see langword="true"/> when every check is truthful, or there is none.</returns>
-    public static bool Consistent(ReadOnlySpan<char> reasoning)
+    public static bool Consistent(ReadOnlySpan<char> reasoning, bool quoteAttempt = true)
     {
         long? attempt = null;
         foreach (var raw in reasoning.EnumerateLines())
@@ -50,7 +54,7 @@ internal sealed class CheckConsistencyRule : IRewardRule
             }
 
             var vs = line.LastIndexOf(" vs ", StringComparison.OrdinalIgnoreCase);
-            if (vs >= 0 && Integer(line["check:".Length..vs].Trim()) is long quoted && quoted != attempt)
+            if (quoteAttempt && vs >= 0 && Integer(line["check:".Length..vs].Trim()) is long quoted && quoted != attempt)
             {
                 return false;
             }

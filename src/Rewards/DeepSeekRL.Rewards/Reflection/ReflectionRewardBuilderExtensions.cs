@@ -10,11 +10,12 @@ public static class ReflectionRewardBuilderExtensions
     /// the latest one, else 0; 1 without a check.
     /// </summary>
     /// <param name="builder">The builder.</param>
+    /// <param name="options">The options; defaults when <see langword="null"/>.</param>
     /// <param name="weight">The weight of the score.</param>
     /// <returns>The builder.</returns>
-    public static RewardPipelineBuilder AddCheckConsistencyReward(this RewardPipelineBuilder builder, double weight = 1.0)
+    public static RewardPipelineBuilder AddCheckConsistencyReward(this RewardPipelineBuilder builder, CheckConsistencyRewardOptions? options = null, double weight = 1.0)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return builder.AddRule("check_consistency", new CheckConsistencyRule(), weight);
+        return builder.AddRule("check_consistency", new CheckConsistencyRule(options ?? new()), weight);
     }
 }

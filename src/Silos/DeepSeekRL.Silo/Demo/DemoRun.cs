@@ -241,8 +241,8 @@ internal sealed class DemoRun
         "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: guess and check, {Percent(_preset.ColdStartMix.Direct)} unchecked, {Percent(_preset.ColdStartMix.Checked)} checked, {Percent(_preset.ColdStartMix.Repaired)} repaired; Countdown: guess and check, {Percent(_preset.CountdownColdStart.Direct)} unchecked, {Percent(_preset.CountdownColdStart.Checked)} checked, {Percent(_preset.CountdownColdStart.Repaired)} repaired)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out additions and {_preset.CountdownEvalPrompts} held-out Countdown puzzles",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
-        "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
-        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples} at temperature {_preset.RejectionTemperature}, keep accuracy = 1 (addition) or countdown = 1 (Countdown) and format_r1 = 1, export to JSONL",
+        "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency + check_consistency, advantages normalised over the batch, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
+        "rejection_sampling" => $"rejection sampling from the RL checkpoint: {_preset.RejectionRounds} rounds x {_preset.RejectionPrompts} prompts x {_preset.RejectionSamples} at temperature {_preset.RejectionTemperature}, keep accuracy = 1 (addition) or countdown = 1 (Countdown), format_r1 = 1 and check_consistency = 1, export to JSONL",
         "distill" => "SFT of the fresh pretrained base on the accepted samples (distillation)",
         "eval_distilled" => "greedy evaluation of the distilled model",
         _ => stage,
@@ -501,10 +501,13 @@ internal sealed class DemoRun
             new JsonObject { ["rule"] = "format_r1", ["weight"] = 0.2 },
             new JsonObject { ["rule"] = "language_consistency", ["weight"] = 0.1 },
 
-            // A check must say what it compares and compare the attempt it follows; 1 without a check, so only accuracy
-            // pays for checking. Without it GRPO taught the checks to copy the worked result to both sides or to say yes
-            // to a mismatch, and wrong guesses were replaced silently instead of repaired (docs/demo.md, issue 22).
-            new JsonObject { ["rule"] = "check_consistency", ["weight"] = 0.5 },
+            // A check's verdict must state its comparison; 1 without a check, so only accuracy pays for checking. Without
+            // it GRPO taught the checks to say yes to a mismatch and box the worked result (docs/demo.md, issue 22). The
+            // tiny model cannot copy its guess five lines up, so the check is not held to quote it (quote_attempt: GRPO
+            // kept writing other numbers there and stopped checking). The weight counts only with advantages normalised
+            // over the batch (Spec): per group, a group with no right answer turned its consistency alone into full-size
+            // advantages.
+            new JsonObject { ["rule"] = "check_consistency", ["weight"] = 0.2, ["options"] = new JsonObject { ["quote_attempt"] = false } },
         },
     };
 
@@ -545,6 +548,7 @@ internal sealed class DemoRun
             ["learning_rate"] = _preset.RlLearningRate,
             ["beta"] = 0.0,
             ["loss_aggregation"] = "dapo",
+            ["advantage_normalization"] = "batch",
             ["max_new_tokens"] = DemoModel.MaxNewTokens,
             ["temperature"] = 1.0,
             ["steps"] = steps,
