@@ -44,3 +44,31 @@ with open(sys.argv[3], "w", encoding="utf-8") as out:
                               "right": bool(boxed) and boxed[-1].strip() == row["answer"]}, ensure_ascii=False) + "\n")
 PY
 echo "$out: $(wc -l < "$out") completions, $(grep -c '"right": true' "$out" || true) right"
+# What the checks compare: whether the first check quotes the guess (the think block's first line), whether its verdict
+# states its comparison, and how many repairs (a first check comparing two different numbers, a later one comparing
+# equal numbers, a right answer) checked the guess itself.
+$py - "$out" <<'PY'
+import json, re, sys
+n = checks = quotes = no_to_equal = yes_to_different = repairs = quoted_repairs = guesses_right = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    row = json.loads(line)
+    n += 1
+    lines = [l.strip() for l in row["completion"].split("</think>")[0].strip().split("\n")]
+    guess = lines[0] if lines else ""
+    guesses_right += guess == row["answer"]
+    found = [re.match(r"check: (\S+) vs (\S+) (yes|no)$", l) for l in lines if l.startswith("check:")]
+    found = [m for m in found if m]
+    if not found:
+        continue
+    checks += 1
+    left, right, verdict = found[0].groups()
+    quotes += left == guess
+    no_to_equal += left == right and verdict == "no"
+    yes_to_different += left != right and verdict == "yes"
+    if left != right and any(m.group(1) == m.group(2) for m in found[1:]) and row["right"]:
+        repairs += 1
+        quoted_repairs += left == guess
+print(f"guesses right {guesses_right}; completions that check {checks}: first check quotes the guess {quotes}, "
+      f"says no to equal numbers {no_to_equal}, yes to different ones {yes_to_different}; repairs {repairs}, "
+      f"of which checked the guess {quoted_repairs}")
+PY

@@ -4,6 +4,8 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Xml.Linq;
+using DeepSeekRL.Rewards.Pipeline;
+using DeepSeekRL.Rewards.Plugins;
 using DeepSeekRL.Testing;
 
 namespace DeepSeekRL.Silo.Tests.Demo;
@@ -150,6 +152,20 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(8 * 32 * 4, generated);
         Assert.InRange(accepted, 0, generated);
         Assert.Equal(accepted, File.ReadLines(Path.Combine(work, "accepted.jsonl")).Count());
+
+        // Rejection sampling keeps only samples whose checks state their comparisons truthfully: each accepted sample,
+        // scored again by the rule itself, is consistent, as its stored score says.
+        using (var plugins = new PluginLoader())
+        using (var rules = JsonDocument.Parse("""{"rules": [{"rule": "check_consistency", "options": {"quote_attempt": false}}]}"""))
+        {
+            var (pipeline, rulesError) = RulesFile.Build(rules.RootElement, work, plugins);
+            Assert.Null(rulesError);
+            var samples = File.ReadLines(Path.Combine(work, "accepted.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+            var scored = await pipeline!.ScoreAsync(
+                [.. samples.Select(e => new RewardInput(e.GetProperty("messages")[0].GetProperty("content").GetString()!, e.GetProperty("messages")[1].GetProperty("content").GetString()!, null))], Ct);
+            Assert.All(scored, result => Assert.Equal(1.0, result["check_consistency"]));
+            Assert.All(samples, e => Assert.Equal(1.0, e.GetProperty("metadata").GetProperty("scores").GetProperty("check_consistency").GetDouble()));
+        }
         if (accepted > 0)
         {
             // The distilled model was trained on the export and evaluated on the same prompts.
