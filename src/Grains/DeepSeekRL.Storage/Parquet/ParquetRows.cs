@@ -141,6 +141,15 @@ internal sealed class ParquetRows : IAsyncDisposable
                 return Fail(string.Create(CultureInfo.InvariantCulture, $"footer length {footer} does not fit a {length}-byte file"));
             }
 
+            // The footer's structure is checked before Parquet.Net decodes it: its decoder trusts the counts it reads.
+            var footerBytes = new byte[footer];
+            file.Position = length - 8 - footer;
+            await file.ReadExactlyAsync(footerBytes, cancellationToken);
+            if (ThriftFooter.Check(footerBytes) is string malformed)
+            {
+                return Fail($"not a readable Parquet file (footer: {malformed})");
+            }
+
             file.Position = 0;
             var reader = await ParquetReader.CreateAsync(file, new ParquetOptions(), leaveStreamOpen: true, cancellationToken);
             var problem = Check(reader, length);
