@@ -55,7 +55,7 @@ npm_install src/Silos/DeepSeekRL.Silo/Dashboard "$home/.cache/npm-dashboard" nod
 
 # Build the whole solution when any input is newer than the last successful build.
 stamp="$home/artifacts/.sln-build-stamp"
-if [[ -f "$stamp" ]] && [[ -z "$(find src tests infra/sql Directory.Build.props Directory.Packages.props global.json \
+if [[ -f "$stamp" ]] && [[ -z "$(find src tests infra/sql infra/build Directory.Build.props Directory.Build.targets Directory.Packages.props global.json \
     BannedSymbols.txt BannedSymbols.Deterministic.txt .editorconfig DeepSeekRL.sln -newer "$stamp" \
     -not -path '*/obj/*' -not -path '*/bin/*' -not -path '*/node_modules/*' -type f -print -quit 2>/dev/null)" ]]; then
   say "build is up to date"

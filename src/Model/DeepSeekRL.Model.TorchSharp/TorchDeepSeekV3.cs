@@ -1,4 +1,5 @@
 using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Layers;
 using DeepSeekRL.Model.Weights;
 using static TorchSharp.torch.nn;
@@ -13,7 +14,7 @@ namespace DeepSeekRL.Model.TorchSharp;
 // only ĉ (r_kv) and the rotated k_pe (d_r) per position. Routing (top-k) is a constant of the forward (§7.6).
 
 /// <summary>The DeepSeek-V3 model on libtorch: forward, training loss, cached decoding, over a flat parameter tensor.</summary>
-public sealed class TorchDeepSeekV3 : IDisposable
+public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
 {
     private readonly DeepSeekV3Config _c;
     private readonly Dictionary<string, (long Offset, long[] Shape)> _index = [];
@@ -348,7 +349,7 @@ public sealed class TorchDeepSeekV3 : IDisposable
     {
         // A stable descending sort keeps equal values in index order.
         var (_, order) = values.sort(-1, descending: true, stable: true);
-        return order.narrow(-1, 0, k);
+        return order.narrow(-1, 0, k).contiguous();
     }
 
     /// <summary>

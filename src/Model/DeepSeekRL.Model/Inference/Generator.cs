@@ -45,14 +45,39 @@ public sealed record GenerationResult(IReadOnlyList<GeneratedSequence> Sequences
     public double AcceptanceRate => DraftsProposed == 0 ? 0 : DraftsAccepted / (double)DraftsProposed;
 }
 
-/// <summary>Generates from a batch of prompts with a <see cref="Transformer"/>. Not thread-safe (one per model instance).</summary>
-/// <param name="model">The model.</param>
-public sealed class Generator(Transformer model)
+/// <summary>
+/// Generates from a batch of prompts with an <see cref="IDecoder"/> (the native <see cref="Transformer"/> or another
+/// engine). Not thread-safe (one per model instance).
+/// </summary>
+public sealed class Generator
 {
-    private readonly Sampler _sampler = new(model.Config.VocabSize);
+    private readonly IDecoder _decoder;
+    private readonly Transformer? _native;
+    private readonly Sampler _sampler;
 
-    /// <summary>The model.</summary>
-    public Transformer Model => model;
+    /// <summary>Creates a generator over the native engine (all features, MTP speculative decoding included).</summary>
+    /// <param name="model">The model.</param>
+    public Generator(Transformer model)
+        : this((IDecoder)model)
+    {
+        _native = model;
+    }
+
+    /// <summary>Creates a generator over any engine (speculative MTP decoding needs the native one).</summary>
+    /// <param name="decoder">The engine.</param>
+    public Generator(IDecoder decoder)
+    {
+        ArgumentNullException.ThrowIfNull(decoder);
+        _decoder = decoder;
+        _native = decoder as Transformer;
+        _sampler = new Sampler(decoder.Config.VocabSize);
+    }
+
+    /// <summary>The native model (null when the generator runs another engine).</summary>
+    public Transformer? Model => _native;
+
+    /// <summary>The engine.</summary>
+    public IDecoder Decoder => _decoder;
 
     /// <summary>Generates a completion for each prompt.</summary>
     /// <param name="prompts">Prompts (token ids, each non-empty).</param>
@@ -116,20 +141,25 @@ public sealed class Generator(Transformer model)
         }
 
         var speculative = options.SpeculativeMtp;
-        if (speculative && model.Config.NumNextnPredictLayers == 0)
+        if (speculative && _native is null)
+        {
+            throw new ArgumentException("speculative MTP decoding needs the native engine", nameof(options));
+        }
+
+        if (speculative && _decoder.Config.NumNextnPredictLayers == 0)
         {
             throw new ArgumentException("speculative MTP decoding needs a model with num_nextn_predict_layers = 1", nameof(options));
         }
 
-        var maxLen = Math.Min(maxPrompt + options.MaxTokens + 1, model.Rope.MaxPositions);
+        var maxLen = Math.Min(maxPrompt + options.MaxTokens + 1, _decoder.MaxPositions);
         if (maxPrompt >= maxLen)
         {
-            throw new ArgumentException($"a prompt of {maxPrompt} tokens leaves no room in {model.Rope.MaxPositions} positions", nameof(prompts));
+            throw new ArgumentException($"a prompt of {maxPrompt} tokens leaves no room in {_decoder.MaxPositions} positions", nameof(prompts));
         }
 
-        var cache = model.CreateCache(cacheKind, b, maxLen);
-        var v = model.Config.VocabSize;
-        var d = model.Config.HiddenSize;
+        var cache = _decoder.CreateDecodingCache(cacheKind, b, maxLen);
+        var v = _decoder.Config.VocabSize;
+        var d = _decoder.Config.HiddenSize;
 
         // Prefill: every prompt at once, logits at each prompt's last row.
         var tokens = new int[total];
@@ -151,7 +181,15 @@ public sealed class Generator(Transformer model)
 
         var logits = new float[(long)(speculative ? 2 * b : b) * v];
         var prefillHidden = speculative ? new float[(long)total * d] : [];
-        model.Forward(tokens, positions, slots, cache, lastRows, logits, prefillHidden);
+        if (speculative)
+        {
+            _native!.Forward(tokens, positions, slots, (KvCache)cache, lastRows, logits, prefillHidden);
+        }
+        else
+        {
+            _decoder.Decode(tokens, positions, slots, cache, lastRows, logits);
+        }
+
         for (var i = 0; i < b; i++)
         {
             var row = logits.AsSpan(i * v, v);
@@ -159,14 +197,14 @@ public sealed class Generator(Transformer model)
         }
 
         return speculative
-            ? Speculative(state, options, cacheKind, prompts, prefillHidden, logits, maxLen, cache, cancellationToken)
+            ? Speculative(state, options, cacheKind, prompts, prefillHidden, logits, maxLen, (KvCache)cache, cancellationToken)
             : Decode(state, options, logits, maxLen, cache, cancellationToken);
     }
 
-    private GenerationResult Decode(State state, SamplingOptions options, float[] logits, int maxLen, KvCache cache, CancellationToken cancellationToken)
+    private GenerationResult Decode(State state, SamplingOptions options, float[] logits, int maxLen, IDecodingCache cache, CancellationToken cancellationToken)
     {
         var b = state.Length.Length;
-        var v = model.Config.VocabSize;
+        var v = _decoder.Config.VocabSize;
         var tokens = new int[b];
         var positions = new int[b];
         var slots = new int[b];
@@ -195,7 +233,7 @@ public sealed class Generator(Transformer model)
                 return state.Result(0, 0);
             }
 
-            model.Forward(tokens.AsSpan(0, n), positions.AsSpan(0, n), slots.AsSpan(0, n), cache, rows.AsSpan(0, n), logits.AsSpan(0, n * v));
+            _decoder.Decode(tokens.AsSpan(0, n), positions.AsSpan(0, n), slots.AsSpan(0, n), cache, rows.AsSpan(0, n), logits.AsSpan(0, n * v));
             for (var j = 0; j < n; j++)
             {
                 var i = slots[j];
@@ -211,6 +249,7 @@ public sealed class Generator(Transformer model)
     /// </summary>
     private GenerationResult Speculative(State state, SamplingOptions options, KvCacheKind cacheKind, IReadOnlyList<int[]> prompts, float[] prefillHidden, float[] logits, int maxLen, KvCache cache, CancellationToken cancellationToken)
     {
+        var model = _native!;
         var b = state.Length.Length;
         var v = model.Config.VocabSize;
         var d = model.Config.HiddenSize;

@@ -19,7 +19,7 @@ public enum KvCacheKind
 /// Entries are indexed by absolute position, so rolling back (speculative decoding) is just writing over them.
 /// Memory is allocated once, pinned. Not thread-safe.
 /// </remarks>
-public sealed class KvCache
+public sealed class KvCache : IDecodingCache
 {
     /// <summary>Allocates the cache.</summary>
     /// <param name="kind">The cache kind.</param>

@@ -44,7 +44,7 @@ public sealed class TransformerOptions
 /// attends to cache positions 0 … p of its slot (the general causal mask of reference §5.4), so earlier positions must
 /// already be in the cache (written by this call or an earlier one).
 /// </remarks>
-public sealed unsafe partial class Transformer
+public sealed unsafe partial class Transformer : IDecoder
 {
     private const int QueryChunk = 128;
     private readonly DeepSeekV3Config _c;
@@ -151,6 +151,16 @@ public sealed unsafe partial class Transformer
 
     /// <summary>Rows per internal chunk.</summary>
     public int MaxRows => _maxRows;
+
+    /// <inheritdoc/>
+    public int MaxPositions => Rope.MaxPositions;
+
+    /// <inheritdoc/>
+    public IDecodingCache CreateDecodingCache(KvCacheKind kind, int slots, int maxLength) => CreateCache(kind, slots, maxLength);
+
+    /// <inheritdoc/>
+    public void Decode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, IDecodingCache cache, ReadOnlySpan<int> logitRows, Span<float> logits) =>
+        Forward(tokens, positions, slots, (KvCache)cache, logitRows, logits);
 
     /// <summary>Allocates a cache for the main model (<c>num_hidden_layers</c> layers).</summary>
     /// <param name="kind">The cache kind.</param>

@@ -271,10 +271,10 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
-    /// <summary>The experts chosen for each row of a layer in the last forward (N·K; tests freeze-check routing).</summary>
+    /// <summary>The experts chosen for each row of a layer in the last forward (N·K, in selection order; tests compare engines with it).</summary>
     /// <param name="layer">The layer (num_hidden_layers = the MTP block).</param>
     /// <returns>The selections, or an empty array for a dense layer.</returns>
-    internal int[] Selection(int layer) =>
+    public int[] Selection(int layer) =>
         layer == _c.NumHiddenLayers ? _mtp?.Block.Sel ?? [] : _blocks[layer].Sel;
 
     /// <summary>MTP (reference §10.2): row (b, i), i ≤ T−2, takes z[b, i] and Emb(t[b, i+1]) and predicts t[b, i+2].</summary>
