@@ -78,6 +78,7 @@ public sealed partial class TorchDeepSeekV3
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        ExpertLoad.Clear();
         var maxPosition = 0;
         foreach (var p in positions)
         {

@@ -80,6 +80,9 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
     /// <summary>The experts chosen by the last forward per layer (layer index → [N·K] ids), when <see cref="RecordRouting"/>.</summary>
     public Dictionary<int, long[]> Routing { get; } = [];
 
+    /// <summary>Tokens routed to each expert per MoE layer (layer index → E counts) by the forwards since the last clear.</summary>
+    public Dictionary<int, float[]> ExpertLoad { get; } = [];
+
     /// <summary>Copies weights into <see cref="Flat"/>.</summary>
     /// <param name="data">The weights in layout order.</param>
     public void Load(ReadOnlySpan<float> data)
@@ -139,6 +142,7 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
             Routing.Clear();
         }
 
+        ExpertLoad.Clear();
         var positions = arange(t, ScalarType.Int64, Device);
         var h = P("model.embed_tokens.weight").index_select(0, tokens.flatten()).view(b, t, _d);
         for (var l = 0; l < _c.NumHiddenLayers; l++)
@@ -307,7 +311,7 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
         }
 
         w = w * (float)_c.RoutedScalingFactor;
-        var y = Experts(p, x, selected, w);
+        var y = Experts(layer, p, x, selected, w);
         if (_c.NSharedExperts > 0)
         {
             y = y + SwiGlu(x, P(p + "shared_experts.gate_proj.weight"), P(p + "shared_experts.up_proj.weight"), P(p + "shared_experts.down_proj.weight"));
@@ -356,7 +360,7 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
     /// Σ_k w_k · expert_{e_k}(x) for every row, batched by expert: the (row, slot) pairs are sorted by expert once, each
     /// expert runs one SwiGLU on its contiguous rows, and the weighted results are added back in one scatter.
     /// </summary>
-    private Tensor Experts(string p, Tensor x, Tensor selected, Tensor w)
+    private Tensor Experts(int layer, string p, Tensor x, Tensor selected, Tensor w)
     {
         var n = x.shape[0];
         var flat = selected.flatten();
@@ -366,6 +370,12 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
         using (var bins = flat.bincount(null, _e).cpu())
         {
             counts = bins.data<long>().ToArray();
+        }
+
+        var load = ExpertLoad.TryGetValue(layer, out var held) ? held : ExpertLoad[layer] = new float[_e];
+        for (var e = 0; e < _e; e++)
+        {
+            load[e] += counts[e];
         }
 
         var xs = x.index_select(0, rows);

@@ -91,6 +91,10 @@ public sealed class AdamW
     /// <summary>The number of updates taken so far (the schedule position).</summary>
     public long StepCount { get; private set; }
 
+    /// <summary>Sets the step count, when the state moves in from another engine (its moments copied into <see cref="FirstMoment"/> and <see cref="SecondMoment"/>).</summary>
+    /// <param name="steps">Updates taken (at least 0).</param>
+    public void RestoreStepCount(long steps) => StepCount = steps >= 0 ? steps : throw new ArgumentOutOfRangeException(nameof(steps), $"{steps}: expected >= 0");
+
     /// <summary>Caller strings saved with the state (e.g. a data cursor or a sampler seed); loaded back by <see cref="Load"/>.</summary>
     public IDictionary<string, string> Metadata { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 

@@ -5,10 +5,11 @@ using DeepSeekRL.Model.Weights;
 
 namespace DeepSeekRL.Model.Reinforcement;
 
-// One GRPO policy update (reference rl-and-rewards.md §2, μ = 1): forward prompt ++ completion through TrainingModel,
-// log-probs of the completion tokens (TokenLogProbs), PolicyLoss, and its gradient back through the logits into one
-// Gradients block accumulated over micro-batches, then one AdamW step. It is not a rollout engine, a reward scorer or
-// an advantage estimator: those produce the GrpoSequence inputs.
+// One GRPO policy update (reference rl-and-rewards.md §2, μ = 1): an engine (IGrpoEngine: the native NativeGrpoEngine
+// or the libtorch one) forwards prompt ++ completion and returns the completion tokens' log-probs; PolicyLoss (host
+// arithmetic shared by every engine) gives the loss and dLoss/dlogp; the engine backpropagates that into its gradient,
+// accumulated over micro-batches, then takes one AdamW step. It is not a rollout engine, a reward scorer or an
+// advantage estimator: those produce the GrpoSequence inputs.
 
 /// <summary>Takes GRPO policy-gradient steps on a policy's weights from scored rollouts.</summary>
 /// <remarks>
@@ -27,24 +28,29 @@ namespace DeepSeekRL.Model.Reinforcement;
 /// </remarks>
 public sealed class GrpoUpdater
 {
-    private readonly ModelWeights _policy;
-    private readonly AdamW _optimizer;
+    private readonly IGrpoEngine _policy;
+    private readonly IGrpoEngine? _reference;
     private readonly GrpoUpdaterOptions _options;
-    private readonly TrainingModel _model;
-    private readonly TrainingModel? _reference;
-    private readonly int _v;
-    private float[] _dLogits = [];
 
-    /// <summary>Creates an updater over <paramref name="policy"/> (updated in place by <see cref="Step"/>).</summary>
+    /// <summary>Creates an updater over <paramref name="policy"/> on the native engine (updated in place by <see cref="Step"/>).</summary>
     /// <param name="policy">The policy weights being trained.</param>
     /// <param name="reference">The frozen reference weights for the KL term (same config); required when β &gt; 0. When given with β = 0, only the KL metric uses it (one extra forward per micro-batch).</param>
     /// <param name="optimizer">The optimizer, laid out like <paramref name="policy"/>.</param>
     /// <param name="options">The options (validated).</param>
     /// <exception cref="ArgumentException">Invalid options, β &gt; 0 without a reference, or mismatched layouts.</exception>
     public GrpoUpdater(ModelWeights policy, ModelWeights? reference, AdamW optimizer, GrpoUpdaterOptions options)
+        : this(NativeEngine(policy, optimizer, options), reference is null ? null : NativeReference(policy, reference, options), options)
+    {
+    }
+
+    /// <summary>Creates an updater over any engine.</summary>
+    /// <param name="policy">The policy's engine (weights, gradient and optimizer).</param>
+    /// <param name="reference">The frozen reference's engine for the KL term; required when β &gt; 0.</param>
+    /// <param name="options">The options (validated).</param>
+    /// <exception cref="ArgumentException">Invalid options, β &gt; 0 without a reference, or mismatched configs.</exception>
+    public GrpoUpdater(IGrpoEngine policy, IGrpoEngine? reference, GrpoUpdaterOptions options)
     {
         ArgumentNullException.ThrowIfNull(policy);
-        ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(options);
         if (options.Validate() is { } error)
         {
@@ -56,32 +62,23 @@ public sealed class GrpoUpdater
             throw new ArgumentException($"beta = {options.Loss.Beta} needs a reference model", nameof(reference));
         }
 
-        if (reference is not null && reference.Data.Length != policy.Data.Length)
-        {
-            throw new ArgumentException("the reference weights' layout differs from the policy's", nameof(reference));
-        }
-
-        if (optimizer.FirstMoment.Length != policy.Data.Length)
-        {
-            throw new ArgumentException("the optimizer's layout differs from the policy's", nameof(optimizer));
-        }
-
         if (options.PadToken >= policy.Config.VocabSize)
         {
             throw new ArgumentException($"pad_token = {options.PadToken}: outside vocab_size = {policy.Config.VocabSize}", nameof(options));
         }
 
         _policy = policy;
-        _optimizer = optimizer;
+        _reference = reference;
         _options = options;
-        _v = policy.Config.VocabSize;
-        _model = new TrainingModel(policy, options.Threads);
-        _reference = reference is null ? null : new TrainingModel(reference, options.Threads);
-        Gradients = new Gradients(policy.Config);
     }
 
-    /// <summary>The full-batch gradient of the last <see cref="Step"/> or <see cref="ComputeGradients"/> (before clipping).</summary>
-    public Gradients Gradients { get; }
+    /// <summary>The full-batch gradient of the last <see cref="Step"/> or <see cref="ComputeGradients"/> (before clipping), on the native engine.</summary>
+    /// <exception cref="InvalidOperationException">The updater runs another engine.</exception>
+    public Gradients Gradients => (_policy as NativeGrpoEngine)?.Gradients
+        ?? throw new InvalidOperationException("the gradient is held by the updater's engine, which is not the native one");
+
+    /// <summary>The policy's engine.</summary>
+    public IGrpoEngine Engine => _policy;
 
     /// <summary>One optimizer step on the whole batch: gradient of the GRPO loss, AdamW, then the optional routing-bias update.</summary>
     /// <param name="batch">The rollouts (typically G completions for each of several prompts), non-empty.</param>
@@ -93,7 +90,7 @@ public sealed class GrpoUpdater
     {
         var m = Accumulate(batch, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
-        var result = _optimizer.Step(_policy.Data, Gradients.Data);
+        var result = _policy.OptimizerStep();
         if (_options.RoutingBiasSpeed > 0)
         {
             for (var l = 0; l < m.ExpertLoad.Count; l++)
@@ -101,7 +98,7 @@ public sealed class GrpoUpdater
                 var load = m.ExpertLoad[l];
                 if (load.Length > 0)
                 {
-                    ExpertLoadBalancing.UpdateBias(Array.ConvertAll(load, x => (float)x), _policy.Get($"model.layers.{l}.mlp.gate.e_score_correction_bias"), _options.RoutingBiasSpeed);
+                    _policy.UpdateRoutingBias(l, Array.ConvertAll(load, x => (float)x), _options.RoutingBiasSpeed);
                 }
             }
         }
@@ -109,7 +106,7 @@ public sealed class GrpoUpdater
         return m with { Step = result.Step, GradNorm = result.GradNorm, ClipFactor = result.ClipFactor, LearningRate = result.LearningRate };
     }
 
-    /// <summary>Computes the full-batch gradient into <see cref="Gradients"/> without stepping (diagnostics, tests, external optimizers).</summary>
+    /// <summary>Computes the full-batch gradient into the engine without stepping (diagnostics, tests, external optimizers).</summary>
     /// <param name="batch">The rollouts.</param>
     /// <param name="cancellationToken">Checked between micro-batches.</param>
     /// <returns>The metrics; <see cref="GrpoStepMetrics.LearningRate"/> is NaN and <see cref="GrpoStepMetrics.Step"/> the steps taken so far.</returns>
@@ -126,20 +123,42 @@ public sealed class GrpoUpdater
         for (var start = 0; start < batch.Count; start += _options.MicroBatchSequences)
         {
             var b = Math.Min(_options.MicroBatchSequences, batch.Count - start);
-            var layout = Pack(batch, start, b);
-            _model.Forward(layout.Tokens, b, layout.Mask);
-            var lp = new double[b * layout.Tc];
-            LogProbs(_model, batch, start, layout, lp, []);
+            var micro = Pack(batch, start, b);
+            var lp = new double[b * micro.Tc];
+            _policy.ForwardCompletions(micro, _options.Temperature, lp, []);
             for (var i = 0; i < b; i++)
             {
-                result[start + i] = lp.AsSpan(i * layout.Tc, batch[start + i].Completion.Length).ToArray();
+                result[start + i] = lp.AsSpan(i * micro.Tc, batch[start + i].Completion.Length).ToArray();
             }
         }
 
         return result;
     }
 
-    /// <summary>Clears <see cref="Gradients"/> and accumulates the whole batch's gradient, micro-batch by micro-batch.</summary>
+    private static NativeGrpoEngine NativeEngine(ModelWeights policy, AdamW optimizer, GrpoUpdaterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(options);
+        if (optimizer.FirstMoment.Length != policy.Data.Length)
+        {
+            throw new ArgumentException("the optimizer's layout differs from the policy's", nameof(optimizer));
+        }
+
+        return new NativeGrpoEngine(policy, optimizer, options.Threads);
+    }
+
+    private static NativeGrpoEngine NativeReference(ModelWeights policy, ModelWeights reference, GrpoUpdaterOptions options)
+    {
+        if (reference.Data.Length != policy.Data.Length)
+        {
+            throw new ArgumentException("the reference weights' layout differs from the policy's", nameof(reference));
+        }
+
+        return new NativeGrpoEngine(reference, null, options.Threads);
+    }
+
+    /// <summary>Clears the engine's gradient and accumulates the whole batch's gradient, micro-batch by micro-batch.</summary>
     private GrpoStepMetrics Accumulate(IReadOnlyList<GrpoSequence> batch, CancellationToken cancellationToken)
     {
         Check(batch);
@@ -159,14 +178,14 @@ public sealed class GrpoUpdater
             expertLoad[l] = l >= c.FirstKDenseReplace && c.NRoutedExperts > 0 ? new int[c.NRoutedExperts] : [];
         }
 
-        Gradients.Clear();
+        _policy.ZeroGradients();
         double lossSum = 0, klSum = 0, entropySum = 0, ratioSum = 0, low = 0, high = 0, region = 0, dual = 0, masked = 0;
         for (var start = 0; start < bTotal; start += _options.MicroBatchSequences)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var b = Math.Min(_options.MicroBatchSequences, bTotal - start);
-            var layout = Pack(batch, start, b);
-            int tc = layout.Tc, n = b * tc;
+            var micro = Pack(batch, start, b);
+            int tc = micro.Tc, n = b * tc;
             double microActive = 0;
             for (var i = 0; i < b; i++)
             {
@@ -175,9 +194,8 @@ public sealed class GrpoUpdater
 
             // Per-completion-token buffers [b, Tc], zero on padding.
             double[] lp = new double[n], entropy = new double[n], mask = new double[n], sampling = new double[n], advantages = new double[b];
-            _model.Forward(layout.Tokens, b, layout.Mask);
-            CountLoad(batch, start, layout, expertLoad);
-            LogProbs(_model, batch, start, layout, lp, entropy);
+            _policy.ForwardCompletions(micro, _options.Temperature, lp, entropy);
+            CountLoad(micro, expertLoad);
             for (var i = 0; i < b; i++)
             {
                 var s = batch[start + i];
@@ -196,8 +214,7 @@ public sealed class GrpoUpdater
             if (_reference is not null)
             {
                 referenceLp = new double[n];
-                _reference.Forward(layout.Tokens, b, layout.Mask);
-                LogProbs(_reference, batch, start, layout, referenceLp, []);
+                _reference.ForwardCompletions(micro, _options.Temperature, referenceLp, []);
             }
 
             var inputs = new PolicyLossInputs(b, tc, lp, mask, advantages)
@@ -227,35 +244,17 @@ public sealed class GrpoUpdater
             dual += r.DualClipFraction * microActive;
             masked += r.OffPolicyMaskedFraction * b;
 
-            // dlogits (b·T, V) from dlogp through log softmax(z/τ), only on the rows that predict completion tokens.
-            var size = b * layout.T * _v;
-            if (_dLogits.Length < size)
+            for (var j = 0; j < n; j++)
             {
-                _dLogits = new float[size];
+                dlp[j] *= scale;
             }
 
-            var dLogits = _dLogits.AsSpan(0, size);
-            dLogits.Clear();
-            var logits = _model.Logits;
-            var dlpF = new float[tc];
-            for (var i = 0; i < b; i++)
-            {
-                var s = batch[start + i];
-                int cn = s.Completion.Length, row = (i * layout.T) + s.Prompt.Length - 1;
-                for (var k = 0; k < cn; k++)
-                {
-                    dlpF[k] = (float)(scale * dlp[(i * tc) + k]);
-                }
-
-                TokenLogProbs.Backward<float>(logits.Slice(row * _v, cn * _v), s.Completion, _v, dlpF.AsSpan(0, cn), dLogits.Slice(row * _v, cn * _v), _options.Temperature);
-            }
-
-            _model.BackwardFromLogits(Gradients, dLogits);
+            _policy.BackwardCompletions(dlp);
         }
 
         var perToken = 1.0 / active;
         return new GrpoStepMetrics(
-            Step: _optimizer.StepCount,
+            Step: _policy.StepCount,
             Loss: lossSum,
             KlMean: _reference is null ? double.NaN : klSum * perToken,
             EntropyMean: entropySum * perToken,
@@ -265,7 +264,7 @@ public sealed class GrpoUpdater
             ClipRegionFraction: region * perToken,
             DualClipFraction: dual * perToken,
             OffPolicyMaskedFraction: masked / bTotal,
-            GradNorm: GradientClipping.GlobalNorm(Gradients.Data),
+            GradNorm: _policy.GradientNorm(),
             ClipFactor: 1,
             LearningRate: double.NaN,
             Sequences: bTotal,
@@ -277,7 +276,7 @@ public sealed class GrpoUpdater
     /// Lays sequences [start, start + b) out as (b, T) tokens, left-aligned and right-padded with the pad token, with
     /// the target mask 1 on completion positions (causal attention: padding never reaches a real token).
     /// </summary>
-    private Layout Pack(IReadOnlyList<GrpoSequence> batch, int start, int b)
+    private GrpoMicroBatch Pack(IReadOnlyList<GrpoSequence> batch, int start, int b)
     {
         int t = 0, tc = 0;
         for (var i = 0; i < b; i++)
@@ -298,52 +297,26 @@ public sealed class GrpoUpdater
             mask.AsSpan((i * t) + s.Prompt.Length, s.Completion.Length).Fill(1);
         }
 
-        return new Layout(tokens, mask, t, tc);
-    }
-
-    /// <summary>
-    /// logp [b, Tc] (and optionally entropies) of each completion token from the last forward of <paramref name="model"/>:
-    /// row (i, P_i − 1 + k) of the logits predicts completion token k.
-    /// </summary>
-    private void LogProbs(TrainingModel model, IReadOnlyList<GrpoSequence> batch, int start, Layout layout, Span<double> logProbs, Span<double> entropies)
-    {
-        var logits = model.Logits;
-        var lpF = new float[layout.Tc];
-        var hF = new float[layout.Tc];
-        for (var i = 0; i < layout.Tokens.Length / layout.T; i++)
-        {
-            var s = batch[start + i];
-            int cn = s.Completion.Length, row = (i * layout.T) + s.Prompt.Length - 1;
-            var h = entropies.IsEmpty ? Span<float>.Empty : hF.AsSpan(0, cn);
-            TokenLogProbs.Forward<float>(logits.Slice(row * _v, cn * _v), s.Completion, _v, lpF.AsSpan(0, cn), h, _options.Temperature);
-            for (var k = 0; k < cn; k++)
-            {
-                logProbs[(i * layout.Tc) + k] = lpF[k];
-                if (!entropies.IsEmpty)
-                {
-                    entropies[(i * layout.Tc) + k] = hF[k];
-                }
-            }
-        }
+        return new GrpoMicroBatch(batch, start, b, tokens, mask, t, tc);
     }
 
     /// <summary>Adds the experts chosen for every real token of the last policy forward to the per-layer loads.</summary>
-    private void CountLoad(IReadOnlyList<GrpoSequence> batch, int start, Layout layout, int[][] expertLoad)
+    private void CountLoad(GrpoMicroBatch micro, int[][] expertLoad)
     {
         var k = _policy.Config.NumExpertsPerTok;
         for (var l = 0; l < expertLoad.Length; l++)
         {
             var load = expertLoad[l];
-            var selection = load.Length > 0 ? _model.Selection(l) : [];
+            var selection = load.Length > 0 ? _policy.Selection(l) : [];
             if (selection.Length == 0)
             {
                 continue;
             }
 
-            for (var i = 0; i < layout.Tokens.Length / layout.T; i++)
+            for (var i = 0; i < micro.Count; i++)
             {
-                var s = batch[start + i];
-                var rows = selection.AsSpan(i * layout.T * k, (s.Prompt.Length + s.Completion.Length) * k);
+                var s = micro.Batch[micro.Start + i];
+                var rows = selection.AsSpan(i * micro.T * k, (s.Prompt.Length + s.Completion.Length) * k);
                 foreach (var e in rows)
                 {
                     load[e]++;
@@ -352,7 +325,7 @@ public sealed class GrpoUpdater
         }
     }
 
-    private void Check(IReadOnlyList<GrpoSequence> batch)
+    private static void Check(IReadOnlyList<GrpoSequence> batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
         if (batch.Count == 0)
@@ -384,7 +357,4 @@ public sealed class GrpoUpdater
             }
         }
     }
-
-    /// <summary>A packed micro-batch: tokens and target mask (b, T), T the longest sequence, Tc the longest completion.</summary>
-    private sealed record Layout(int[] Tokens, float[] Mask, int T, int Tc);
 }
