@@ -116,4 +116,5 @@ try
 catch (Exception e) when (e is IOException || e is InvalidDataException || e is UnauthorizedAccessException || e is ArgumentException)
 {
     Log.LogError($"{Library}: cannot mark {Version} weak: {e.Message}");
+    return false;
 }
