@@ -4,16 +4,6 @@ namespace DeepSeekRL.Model.Inference;
 // kv_norm(c_kv) and the rotated k_pe per token; the naive cache holds full per-head K and V, for comparison.
 // It holds no logic beyond layout; the Transformer writes and reads it by (slot, position).
 
-/// <summary>Which attention cache a decode uses.</summary>
-public enum KvCacheKind
-{
-    /// <summary>MLA absorb: [ĉ (r_kv), k_pe (d_r)] per token per layer (V3: 576 values).</summary>
-    Absorbed,
-
-    /// <summary>Naive: K [H, d_qk] and V [H, d_v] per token per layer (V3: 40,960 values).</summary>
-    Naive,
-}
-
 /// <summary>Attention caches for <see cref="Slots"/> sequences of up to <see cref="MaxLength"/> tokens.</summary>
 /// <remarks>
 /// Entries are indexed by absolute position, so rolling back (speculative decoding) is just writing over them.

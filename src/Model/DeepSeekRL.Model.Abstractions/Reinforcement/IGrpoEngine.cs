@@ -4,7 +4,7 @@ using DeepSeekRL.Model.Optimization;
 namespace DeepSeekRL.Model.Reinforcement;
 
 /// <summary>
-/// What <see cref="GrpoUpdater"/> needs from an engine: the completion tokens' log-probs of a packed micro-batch, the
+/// What <c>GrpoUpdater</c> needs from an engine: the completion tokens' log-probs of a packed micro-batch, the
 /// backward of a weighting of them into the engine's own gradient, and the optimizer step on the engine's own weights.
 /// The loss family itself (<see cref="PolicyLosses.PolicyLoss"/>) runs on the host, the same for every engine.
 /// </summary>

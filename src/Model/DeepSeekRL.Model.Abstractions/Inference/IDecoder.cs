@@ -6,7 +6,7 @@ namespace DeepSeekRL.Model.Inference;
 // per-slot cache, returning the logits of chosen rows. The native Transformer and the libtorch engine implement it, so
 // sampling, stopping and log-probs are one code path for both.
 
-/// <summary>A model the <see cref="Generator"/> can decode with.</summary>
+/// <summary>A model the <c>Generator</c> can decode with.</summary>
 public interface IDecoder
 {
     /// <summary>The config.</summary>

@@ -1,7 +1,7 @@
 namespace DeepSeekRL.Model.Reinforcement;
 
-/// <summary>What one <see cref="GrpoUpdater.Step"/> (or <see cref="GrpoUpdater.ComputeGradients"/>) saw and did.</summary>
-/// <param name="Step">The optimizer step just taken (1-based); for <see cref="GrpoUpdater.ComputeGradients"/>, the steps taken so far.</param>
+/// <summary>What one <c>GrpoUpdater.Step</c> (or <c>GrpoUpdater.ComputeGradients</c>) saw and did.</summary>
+/// <param name="Step">The optimizer step just taken (1-based); for <c>GrpoUpdater.ComputeGradients</c>, the steps taken so far.</param>
 /// <param name="Loss">The aggregated loss over the whole batch (policy term + β·KL).</param>
 /// <param name="KlMean">Mean per-token KL estimate to the reference (the configured estimator); NaN without a reference model.</param>
 /// <param name="EntropyMean">Mean per-token entropy of the policy (at the temperature) over completion tokens.</param>
@@ -12,8 +12,8 @@ namespace DeepSeekRL.Model.Reinforcement;
 /// <param name="DualClipFraction">Fraction of completion tokens dual-clipped (0 when off).</param>
 /// <param name="OffPolicyMaskedFraction">Fraction of sequences masked because their ratio to the sampling policy left the bounds.</param>
 /// <param name="GradNorm">Global L2 norm of the gradient before clipping.</param>
-/// <param name="ClipFactor">Factor the optimizer scaled the gradient by (1 = not clipped; 1 for <see cref="GrpoUpdater.ComputeGradients"/>).</param>
-/// <param name="LearningRate">The learning rate used; NaN for <see cref="GrpoUpdater.ComputeGradients"/>.</param>
+/// <param name="ClipFactor">Factor the optimizer scaled the gradient by (1 = not clipped; 1 for <c>GrpoUpdater.ComputeGradients</c>).</param>
+/// <param name="LearningRate">The learning rate used; NaN for <c>GrpoUpdater.ComputeGradients</c>.</param>
 /// <param name="Sequences">B, the number of sequences.</param>
 /// <param name="CompletionTokens">Σ completion lengths (the active tokens).</param>
 /// <param name="ExpertLoad">

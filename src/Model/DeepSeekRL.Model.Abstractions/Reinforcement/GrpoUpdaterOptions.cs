@@ -2,7 +2,7 @@ using DeepSeekRL.Model.PolicyLosses;
 
 namespace DeepSeekRL.Model.Reinforcement;
 
-/// <summary>Options of <see cref="GrpoUpdater"/>.</summary>
+/// <summary>Options of <c>GrpoUpdater</c>.</summary>
 public sealed class GrpoUpdaterOptions
 {
     /// <summary>The policy loss (clipping, ratio level, KL, aggregation, off-policy bounds). Default: TRL's defaults (DAPO aggregation, β = 0).</summary>
