@@ -49,11 +49,11 @@ public sealed class TrainingParityTests
         var batch = Batch(config);
 
         // Sampling log-probs a little off the policy's, so the off-policy weight is exercised.
-        var probe = new GrpoUpdater(new ModelWeights(config, start.Data.ToArray()), reference, new AdamW(start.Specs, Adam), options).CompletionLogProbs(batch);
+        var probe = NativeGrpoEngine.Updater(new ModelWeights(config, start.Data.ToArray()), reference, new AdamW(start.Specs, Adam), options).CompletionLogProbs(batch);
         batch = [.. batch.Select((s, i) => s with { SamplingLogProbs = Array.ConvertAll(probe[i], x => (float)(x - (0.03 * (i - 2)))) })];
 
         var nativeWeights = new ModelWeights(config, start.Data.ToArray());
-        var native = new GrpoUpdater(nativeWeights, beta > 0 ? reference : null, new AdamW(start.Specs, Adam), options);
+        var native = NativeGrpoEngine.Updater(nativeWeights, beta > 0 ? reference : null, new AdamW(start.Specs, Adam), options);
         var nativeMetrics = native.Step(batch, TestContext.Current.CancellationToken);
 
         using var model = new TorchDeepSeekV3(start, CPU);

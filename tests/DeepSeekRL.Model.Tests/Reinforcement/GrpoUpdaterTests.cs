@@ -36,7 +36,7 @@ public sealed class GrpoUpdaterTests
 
         var m = updater.Step(batch, TestContext.Current.CancellationToken);
 
-        Assert.True(updater.Gradients.Data.AsSpan().IndexOfAnyExcept(0f) < 0, "gradient is not exactly zero");
+        Assert.True(((NativeGrpoEngine)updater.Engine).Gradients.Data.AsSpan().IndexOfAnyExcept(0f) < 0, "gradient is not exactly zero");
         Assert.Equal(0, m.GradNorm);
         Assert.Equal(1, m.Step);
         Assert.True(before.AsSpan().SequenceEqual(policy.Data), "weights changed");
@@ -61,7 +61,7 @@ public sealed class GrpoUpdaterTests
         var m4 = all.Step(batch, TestContext.Current.CancellationToken);
 
         Assert.True(m1.GradNorm > 0);
-        TestModels.AssertClose(all.Gradients.Data, one.Gradients.Data, 1e-5, $"{aggregation} gradient");
+        TestModels.AssertClose(((NativeGrpoEngine)all.Engine).Gradients.Data, ((NativeGrpoEngine)one.Engine).Gradients.Data, 1e-5, $"{aggregation} gradient");
         TestModels.AssertClose(b.Data, a.Data, 1e-5, $"{aggregation} weights after the step");
         Assert.Equal(m4.Loss, m1.Loss, 1e-6);
         Assert.Equal(m4.EntropyMean, m1.EntropyMean, 1e-6);
@@ -121,7 +121,7 @@ public sealed class GrpoUpdaterTests
         }
 
         Assert.True(TestModels.MaxAbs(expected.Data) > 1e-3f);
-        TestModels.AssertClose(expected.Data, updater.Gradients.Data, 1e-4, "GRPO gradient vs advantage-weighted CE gradient");
+        TestModels.AssertClose(expected.Data, ((NativeGrpoEngine)updater.Engine).Gradients.Data, 1e-4, "GRPO gradient vs advantage-weighted CE gradient");
     }
 
     [Fact]
@@ -160,7 +160,7 @@ public sealed class GrpoUpdaterTests
         var far = batch.ToArray();
         far[0] = far[0] with { SamplingLogProbs = Array.ConvertAll(current[0], x => (float)(x - 2)) };
         var m = updater.ComputeGradients(far, TestContext.Current.CancellationToken);
-        var masked = updater.Gradients.Data.ToArray();
+        var masked = ((NativeGrpoEngine)updater.Engine).Gradients.Data.ToArray();
         Assert.Equal(0.5, m.OffPolicyMaskedFraction);
 
         // The same batch with sequence 0's advantage zeroed: the identical gradient (same DAPO normaliser).
@@ -168,11 +168,11 @@ public sealed class GrpoUpdaterTests
         zero[0] = zero[0] with { Advantage = 0 };
         Assert.Equal(0, updater.ComputeGradients(zero, TestContext.Current.CancellationToken).OffPolicyMaskedFraction);
         Assert.True(TestModels.MaxAbs(masked) > 0, "the in-range sequence must still give a gradient");
-        Assert.True(masked.AsSpan().SequenceEqual(updater.Gradients.Data), "a masked sequence contributed gradient");
+        Assert.True(masked.AsSpan().SequenceEqual(((NativeGrpoEngine)updater.Engine).Gradients.Data), "a masked sequence contributed gradient");
 
         // And unmasked it does contribute (the check above can fail).
         updater.ComputeGradients(batch, TestContext.Current.CancellationToken);
-        Assert.False(masked.AsSpan().SequenceEqual(updater.Gradients.Data));
+        Assert.False(masked.AsSpan().SequenceEqual(((NativeGrpoEngine)updater.Engine).Gradients.Data));
     }
 
     [Fact]
@@ -183,7 +183,7 @@ public sealed class GrpoUpdaterTests
         var updater = Updater(policy, null, new PolicyLossOptions(), micro: 1);
         GrpoSequence[] batch = [Batch(config, [1.0])[0]];
         updater.ComputeGradients(batch, TestContext.Current.CancellationToken);
-        var onPolicy = updater.Gradients.Data.ToArray();
+        var onPolicy = ((NativeGrpoEngine)updater.Engine).Gradients.Data.ToArray();
         var lp = updater.CompletionLogProbs(batch)[0];
         var shift = 0.5 / lp.Length;
         GrpoSequence[] shifted = [batch[0] with { SamplingLogProbs = Array.ConvertAll(lp, x => (float)(x - shift)) }];
@@ -192,7 +192,7 @@ public sealed class GrpoUpdaterTests
 
         Assert.Equal(0, m.OffPolicyMaskedFraction);
         var w = (float)Math.Exp(0.5);
-        TestModels.AssertClose(Array.ConvertAll(onPolicy, x => x * w), updater.Gradients.Data, 1e-4, "off-policy weighted gradient");
+        TestModels.AssertClose(Array.ConvertAll(onPolicy, x => x * w), ((NativeGrpoEngine)updater.Engine).Gradients.Data, 1e-4, "off-policy weighted gradient");
     }
 
     [Fact]
@@ -210,7 +210,7 @@ public sealed class GrpoUpdaterTests
         plain.ComputeGradients(batch, TestContext.Current.CancellationToken);
         var first = updater.Step(batch, TestContext.Current.CancellationToken);
         Assert.True(Math.Abs(first.KlMean) < 1e-9, $"KL to an identical reference {first.KlMean}");
-        TestModels.AssertClose(plain.Gradients.Data, updater.Gradients.Data, 1e-6, "β > 0 gradient at the reference");
+        TestModels.AssertClose(((NativeGrpoEngine)plain.Engine).Gradients.Data, ((NativeGrpoEngine)updater.Engine).Gradients.Data, 1e-6, "β > 0 gradient at the reference");
 
         var second = updater.Step(batch, TestContext.Current.CancellationToken);
         Assert.True(second.KlMean > 1e-8, $"KL after a step {second.KlMean}");
@@ -265,7 +265,7 @@ public sealed class GrpoUpdaterTests
             MaxGradNorm = 0,
             Schedule = new LearningRateScheduleOptions { PeakLearningRate = 1e-2, MinLearningRate = 1e-2, WarmupSteps = 0, TotalSteps = 10 },
         });
-        return new GrpoUpdater(policy, reference, optimizer, new GrpoUpdaterOptions { Loss = loss, MicroBatchSequences = micro, PadToken = Pad, Threads = 1, RoutingBiasSpeed = gamma });
+        return NativeGrpoEngine.Updater(policy, reference, optimizer, new GrpoUpdaterOptions { Loss = loss, MicroBatchSequences = micro, PadToken = Pad, Threads = 1, RoutingBiasSpeed = gamma });
     }
 
     /// <summary>Sequences of different prompt and completion lengths (fixed seed), one per advantage.</summary>

@@ -112,7 +112,7 @@ public sealed partial class CampaignLearner
             _reference = await LoadVersionAsync(0, cancellationToken);
         }
 
-        _updater = new GrpoUpdater(_policy, _reference, _optimizer, UpdaterOptions());
+        _updater = NativeGrpoEngine.Updater(_policy, _reference, _optimizer, UpdaterOptions());
         return checkpoint is null ? 0 : checkpoint.Step + 1;
     }
 

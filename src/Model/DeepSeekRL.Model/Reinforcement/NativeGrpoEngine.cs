@@ -38,6 +38,32 @@ public sealed class NativeGrpoEngine : IGrpoEngine
     /// <inheritdoc/>
     public DeepSeekV3Config Config => _weights.Config;
 
+    /// <summary>A GRPO updater over <paramref name="policy"/> on the native engine (updated in place by its steps).</summary>
+    /// <param name="policy">The policy weights being trained.</param>
+    /// <param name="reference">The frozen reference weights for the KL term (same config); required when β &gt; 0. When given with β = 0, only the KL metric uses it (one extra forward per micro-batch).</param>
+    /// <param name="optimizer">The optimizer, laid out like <paramref name="policy"/>.</param>
+    /// <param name="options">The options (validated by the updater).</param>
+    /// <returns>The updater; its <see cref="GrpoUpdater.Engine"/> is a <see cref="NativeGrpoEngine"/>.</returns>
+    /// <exception cref="ArgumentException">Mismatched layouts, or the updater's own checks.</exception>
+    public static GrpoUpdater Updater(ModelWeights policy, ModelWeights? reference, AdamW optimizer, GrpoUpdaterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(options);
+        if (optimizer.FirstMoment.Length != policy.Data.Length)
+        {
+            throw new ArgumentException("the optimizer's layout differs from the policy's", nameof(optimizer));
+        }
+
+        if (reference is not null && reference.Data.Length != policy.Data.Length)
+        {
+            throw new ArgumentException("the reference weights' layout differs from the policy's", nameof(reference));
+        }
+
+        return new GrpoUpdater(
+            new NativeGrpoEngine(policy, optimizer, options.Threads), reference is null ? null : new NativeGrpoEngine(reference, null, options.Threads), options);
+    }
+
     /// <summary>The accumulated gradient.</summary>
     public Gradients Gradients { get; }
 

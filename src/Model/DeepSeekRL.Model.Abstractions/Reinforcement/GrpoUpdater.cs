@@ -1,12 +1,9 @@
-using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.PolicyLosses;
-using DeepSeekRL.Model.Training;
-using DeepSeekRL.Model.Weights;
 
 namespace DeepSeekRL.Model.Reinforcement;
 
-// One GRPO policy update (reference rl-and-rewards.md §2, μ = 1): an engine (IGrpoEngine: the native NativeGrpoEngine
-// or the libtorch one) forwards prompt ++ completion and returns the completion tokens' log-probs; PolicyLoss (host
+// One GRPO policy update (reference rl-and-rewards.md §2, μ = 1): an engine (IGrpoEngine: the native engine's or
+// the libtorch one's) forwards prompt ++ completion and returns the completion tokens' log-probs; PolicyLoss (host
 // arithmetic shared by every engine) gives the loss and dLoss/dlogp; the engine backpropagates that into its gradient,
 // accumulated over micro-batches, then takes one AdamW step. It is not a rollout engine, a reward scorer or an
 // advantage estimator: those produce the GrpoSequence inputs.
@@ -23,7 +20,7 @@ namespace DeepSeekRL.Model.Reinforcement;
 /// Micro-batching is exact: each micro-batch's loss is rescaled so that the sum over micro-batches equals the
 /// aggregation over the whole batch (per-sequence means for <c>grpo</c>, the batch's active tokens for <c>bnpo</c>
 /// and <c>dapo</c>, B · max completion length for <c>dr_grpo</c>). Routing is a constant of the forward, as in
-/// <see cref="TrainingModel"/>; the MTP module and the balance loss are not used. Deterministic; not thread-safe.
+/// the native <c>TrainingModel</c>; the MTP module and the balance loss are not used. Deterministic (per engine); not thread-safe.
 /// </para>
 /// </remarks>
 public sealed class GrpoUpdater
@@ -31,17 +28,6 @@ public sealed class GrpoUpdater
     private readonly IGrpoEngine _policy;
     private readonly IGrpoEngine? _reference;
     private readonly GrpoUpdaterOptions _options;
-
-    /// <summary>Creates an updater over <paramref name="policy"/> on the native engine (updated in place by <see cref="Step"/>).</summary>
-    /// <param name="policy">The policy weights being trained.</param>
-    /// <param name="reference">The frozen reference weights for the KL term (same config); required when β &gt; 0. When given with β = 0, only the KL metric uses it (one extra forward per micro-batch).</param>
-    /// <param name="optimizer">The optimizer, laid out like <paramref name="policy"/>.</param>
-    /// <param name="options">The options (validated).</param>
-    /// <exception cref="ArgumentException">Invalid options, β &gt; 0 without a reference, or mismatched layouts.</exception>
-    public GrpoUpdater(ModelWeights policy, ModelWeights? reference, AdamW optimizer, GrpoUpdaterOptions options)
-        : this(NativeEngine(policy, optimizer, options), reference is null ? null : NativeReference(policy, reference, options), options)
-    {
-    }
 
     /// <summary>Creates an updater over any engine.</summary>
     /// <param name="policy">The policy's engine (weights, gradient and optimizer).</param>
@@ -71,11 +57,6 @@ public sealed class GrpoUpdater
         _reference = reference;
         _options = options;
     }
-
-    /// <summary>The full-batch gradient of the last <see cref="Step"/> or <see cref="ComputeGradients"/> (before clipping), on the native engine.</summary>
-    /// <exception cref="InvalidOperationException">The updater runs another engine.</exception>
-    public Gradients Gradients => (_policy as NativeGrpoEngine)?.Gradients
-        ?? throw new InvalidOperationException("the gradient is held by the updater's engine, which is not the native one");
 
     /// <summary>The policy's engine.</summary>
     public IGrpoEngine Engine => _policy;
@@ -133,29 +114,6 @@ public sealed class GrpoUpdater
         }
 
         return result;
-    }
-
-    private static NativeGrpoEngine NativeEngine(ModelWeights policy, AdamW optimizer, GrpoUpdaterOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(policy);
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ArgumentNullException.ThrowIfNull(options);
-        if (optimizer.FirstMoment.Length != policy.Data.Length)
-        {
-            throw new ArgumentException("the optimizer's layout differs from the policy's", nameof(optimizer));
-        }
-
-        return new NativeGrpoEngine(policy, optimizer, options.Threads);
-    }
-
-    private static NativeGrpoEngine NativeReference(ModelWeights policy, ModelWeights reference, GrpoUpdaterOptions options)
-    {
-        if (reference.Data.Length != policy.Data.Length)
-        {
-            throw new ArgumentException("the reference weights' layout differs from the policy's", nameof(reference));
-        }
-
-        return new NativeGrpoEngine(reference, null, options.Threads);
     }
 
     /// <summary>Clears the engine's gradient and accumulates the whole batch's gradient, micro-batch by micro-batch.</summary>
