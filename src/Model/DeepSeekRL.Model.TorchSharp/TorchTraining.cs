@@ -1,4 +1,5 @@
 using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Reinforcement;
 using static TorchSharp.torch;
@@ -137,14 +138,6 @@ public sealed class TorchGrpoEngine : IGrpoEngine, IDisposable
         cpu.data<double>().CopyTo(destination);
     }
 }
-
-/// <summary>The result of one SFT step.</summary>
-/// <param name="Loss">main + W·MTP + balance.</param>
-/// <param name="MainLoss">The masked mean next-token cross-entropy.</param>
-/// <param name="MtpLoss">The MTP cross-entropy (0 without).</param>
-/// <param name="BalanceLoss">α × the sequence-wise balance loss.</param>
-/// <param name="Optimizer">The AdamW step.</param>
-public sealed record SftStepResult(double Loss, double MainLoss, double MtpLoss, double BalanceLoss, AdamWStepResult Optimizer);
 
 /// <summary>SFT steps on the libtorch engine with the native <c>SftRun</c>'s semantics.</summary>
 /// <param name="model">The model.</param>
