@@ -65,7 +65,8 @@ public abstract record PolicySpec;
 
 /// <summary>
 /// A native DeepSeek-V3-architecture model (JSON <c>{"native": {"model": "DIR"}}</c>), or one initialised from a
-/// config file with a seed (JSON <c>{"native": {"config": "FILE", "seed": 1}}</c>).
+/// config file with a seed (JSON <c>{"native": {"config": "FILE", "seed": 1}}</c>), run by the engine <c>backend</c>
+/// (<c>"native"</c> or <c>"torch"</c>) on <c>device</c>.
 /// </summary>
 public sealed record NativePolicySpec : PolicySpec
 {
@@ -81,6 +82,14 @@ public sealed record NativePolicySpec : PolicySpec
 
     /// <summary>The tokenizer.json: <c>tokenizer</c>, else the model directory's <c>tokenizer.json</c>.</summary>
     public string? TokenizerPath { get; init; }
+
+    /// <summary>The engine that runs the model: <c>native</c> (the C# engine, CPU) or <c>torch</c> (libtorch through TorchSharp).</summary>
+    /// <remarks>Default <c>native</c>.</remarks>
+    public string Backend { get; init; } = "native";
+
+    /// <summary>The device: <c>cpu</c>, or <c>cuda</c> / <c>cuda:N</c> with <c>backend: "torch"</c> and a CUDA libtorch build.</summary>
+    /// <remarks>Default <c>cpu</c>.</remarks>
+    public string Device { get; init; } = "cpu";
 }
 
 /// <summary>An OpenAI-compatible completions endpoint (vLLM, SGLang, Ollama, llama.cpp, <c>deepseekrl serve</c>).</summary>

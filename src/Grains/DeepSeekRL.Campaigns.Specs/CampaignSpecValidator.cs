@@ -190,10 +190,18 @@ public static partial class CampaignSpecValidator
 
         if (p.Has("native"))
         {
-            var n = p.Object("native", required: true, "an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N, \"tokenizer\": FILE}", "model", "config", "seed", "tokenizer");
+            var n = p.Object("native", required: true, "an object {\"model\": DIR} or {\"config\": FILE, \"seed\": N, \"tokenizer\": FILE}", "model", "config", "seed", "tokenizer", "backend", "device");
             if (n is null)
             {
                 return null;
+            }
+
+            var backend = n.String("backend", required: false, "\"native\" or \"torch\"", b => b is "native" or "torch") ?? "native";
+            var device = n.String("device", required: false, "\"cpu\", \"cuda\" or \"cuda:N\"", IsDevice) ?? "cpu";
+            if (backend == "native" && device != "cpu")
+            {
+                n.TryGet("device", out var d);
+                n.Error("device", d, "\"cpu\" with the native engine (use \"backend\": \"torch\" for CUDA)");
             }
 
             if (n.Has("model") == n.Has("config"))
@@ -228,13 +236,13 @@ public static partial class CampaignSpecValidator
                     }
                 }
 
-                return dir is null || modelTokenizer is null ? null : new NativePolicySpec { ModelDirectory = dir, TokenizerPath = modelTokenizer };
+                return dir is null || modelTokenizer is null ? null : new NativePolicySpec { ModelDirectory = dir, TokenizerPath = modelTokenizer, Backend = backend, Device = device };
             }
 
             var config = ExistingPath(n, "config", baseDirectory, directory: false, required: true);
             var initSeed = n.Integer("seed", 0, 0, MaxSeed, "an integer in 0..2^53");
             var tokenizer = ExistingPath(n, "tokenizer", baseDirectory, directory: false, required: true);
-            return config is null || tokenizer is null ? null : new NativePolicySpec { ConfigPath = config, InitSeed = initSeed, TokenizerPath = tokenizer };
+            return config is null || tokenizer is null ? null : new NativePolicySpec { ConfigPath = config, InitSeed = initSeed, TokenizerPath = tokenizer, Backend = backend, Device = device };
         }
 
         var e = p.Object("endpoint", required: true, "an object {\"url\": ..., \"model\": ..., \"api_key_env\": ...}", "url", "model", "api_key_env");
@@ -579,4 +587,7 @@ public static partial class CampaignSpecValidator
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]*$")]
     private static partial Regex EnvNamePattern();
+
+    private static bool IsDevice(string device) =>
+        device is "cpu" or "cuda" || (device.Length is > 5 and < 9 && device.StartsWith("cuda:", StringComparison.Ordinal) && device[5..].All(char.IsAsciiDigit));
 }

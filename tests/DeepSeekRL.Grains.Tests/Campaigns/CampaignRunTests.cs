@@ -56,7 +56,7 @@ public sealed class CampaignRunTests : IDisposable
 
     private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout, int rolloutBatch = 1)
     {
-        var settings = new SiloSettings { CampaignId = id, Name = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch, Private = true };
+        var settings = new SiloSettings { Engines = TestEngines.All, CampaignId = id, Name = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch, Private = true };
         using var silo = await SiloHost.StartAsync(dataSource, settings, 1, null, Ct);
         var repository = new CampaignStore(dataSource);
         var deadline = TimeProvider.System.GetUtcNow() + timeout;
@@ -484,7 +484,7 @@ public sealed class CampaignRunTests : IDisposable
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var id = await CreateAsync(db.DataSource, WriteSpec("lifecycle", """{"rules": [{"rule": "accuracy"}]}"""));
-        await using var services = new SiloServices(db.DataSource);
+        await using var services = new SiloServices(db.DataSource, TestEngines.All);
         var definition = await services.Catalog.GetAsync(id, Ct);
         var campaign = new CampaignSteps(definition, services.Campaigns, services.Queue);
         Assert.Equal(CampaignState.Running, await campaign.StartAsync(Ct));

@@ -82,7 +82,7 @@ public sealed class ClusterTests : IDisposable
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var id = await CreateAsync(db.DataSource, steps: 2);
-        await using var services = new SiloServices(db.DataSource, threads: 1);
+        await using var services = new SiloServices(db.DataSource, TestEngines.All, threads: 1);
         var definition = await services.Catalog.GetAsync(id, Ct);
         var leases = new SingletonLeases(db.DataSource);
         var name = CampaignLearner.LeaseName(id);
@@ -90,7 +90,7 @@ public sealed class ClusterTests : IDisposable
         // Learner A opens; its silo is then declared dead (as Orleans would write it), and learner B takes over.
         var a = await leases.TryAcquireAsync(name, new NodeIdentity("silo-a", 1), TimeSpan.FromMinutes(5), Ct);
         Assert.NotNull(a);
-        var stale = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), a, services.Registry, 1);
+        var stale = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), a, services.Registry, TestEngines.All, 1);
         Assert.Equal(0, await stale.ActivateAsync(Ct));
         Assert.Null(await leases.TryAcquireAsync(name, new NodeIdentity("silo-b", 1), TimeSpan.FromMinutes(5), Ct));
         await ExecuteAsync(db.DataSource, "INSERT INTO membership_versions (cluster_id) VALUES ('test')");
@@ -105,7 +105,7 @@ public sealed class ClusterTests : IDisposable
         await Assert.ThrowsAsync<LeaseLostException>(() => stale.CompleteCampaignAsync(Ct));
         Assert.Equal("created", await ScalarAsync<string>(db.DataSource, $"SELECT state FROM campaigns WHERE id = {id}"));
         Assert.Equal(0L, await ScalarAsync<long>(db.DataSource, $"SELECT count(*) FROM step_metrics WHERE campaign_id = {id}"));
-        var successor = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), b, services.Registry, 1);
+        var successor = new CampaignLearner(definition, new LearnerStore(db.DataSource, leases), b, services.Registry, TestEngines.All, 1);
         Assert.Equal(0, await successor.ActivateAsync(Ct));
     }
 
@@ -172,7 +172,7 @@ public sealed class ClusterTests : IDisposable
             var silos = new List<Microsoft.Extensions.Hosting.IHost>();
             for (var i = 0; i < count; i++)
             {
-                silos.Add(await SiloHost.StartAsync(dataSource, new SiloSettings { Name = $"test-silo-{i}-{Guid.NewGuid():N}" }, 1, null, Ct));
+                silos.Add(await SiloHost.StartAsync(dataSource, new SiloSettings { Engines = TestEngines.All, Name = $"test-silo-{i}-{Guid.NewGuid():N}" }, 1, null, Ct));
             }
 
             return new Cluster(silos);

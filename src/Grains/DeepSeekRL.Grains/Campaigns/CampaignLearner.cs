@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.PolicyLosses;
 using DeepSeekRL.Model.Reinforcement;
@@ -32,10 +33,9 @@ public sealed partial class CampaignLearner
     private readonly LearnerStore _store;
     private readonly SingletonLease _lease;
     private readonly PolicyRegistry _registry;
+    private readonly ModelEngines _engines;
     private readonly int _threads;
-    private ModelWeights? _policy;
-    private ModelWeights? _reference;
-    private AdamW? _optimizer;
+    private IPolicyTrainer? _policy;
     private GrpoUpdater? _updater;
     private int _version;
     private Task _checkpoint = Task.CompletedTask;
@@ -46,13 +46,15 @@ public sealed partial class CampaignLearner
     /// <param name="store">The learner's rows.</param>
     /// <param name="lease">The learner's lease.</param>
     /// <param name="registry">The policy registry.</param>
+    /// <param name="engines">The model engines (the spec names the backend and device).</param>
     /// <param name="threads">Kernel threads.</param>
-    public CampaignLearner(CampaignDefinition definition, LearnerStore store, SingletonLease lease, PolicyRegistry registry, int threads = 2)
+    public CampaignLearner(CampaignDefinition definition, LearnerStore store, SingletonLease lease, PolicyRegistry registry, ModelEngines engines, int threads = 2)
     {
         _definition = definition;
         _store = store;
         _lease = lease;
         _registry = registry;
+        _engines = engines;
         _threads = threads;
     }
 
@@ -87,32 +89,30 @@ public sealed partial class CampaignLearner
 
         var config = _definition.Config!;
         _version = checkpoint?.PolicyVersion ?? 0;
-        _policy = await LoadVersionAsync(_version, cancellationToken);
+        var weights = await LoadVersionAsync(_version, cancellationToken);
         var specs = ParameterLayout.Parameters(config);
+        AdamW? state = null;
         if (checkpoint is not null)
         {
             var directory = Directory.CreateTempSubdirectory("deepseekrl-optimizer-").FullName;
             try
             {
                 await File.WriteAllBytesAsync(Path.Combine(directory, AdamW.FileName), checkpoint.Optimizer, cancellationToken);
-                _optimizer = AdamW.Load(directory, specs, OptimizerOptions());
+                state = AdamW.Load(directory, specs, OptimizerOptions());
             }
             finally
             {
                 Directory.Delete(directory, recursive: true);
             }
         }
-        else
-        {
-            _optimizer = new AdamW(specs, OptimizerOptions());
-        }
 
-        if (_definition.Spec.Algorithm.Beta > 0)
-        {
-            _reference = await LoadVersionAsync(0, cancellationToken);
-        }
-
-        _updater = NativeGrpoEngine.Updater(_policy, _reference, _optimizer, UpdaterOptions());
+        var spec = (NativePolicySpec)_definition.Spec.Policy;
+        var engine = _engines.Get(spec.Backend);
+        var options = new ModelEngineOptions { Device = spec.Device, Threads = _threads };
+        _policy?.Dispose();
+        _policy = engine.CreateTrainer(weights, OptimizerOptions(), state, options);
+        var reference = _definition.Spec.Algorithm.Beta > 0 ? engine.CreateReference(await LoadVersionAsync(0, cancellationToken), options) : null;
+        _updater = new GrpoUpdater(_policy.Grpo, reference, UpdaterOptions());
         return checkpoint is null ? 0 : checkpoint.Step + 1;
     }
 
@@ -215,7 +215,7 @@ public sealed partial class CampaignLearner
             var directory = Directory.CreateTempSubdirectory("deepseekrl-optimizer-").FullName;
             try
             {
-                _optimizer!.Save(directory);
+                _policy!.OptimizerState().Save(directory);
                 optimizerBytes = await File.ReadAllBytesAsync(Path.Combine(directory, AdamW.FileName), cancellationToken);
             }
             finally
@@ -282,7 +282,7 @@ public sealed partial class CampaignLearner
         {
             // The same writer as version 0's, so equal weights give equal bytes (and equal checksums).
             var store = ParameterStore.Allocate(_definition.Config!);
-            _policy!.Data.CopyTo(store.Data, 0);
+            _policy!.GetWeights(store.Data);
             ModelCheckpoint.Save(store, directory);
             var file = Path.Combine(directory, ModelCheckpoint.WeightsFileName);
             var existing = await _registry.GetAsync(_definition.Id, version, cancellationToken);
@@ -298,11 +298,12 @@ public sealed partial class CampaignLearner
                 // cluster already rolled out with, and count the mismatch (reported on the campaign).
                 ReplayMismatches++;
                 var adopted = await LoadVersionAsync(version, cancellationToken);
-                adopted.Data.CopyTo(_policy.Data, 0);
+                _policy.SetWeights(adopted.Data);
+                adopted.Data.CopyTo(store.Data, 0);
             }
 
             _version = version;
-            Published?.Invoke(version, _policy.Data);
+            Published?.Invoke(version, store.Data);
             return (version, existing is not null);
         }
         finally

@@ -40,7 +40,7 @@ public sealed partial class LearnerGrain(SiloServices services, ILocalSiloDetail
         _lease = lease;
         _renewal ??= this.RegisterGrainTimer(RenewAsync, new GrainTimerCreationOptions(services.LearnerLease / 3, services.LearnerLease / 3) { Interleave = true });
         var definition = await services.Catalog.GetAsync(Id, _stop.Token);
-        var learner = new CampaignLearner(definition, services.Learners, lease, services.Registry, services.Threads)
+        var learner = new CampaignLearner(definition, services.Learners, lease, services.Registry, services.Engines, services.Threads)
         {
             Published = (version, weights) => services.Policies.Offer(Id, version, weights),
         };

@@ -1,17 +1,17 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using DeepSeekRL.Storage.Policies;
+using DeepSeekRL.Campaigns.Specs;
 using DeepSeekRL.Model.Checkpoints;
-using DeepSeekRL.Model.Inference;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Weights;
 
 namespace DeepSeekRL.Grains.Campaigns;
 
-/// <summary>A loaded policy version of a native campaign.</summary>
+/// <summary>A loaded policy version of a native-model campaign, on the campaign's engine.</summary>
 /// <param name="Version">The version.</param>
-/// <param name="Weights">The weights.</param>
-/// <param name="Generator">A generator over them (one caller at a time).</param>
-public sealed record LoadedPolicy(int Version, ModelWeights Weights, Generator Generator);
+/// <param name="Sampler">The policy on its engine (one caller at a time).</param>
+public sealed record LoadedPolicy(int Version, IPolicySampler Sampler);
 
 /// <summary>
 /// The policy versions a process holds, per campaign: a rollout worker asks for the version an item needs and gets
@@ -19,8 +19,9 @@ public sealed record LoadedPolicy(int Version, ModelWeights Weights, Generator G
 /// </summary>
 /// <param name="registry">The policy registry.</param>
 /// <param name="catalog">The campaign definitions.</param>
+/// <param name="engines">The model engines (the campaign's spec names its backend and device).</param>
 /// <param name="threads">Threads for the model's kernels.</param>
-public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog catalog, int threads = 2)
+public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog catalog, ModelEngines engines, int threads = 2)
 {
     private readonly ConcurrentDictionary<long, LoadedPolicy> _held = new();
     private readonly ConcurrentDictionary<long, (int Version, float[] Data)> _offered = new();
@@ -53,7 +54,7 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
             if (_offered.TryGetValue(campaignId, out var offer) && offer.Version == version && held is not null)
             {
                 // The learner of this process published it: same bytes as the registry's, no download.
-                offer.Data.CopyTo(held.Weights.Data, 0);
+                held.Sampler.SetWeights(offer.Data);
                 held = held with { Version = version };
                 _held[campaignId] = held;
                 return (held, Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -79,15 +80,18 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
                 }
 
                 LoadedPolicy policy;
-                if (held is not null && held.Weights.Data.Length == weights.Data.Length)
+                if (held is not null && SameLayout(held.Sampler, weights))
                 {
-                    // Reuse the held model's buffers: only the weights change between versions.
-                    weights.Data.CopyTo(held.Weights.Data, 0);
+                    // Reuse the held model: only the weights change between versions.
+                    held.Sampler.SetWeights(weights.Data);
                     policy = held with { Version = version };
                 }
                 else
                 {
-                    policy = new LoadedPolicy(version, weights, new Generator(new Transformer(weights, new TransformerOptions { Threads = threads })));
+                    held?.Sampler.Dispose();
+                    var spec = definition.Spec.Policy as NativePolicySpec;
+                    var engine = engines.Get(spec?.Backend ?? ModelBackends.Native);
+                    policy = new LoadedPolicy(version, engine.CreateSampler(weights, new ModelEngineOptions { Device = spec?.Device ?? "cpu", Threads = threads }));
                 }
 
                 _held[campaignId] = policy;
@@ -118,7 +122,14 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
     /// <param name="campaignId">The campaign.</param>
     public void Forget(long campaignId)
     {
-        _held.TryRemove(campaignId, out _);
+        if (_held.TryRemove(campaignId, out var held))
+        {
+            held.Sampler.Dispose();
+        }
+
         _offered.TryRemove(campaignId, out _);
     }
+
+    private static bool SameLayout(IPolicySampler sampler, ModelWeights weights) =>
+        Model.Config.ParameterLayout.Count(sampler.Config) == weights.Data.Length;
 }

@@ -105,7 +105,7 @@ public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache po
         }
 
         var options = Sampling(definition, (float)algorithm.Temperature, (float)algorithm.TopP, algorithm.MaxNewTokens, works[0].Seed);
-        var result = policy.Generator.Generate(prompts, streams, options, cancellationToken: cancellationToken);
+        var result = policy.Sampler.Generate(prompts, streams, options, cancellationToken);
         var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         var allTokens = result.Sequences.Sum(s => (long)s.Tokens.Length);
         var results = new List<RolloutResult>(works.Count);
@@ -159,7 +159,7 @@ public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache po
                 }
 
                 var options = Sampling(definition, temperature, temperature == 0 ? 1f : (float)definition.Spec.Algorithm.TopP, definition.Spec.Algorithm.MaxNewTokens, seed);
-                var result = policy.Generator.Generate(prompts, options, cancellationToken: cancellationToken);
+                var result = policy.Sampler.Generate(prompts, Enumerable.Range(0, prompts.Count).Select(i => (options.Seed, i)).ToArray(), options, cancellationToken);
                 for (var i = 0; i < result.Sequences.Count; i++)
                 {
                     samples.Add((i / k, ToCompletion(definition, result.Sequences[i])));

@@ -9,6 +9,7 @@ using DeepSeekRL.Storage.Stores;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using DeepSeekRL.Model.Engines;
 using Npgsql;
 using Orleans.Configuration;
 
@@ -36,6 +37,9 @@ public static class SiloRoles
 /// <summary>How a silo joins its cluster and what it does there.</summary>
 public sealed class SiloSettings
 {
+    /// <summary>The model engines of this process (the host picks them: the native engine, the libtorch one).</summary>
+    public required ModelEngines Engines { get; init; }
+
     /// <summary>The silo's name (<c>--node-id</c>; default host-pid): the holder name of the leases it takes.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
@@ -180,7 +184,7 @@ public static class SiloHost
         silo.Services.AddSingleton(_ => new CampaignStore(dataSource));
         silo.Services.AddSingleton(sp => new SiloServices(
             dataSource, sp.GetRequiredService<WorkQueue>(), sp.GetRequiredService<SingletonLeases>(), sp.GetRequiredService<PolicyRegistry>(),
-            sp.GetRequiredService<CampaignStore>(), threads, sp.GetRequiredService<ILoggerFactory>()));
+            sp.GetRequiredService<CampaignStore>(), settings.Engines, threads, sp.GetRequiredService<ILoggerFactory>()));
         silo.Services.AddSingleton(sp => sp.GetRequiredService<SiloServices>().Learners);
         silo.Services.AddHostedService<WorkPump>();
         if (settings.Roles.Contains(SiloRoles.Learner))

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using DeepSeekRL.Grains.Campaigns;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Queue;
 using DeepSeekRL.Storage.Singletons;
@@ -26,10 +27,11 @@ public sealed class SiloServices : IAsyncDisposable
 
     /// <summary>Creates the services over a database, with stores of their own.</summary>
     /// <param name="dataSource">The database.</param>
+    /// <param name="engines">The model engines.</param>
     /// <param name="threads">Kernel threads for the model.</param>
     /// <param name="loggers">Loggers, or null for none.</param>
-    public SiloServices(NpgsqlDataSource dataSource, int threads = 2, ILoggerFactory? loggers = null)
-        : this(dataSource, new WorkQueue(dataSource), new SingletonLeases(dataSource), new PolicyRegistry(dataSource), new CampaignStore(dataSource), threads, loggers)
+    public SiloServices(NpgsqlDataSource dataSource, ModelEngines engines, int threads = 2, ILoggerFactory? loggers = null)
+        : this(dataSource, new WorkQueue(dataSource), new SingletonLeases(dataSource), new PolicyRegistry(dataSource), new CampaignStore(dataSource), engines, threads, loggers)
     {
     }
 
@@ -39,13 +41,15 @@ public sealed class SiloServices : IAsyncDisposable
     /// <param name="leases">The singleton leases.</param>
     /// <param name="registry">The policy registry.</param>
     /// <param name="campaigns">The campaign store.</param>
+    /// <param name="engines">The model engines.</param>
     /// <param name="threads">Kernel threads for the model.</param>
     /// <param name="loggers">Loggers, or null for none.</param>
     public SiloServices(
-        NpgsqlDataSource dataSource, WorkQueue queue, SingletonLeases leases, PolicyRegistry registry, CampaignStore campaigns, int threads,
-        ILoggerFactory? loggers)
+        NpgsqlDataSource dataSource, WorkQueue queue, SingletonLeases leases, PolicyRegistry registry, CampaignStore campaigns, ModelEngines engines,
+        int threads, ILoggerFactory? loggers)
     {
         DataSource = dataSource;
+        Engines = engines;
         Threads = threads;
         Loggers = loggers ?? NullLoggerFactory.Instance;
         Queue = queue;
@@ -55,7 +59,7 @@ public sealed class SiloServices : IAsyncDisposable
         Learners = new LearnerStore(dataSource, leases);
         Creator = new CampaignCreator(campaigns);
         Catalog = new CampaignCatalog(campaigns);
-        Policies = new NativePolicyCache(Registry, Catalog, threads);
+        Policies = new NativePolicyCache(Registry, Catalog, engines, threads);
         Endpoints = new EndpointPolicies();
         Sampler = new RolloutSampler(Catalog, Policies, Endpoints);
         _listener = new WorkListener(dataSource);
@@ -63,6 +67,9 @@ public sealed class SiloServices : IAsyncDisposable
 
     /// <summary>The database.</summary>
     public NpgsqlDataSource DataSource { get; }
+
+    /// <summary>The model engines (backend name → engine).</summary>
+    public ModelEngines Engines { get; }
 
     /// <summary>Kernel threads.</summary>
     public int Threads { get; }

@@ -60,7 +60,7 @@ internal static partial class CampaignBenchmark
             }
 
             // The bench process joins the cluster with no grain role: every call it makes is cross-silo.
-            var settings = new SiloSettings { Name = $"bench-client-{Environment.ProcessId}", Roles = [SiloRoles.Api] };
+            var settings = new SiloSettings { Engines = HostEngines.All, Name = $"bench-client-{Environment.ProcessId}", Roles = [SiloRoles.Api] };
             using var client = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
             await WaitForStepsAsync(db.DataSource, id, 3, TimeSpan.FromMinutes(3), cancellationToken);
 

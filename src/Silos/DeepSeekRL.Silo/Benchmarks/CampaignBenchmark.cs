@@ -42,7 +42,7 @@ internal static partial class CampaignBenchmark
             for (var run = 0; run < runs; run++)
             {
                 var id = await CreateAsync(db.DataSource, spec, cancellationToken);
-                using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
+                using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { Engines = HostEngines.All, CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
                 {
                     await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
                     await silo.StopAsync(cancellationToken);
@@ -161,7 +161,7 @@ internal static partial class CampaignBenchmark
                 children.Add(StartSilo(db.ConnectionString, id, $"bench-rollout-{id}-{i}"));
             }
 
-            var settings = new SiloSettings { CampaignId = id, Name = $"bench-learner-{id}", Roles = [SiloRoles.Reward, SiloRoles.Learner] };
+            var settings = new SiloSettings { Engines = HostEngines.All, CampaignId = id, Name = $"bench-learner-{id}", Roles = [SiloRoles.Reward, SiloRoles.Learner] };
             using var silo = await SiloHost.StartAsync(db.DataSource, settings, 1, null, cancellationToken);
             await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
             await silo.StopAsync(cancellationToken);

@@ -96,6 +96,7 @@ public static class CampaignCommands
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
             var settings = new SiloSettings
             {
+                Engines = HostEngines.All,
                 Roles = list,
                 Name = parseResult.GetValue(nodeId) ?? $"{Environment.MachineName}-{Environment.ProcessId}",
                 CampaignId = parseResult.GetValue(campaign),
@@ -228,7 +229,7 @@ public static class CampaignCommands
         var lastStep = -1;
         var lastEval = -2;
         CampaignStatus? status;
-        var settings = new SiloSettings { CampaignId = campaignId, Name = $"{Environment.MachineName}-run-{Environment.ProcessId}", Private = true };
+        var settings = new SiloSettings { Engines = HostEngines.All, CampaignId = campaignId, Name = $"{Environment.MachineName}-run-{Environment.ProcessId}", Private = true };
         using (var silo = await SiloHost.StartAsync(dataSource, settings, threads,
             verbose ? logging => logging.AddProvider(new ConsoleLines(TimeProvider.System)) : null, cancellationToken))
         {

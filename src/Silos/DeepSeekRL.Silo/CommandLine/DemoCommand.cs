@@ -42,7 +42,7 @@ public static class DemoCommand
             }
 
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
-            await using var services = new SiloServices(db.DataSource, parseResult.GetValue(threads), null);
+            await using var services = new SiloServices(db.DataSource, HostEngines.All, parseResult.GetValue(threads), null);
             var run = DemoRun.Open(workDir, preset, parseResult.GetValue(seed), parseResult.GetValue(resume), db.DataSource, services);
             Console.WriteLine($"demo ({preset.Name}, seed {parseResult.GetValue(seed)}) in {run.Directory}; database {db.Target.Endpoint}");
             await using var dashboard = await DemoDashboard.StartAsync(db.DataSource, parseResult.GetValue(apiPort), cancellationToken);

@@ -647,6 +647,7 @@ internal sealed class DemoRun
         CampaignStatus status;
         var settings = new SiloSettings
         {
+            Engines = HostEngines.All,
             CampaignId = id,
             Name = $"{Environment.MachineName}-demo-{Environment.ProcessId}",
             RolloutBatch = stage == "rejection_sampling" ? RolloutBatch : 1,
