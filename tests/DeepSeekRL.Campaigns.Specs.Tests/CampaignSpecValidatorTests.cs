@@ -290,6 +290,11 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     [InlineData("{\"native\": {\"model\": \"model\", \"seed\": 1}}", "policy.native.seed = 1: expected no seed with \"model\" (seed only initialises from \"config\")")]
     [InlineData("{\"native\": {\"config\": \"model/config.json\", \"seed\": -1, \"tokenizer\": \"model/tokenizer.json\"}}", "policy.native.seed = -1: expected an integer in 0..2^53")]
     [InlineData("{\"native\": {\"config\": \"model/config.json\", \"seed\": 1}}", "policy.native.tokenizer: missing; expected a path to an existing file (relative to the spec's directory)")]
+    [InlineData("{\"native\": {\"model\": \"model\", \"backend\": \"jax\"}}", "policy.native.backend = \"jax\": expected \"native\" or \"torch\"")]
+    [InlineData("{\"native\": {\"model\": \"model\", \"backend\": 1}}", "policy.native.backend = 1: expected \"native\" or \"torch\"")]
+    [InlineData("{\"native\": {\"model\": \"model\", \"backend\": \"torch\", \"device\": \"gpu\"}}", "policy.native.device = \"gpu\": expected \"cpu\", \"cuda\" or \"cuda:N\"")]
+    [InlineData("{\"native\": {\"model\": \"model\", \"backend\": \"torch\", \"device\": \"cuda:\"}}", "policy.native.device = \"cuda:\": expected \"cpu\", \"cuda\" or \"cuda:N\"")]
+    [InlineData("{\"native\": {\"model\": \"model\", \"device\": \"cuda:0\"}}", "policy.native.device = \"cuda:0\": expected \"cpu\" with the native engine (use \"backend\": \"torch\" for CUDA)")]
     [InlineData("{\"endpoint\": {\"url\": \"ftp://x\", \"model\": \"m\"}}", "policy.endpoint.url = \"ftp://x\": expected an absolute http or https URL")]
     [InlineData("{\"endpoint\": {\"url\": \"http://x\", \"model\": \"\"}}", "policy.endpoint.model = \"\": expected a non-empty model name")]
     [InlineData("{\"endpoint\": {\"url\": \"http://x\"}}", "policy.endpoint.model: missing; expected a non-empty model name")]
@@ -315,6 +320,19 @@ public sealed class CampaignSpecValidatorTests : IDisposable
     public void Validate_NativeModelWithoutTokenizer_Rejected() =>
         Assert.Equal($"policy.native.model = \"bare\": expected a model directory with tokenizer.json (not found: {Path.Combine(_dir, "bare", "tokenizer.json")}), or \"tokenizer\": FILE beside \"model\"",
             Single(WithPolicy("""{"native": {"model": "bare"}}""")));
+
+    [Theory]
+    [InlineData("", "native", "cpu")]
+    [InlineData(", \"backend\": \"torch\"", "torch", "cpu")]
+    [InlineData(", \"backend\": \"torch\", \"device\": \"cuda:1\"", "torch", "cuda:1")]
+    [InlineData(", \"backend\": \"native\", \"device\": \"cpu\"", "native", "cpu")]
+    public void Validate_BackendAndDevice_ReadWithDefaults(string fields, string backend, string device)
+    {
+        using var document = System.Text.Json.JsonDocument.Parse(WithPolicy($$$"""{"native": {"model": "model"{{{fields}}}}}"""));
+        var native = Assert.IsType<NativePolicySpec>(CampaignSpecValidator.Validate(document.RootElement, _dir).Spec!.Policy);
+        Assert.Equal(backend, native.Backend);
+        Assert.Equal(device, native.Device);
+    }
 
     [Fact]
     public void Validate_NativeModelWithTokenizerBeside_Accepted()

@@ -23,9 +23,9 @@ public sealed class CampaignRunTests : IDisposable
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private string WriteSpec(string name, string rewards, int steps = 3, string extra = "", string? dataset = null, string? policy = null)
+    private string WriteSpec(string name, string rewards, int steps = 3, string extra = "", string? dataset = null, string? policy = null, string backend = "native")
     {
-        policy ??= $$$"""{"native": {"config": {{{Json(Path.Combine(Examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Json(Path.Combine(Examples, "models", "tiny-tokenizer.json"))}}}}}""";
+        policy ??= $$$"""{"native": {"config": {{{Json(Path.Combine(Examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Json(Path.Combine(Examples, "models", "tiny-tokenizer.json"))}}}, "backend": "{{{backend}}}"}}""";
         dataset ??= Path.Combine(Examples, "data", "arithmetic.jsonl");
         var text = $$"""
             {"name": "{{name}}", "policy": {{policy}},
@@ -74,11 +74,13 @@ public sealed class CampaignRunTests : IDisposable
         }
     }
 
-    [Fact]
-    public async Task Run_TrainCampaign_CompletesWithEveryStepOnceAndUpdatesThePolicy()
+    [Theory]
+    [InlineData("native")]
+    [InlineData("torch")]
+    public async Task Run_TrainCampaign_CompletesWithEveryStepOnceAndUpdatesThePolicy(string backend)
     {
         await using var db = await EngineDatabase.CreateAsync(Ct);
-        var spec = WriteSpec("train", """{"rules": [{"rule": "accuracy"}, {"rule": "cosine"}]}""", steps: 3);
+        var spec = WriteSpec("train-" + backend, """{"rules": [{"rule": "accuracy"}, {"rule": "cosine"}]}""", steps: 3, backend: backend);
         var id = await CreateAsync(db.DataSource, spec);
         var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
 
