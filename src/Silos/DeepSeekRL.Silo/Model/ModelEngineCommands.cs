@@ -2,16 +2,18 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using DeepSeekRL.Model.Checkpoints;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
+using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
 
 namespace DeepSeekRL.Silo.Model;
 
 /// <summary>
-/// <c>deepseekrl model forward|generate</c>: run the native engine on a model directory (config.json +
-/// model.safetensors). Added to the <c>model</c> command by <see cref="AddTo"/>.
+/// <c>deepseekrl model forward|generate</c>: run an engine (native, or libtorch with <c>--backend torch</c>) on a model
+/// directory (config.json + model.safetensors). Added to the <c>model</c> command by <see cref="AddTo"/>.
 /// </summary>
 public static class ModelEngineCommands
 {
@@ -26,7 +28,7 @@ public static class ModelEngineCommands
 
     private static Option<DirectoryInfo> ModelOption() => new("--model") { Description = "The model directory (config.json + model.safetensors).", Required = true };
 
-    private static Option<int> ThreadsOption() => new("--threads") { Description = "OpenBLAS threads (default 2).", DefaultValueFactory = _ => 2 };
+    private static Option<int> ThreadsOption() => new("--threads") { Description = "Kernel threads: OpenBLAS, or libtorch's with --backend torch (default 2).", DefaultValueFactory = _ => 2 };
 
     private static Option<string> CacheOption() => new("--cache") { Description = "KV cache: absorbed (the MLA latent cache, default) or naive.", DefaultValueFactory = _ => "absorbed" };
 
@@ -40,32 +42,52 @@ public static class ModelEngineCommands
         var cache = CacheOption();
         var output = new Option<FileInfo>("--out") { Description = "Output safetensors file: 'logits' [T, vocab] float32 (and 'mtp_logits' [T-1, vocab] with an MTP module).", Required = true };
         var threads = ThreadsOption();
+        var backend = BackendOptions.Backend();
+        var device = BackendOptions.Device();
         var command = new Command("forward", "Logits at every position of a token sequence (prefill, or token-by-token decode with --decode).");
-        foreach (var option in new Option[] { dir, tokens, decode, cache, output, threads })
+        foreach (var option in new Option[] { dir, tokens, decode, cache, output, threads, backend, device })
         {
             command.Options.Add(option);
         }
 
         command.SetHandler((parseResult, cancellationToken) =>
         {
-            var transformer = Load(parseResult.GetValue(dir)!, parseResult.GetValue(threads), out var weights);
-            var ids = ParseTokens("--tokens", parseResult.GetValue(tokens)!, weights.Config.VocabSize);
-            if (ids.Length > transformer.Rope.MaxPositions)
+            var (engine, on) = BackendOptions.Read(parseResult, backend, device);
+            var weights = LoadWeights(parseResult.GetValue(dir)!, parseResult.GetValue(threads));
+            var v = weights.Config.VocabSize;
+            var ids = ParseTokens("--tokens", parseResult.GetValue(tokens)!, v);
+            if (ids.Length > weights.Config.MaxPositionEmbeddings)
             {
-                throw new CliException($"--tokens: {ids.Length} tokens exceed max_position_embeddings = {transformer.Rope.MaxPositions}");
+                throw new CliException($"--tokens: {ids.Length} tokens exceed max_position_embeddings = {weights.Config.MaxPositionEmbeddings}");
             }
 
             var kind = ParseCache(parseResult.GetValue(cache)!);
-            var logits = parseResult.GetValue(decode) ? transformer.DecodeSequence(ids, kind) : transformer.ForwardSequence(ids, kind);
-            var file = parseResult.GetValue(output)!.FullName;
-            var tensors = new List<(string, long[], ReadOnlyMemory<float>)> { ("logits", [ids.Length, weights.Config.VocabSize], logits) };
-            if (weights.Config.NumNextnPredictLayers > 0 && ids.Length > 1)
+            var tensors = new List<(string, long[], ReadOnlyMemory<float>)>();
+            if (engine == ModelBackends.Torch)
             {
-                tensors.Add(("mtp_logits", [ids.Length - 1, weights.Config.VocabSize], transformer.MtpSequence(ids)));
+                if (kind != KvCacheKind.Absorbed)
+                {
+                    throw new CliException("--cache: the torch engine decodes with the absorbed latent cache only");
+                }
+
+                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
+                tensors.AddRange(TorchForward(model, ids, parseResult.GetValue(decode)));
+            }
+            else
+            {
+                var transformer = new Transformer(weights, new TransformerOptions { Threads = parseResult.GetValue(threads), MaxPositions = weights.Config.MaxPositionEmbeddings });
+                var logits = parseResult.GetValue(decode) ? transformer.DecodeSequence(ids, kind) : transformer.ForwardSequence(ids, kind);
+                tensors.Add(("logits", [ids.Length, v], logits));
+                if (weights.Config.NumNextnPredictLayers > 0 && ids.Length > 1)
+                {
+                    tensors.Add(("mtp_logits", [ids.Length - 1, v], transformer.MtpSequence(ids)));
+                }
             }
 
+            var file = parseResult.GetValue(output)!.FullName;
+
             Safetensors.Write(file, tensors);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {file}: logits [{ids.Length}, {weights.Config.VocabSize}] ({(parseResult.GetValue(decode) ? "decode" : "prefill")}, {kind} cache)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {file}: logits [{ids.Length}, {v}] ({(parseResult.GetValue(decode) ? "decode" : "prefill")}, {kind} cache, {engine} engine)"));
             return Task.FromResult(0);
         });
         return command;
@@ -86,15 +108,18 @@ public static class ModelEngineCommands
         var mtp = new Option<bool>("--mtp") { Description = "MTP speculative decoding (needs num_nextn_predict_layers = 1); reports the acceptance rate." };
         var cache = CacheOption();
         var threads = ThreadsOption();
+        var backend = BackendOptions.Backend();
+        var device = BackendOptions.Device();
         var command = new Command("generate", "Sample completions for one or more prompts with the latent KV cache; prints tokens and log-probs.");
-        foreach (var option in new Option[] { dir, prompt, maxTokens, temperature, topP, topK, seed, stopIds, mtp, cache, threads })
+        foreach (var option in new Option[] { dir, prompt, maxTokens, temperature, topP, topK, seed, stopIds, mtp, cache, threads, backend, device })
         {
             command.Options.Add(option);
         }
 
         command.SetHandler((parseResult, cancellationToken) =>
         {
-            var transformer = Load(parseResult.GetValue(dir)!, parseResult.GetValue(threads), out var weights);
+            var (engine, on) = BackendOptions.Read(parseResult, backend, device);
+            var weights = LoadWeights(parseResult.GetValue(dir)!, parseResult.GetValue(threads));
             var v = weights.Config.VocabSize;
             var prompts = parseResult.GetValue(prompt)!.Select(p => ParseTokens("--prompt", p, v)).ToList();
             var stops = parseResult.GetValue(stopIds) is { } s
@@ -121,12 +146,34 @@ public static class ModelEngineCommands
             }
 
             var longest = prompts.Max(p => p.Length);
-            if (longest >= transformer.Rope.MaxPositions)
+            if (longest >= weights.Config.MaxPositionEmbeddings)
             {
-                throw new CliException($"--prompt: {longest} tokens leave no room in max_position_embeddings = {transformer.Rope.MaxPositions}");
+                throw new CliException($"--prompt: {longest} tokens leave no room in max_position_embeddings = {weights.Config.MaxPositionEmbeddings}");
             }
 
-            var result = new Generator(transformer).Generate(prompts, options, ParseCache(parseResult.GetValue(cache)!), cancellationToken);
+            var kind = ParseCache(parseResult.GetValue(cache)!);
+            GenerationResult result;
+            if (engine == ModelBackends.Torch)
+            {
+                if (options.SpeculativeMtp)
+                {
+                    throw new CliException("--mtp: speculative MTP decoding runs on the native engine only");
+                }
+
+                if (kind != KvCacheKind.Absorbed)
+                {
+                    throw new CliException("--cache: the torch engine decodes with the absorbed latent cache only");
+                }
+
+                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
+                result = new Generator(model).Generate(prompts, options, kind, cancellationToken);
+            }
+            else
+            {
+                var transformer = new Transformer(weights, new TransformerOptions { Threads = parseResult.GetValue(threads), MaxPositions = weights.Config.MaxPositionEmbeddings });
+                result = new Generator(transformer).Generate(prompts, options, kind, cancellationToken);
+            }
+
             for (var i = 0; i < result.Sequences.Count; i++)
             {
                 var seq = result.Sequences[i];
@@ -146,7 +193,7 @@ public static class ModelEngineCommands
         return command;
     }
 
-    private static Transformer Load(DirectoryInfo directory, int threads, out ModelWeights weights)
+    private static ModelWeights LoadWeights(DirectoryInfo directory, int threads)
     {
         if (threads < 1)
         {
@@ -154,8 +201,40 @@ public static class ModelEngineCommands
         }
 
         var (loaded, error) = ModelWeights.LoadDirectory(directory.FullName);
-        weights = loaded ?? throw new CliException("--model: " + error);
-        return new Transformer(weights, new TransformerOptions { Threads = threads, MaxPositions = weights.Config.MaxPositionEmbeddings });
+        return loaded ?? throw new CliException("--model: " + error);
+    }
+
+    // Prefill: one forward (logits and MTP logits); decode: token by token through the absorbed latent cache.
+    private static List<(string, long[], ReadOnlyMemory<float>)> TorchForward(TorchDeepSeekV3 model, int[] ids, bool decode)
+    {
+        var v = model.Config.VocabSize;
+        var result = new List<(string, long[], ReadOnlyMemory<float>)>();
+        var logits = new float[ids.Length * v];
+        if (decode)
+        {
+            using var cache = (TorchLatentCache)model.CreateDecodingCache(KvCacheKind.Absorbed, 1, ids.Length);
+            for (var p = 0; p < ids.Length; p++)
+            {
+                model.Decode([ids[p]], [p], [0], cache, [0], logits.AsSpan(p * v, v));
+            }
+
+            result.Add(("logits", [ids.Length, v], logits));
+            return result;
+        }
+
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var noGrad = TorchSharp.torch.no_grad();
+        var (all, mtp) = model.Forward(BackendOptions.Row(model, ids), mtp: true);
+        TorchDeepSeekV3.Copy(all, logits);
+        result.Add(("logits", [ids.Length, v], logits));
+        if (mtp is not null)
+        {
+            var m = new float[(ids.Length - 1) * v];
+            TorchDeepSeekV3.Copy(mtp, m);
+            result.Add(("mtp_logits", [ids.Length - 1, v], m));
+        }
+
+        return result;
     }
 
     private static KvCacheKind ParseCache(string value) => value switch

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Kernels;
+using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -22,23 +24,26 @@ public static class ModelTrainingCommands
         model.Subcommands.Add(TrainSftCommand.Create());
     }
 
-    /// <summary><c>model grads --model DIR --tokens 1,2,3 [--tokens ...] [--mtp-weight W] [--threads N] --out FILE.safetensors</c>.</summary>
+    /// <summary><c>model grads --model DIR --tokens 1,2,3 [--tokens ...] [--mtp-weight W] [--threads N] [--backend native|torch] [--device D] --out FILE.safetensors</c>.</summary>
     /// <returns>The command.</returns>
     public static Command CreateGrads()
     {
         var dir = new Option<DirectoryInfo>("--model") { Description = "The model directory (config.json + model.safetensors).", Required = true };
         var tokens = new Option<string[]>("--tokens") { Description = "Comma-separated token ids (at least 2); repeat the option for a batch of equal-length sequences.", Required = true, AllowMultipleArgumentsPerToken = false };
         var mtpWeight = new Option<float>("--mtp-weight") { Description = "W, the weight of the MTP loss (default 0: main loss only).", DefaultValueFactory = _ => 0f };
-        var threads = new Option<int>("--threads") { Description = "OpenBLAS threads (default 2).", DefaultValueFactory = _ => 2 };
+        var threads = new Option<int>("--threads") { Description = "Kernel threads: OpenBLAS, or libtorch's with --backend torch (default 2).", DefaultValueFactory = _ => 2 };
         var output = new Option<FileInfo>("--out") { Description = "Output safetensors: 'loss', 'main_loss', 'mtp_loss' [1] and every parameter's gradient under its checkpoint name (F32).", Required = true };
-        var command = new Command("grads", "Loss (mean next-token cross-entropy + W x MTP loss) and the gradient of every parameter for a token batch.");
-        foreach (var option in new Option[] { dir, tokens, mtpWeight, threads, output })
+        var backend = BackendOptions.Backend();
+        var device = BackendOptions.Device();
+        var command = new Command("grads", "Loss (mean next-token cross-entropy + W x MTP loss) and the gradient of every parameter for a token batch (autograd with --backend torch).");
+        foreach (var option in new Option[] { dir, tokens, mtpWeight, threads, output, backend, device })
         {
             command.Options.Add(option);
         }
 
         command.SetHandler((parseResult, cancellationToken) =>
         {
+            var (engine, on) = BackendOptions.Read(parseResult, backend, device);
             var (weights, error) = ModelWeights.LoadDirectory(parseResult.GetValue(dir)!.FullName);
             if (weights is null)
             {
@@ -65,13 +70,29 @@ public static class ModelTrainingCommands
                 throw new CliException("--mtp-weight: the model has no MTP module (num_nextn_predict_layers = 0)");
             }
 
-            var model = new TrainingModel(weights);
-            var loss = model.Forward(sequences.SelectMany(s => s).ToArray(), sequences.Count, default, w);
             var grads = new Gradients(c);
-            model.Backward(grads);
+            double loss, main, mtp;
+            if (engine == ModelBackends.Torch)
+            {
+                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                var ids = TorchSharp.torch.tensor(sequences.SelectMany(s => s).Select(x => (long)x).ToArray(), [sequences.Count, t], TorchSharp.torch.ScalarType.Int64, model.Device);
+                var (total, mainLoss, mtpLoss, _) = model.TrainingLoss(ids, null, w);
+                total.backward();
+                TorchDeepSeekV3.Copy(model.Flat.grad!, grads.Data);
+                (loss, main, mtp) = (total.item<float>(), mainLoss, mtpLoss);
+            }
+            else
+            {
+                var model = new TrainingModel(weights);
+                loss = model.Forward(sequences.SelectMany(s => s).ToArray(), sequences.Count, default, w);
+                model.Backward(grads);
+                (main, mtp) = (model.MainLoss, model.MtpLoss);
+            }
+
             var file = parseResult.GetValue(output)!.FullName;
-            grads.Save(file, new Dictionary<string, float> { ["loss"] = (float)loss, ["main_loss"] = (float)model.MainLoss, ["mtp_loss"] = (float)model.MtpLoss });
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {file}: loss {loss:F6} (main {model.MainLoss:F6}, mtp {model.MtpLoss:F6} x {w}), {grads.Specs.Count} gradients"));
+            grads.Save(file, new Dictionary<string, float> { ["loss"] = (float)loss, ["main_loss"] = (float)main, ["mtp_loss"] = (float)mtp });
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {file}: loss {loss:F6} (main {main:F6}, mtp {mtp:F6} x {w}), {grads.Specs.Count} gradients, {engine} engine"));
             return Task.FromResult(0);
         });
         return command;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
@@ -38,6 +39,12 @@ public sealed record SftRunOptions
 
     /// <summary>Kernel threads.</summary>
     public int Threads { get; init; } = 2;
+
+    /// <summary>The engine: <c>native</c> (default) or <c>torch</c>.</summary>
+    public string Backend { get; init; } = ModelBackends.Native;
+
+    /// <summary>The device (<c>cpu</c>, or <c>cuda[:N]</c> with the torch engine).</summary>
+    public string Device { get; init; } = "cpu";
 
     /// <summary>Stop after this many steps in total (0 = the whole run).</summary>
     public int MaxSteps { get; init; }
@@ -114,8 +121,8 @@ public static class SftRun
         optimizer.Metadata[RunKeyName] = runKey;
         var firstStep = (int)optimizer.StepCount;
         var stopAt = options.MaxSteps > 0 ? Math.Min(options.MaxSteps, totalSteps) : totalSteps;
-        var trainer = new TrainingModel(weights, options.Threads);
-        var grads = new Gradients(config);
+        using var trainer = HostEngines.All.Get(options.Backend).CreateTrainer(
+            weights, optimizerOptions, optimizer, new ModelEngineOptions { Device = options.Device, Threads = options.Threads });
         var lambda = config.NumNextnPredictLayers > 0 ? options.MtpWeight : 0f;
 
         // The largest batch any step can have (B sequences of the longest example): its buffers first, so that the
@@ -187,34 +194,29 @@ public static class SftRun
                     }
 
                     var t0 = Stopwatch.GetTimestamp();
-                    var loss = trainer.Forward(tokens, rows.Length, mask, lambda, options.BalanceAlpha);
+                    var stepped = trainer.SftStep(tokens, rows.Length, mask, lambda, options.BalanceAlpha, options.BiasSpeed);
+                    var (loss, result) = (stepped.Loss, stepped.Optimizer);
                     var maxVio = MeanMaxViolation(trainer, config);
-                    grads.Clear();
-                    trainer.Backward(grads);
-                    var result = optimizer.Step(weights.Data, grads.Data);
-                    if (options.BiasSpeed > 0)
-                    {
-                        trainer.UpdateRoutingBias(options.BiasSpeed);
-                    }
-
                     var seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                     trainedTokens += tokens.Length;
                     step++;
                     lastLoss = loss;
                     var rate = tokens.Length / seconds;
                     curve.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{step},{epoch},{loss:0.######},{trainer.MainLoss:0.######},{trainer.MtpLoss:0.######},{result.LearningRate:0.########},{result.GradNorm:0.######},{rate:0},{maxVio:0.####}"));
+                        $"{step},{epoch},{loss:0.######},{stepped.MainLoss:0.######},{stepped.MtpLoss:0.######},{result.LearningRate:0.########},{result.GradNorm:0.######},{rate:0},{maxVio:0.####}"));
                     progress?.Invoke(step, totalSteps, loss, rate);
                 }
             }
         }
         finally
         {
-            // Stopped or finished: the weights and the optimizer state (with the step) are saved either way.
+            // Stopped or finished: the weights and the optimizer state (with the step) are saved either way, and the
+            // caller's weights end as the trained ones.
+            trainer.GetWeights(weights.Data);
             var store = ParameterStore.Allocate(config);
             weights.Data.CopyTo(store.Data, 0);
             ModelCheckpoint.Save(store, outDir);
-            optimizer.Save(outDir);
+            trainer.OptimizerState().Save(outDir);
         }
 
         // Finished (a stopped run's process is on its way out and skips this): the next run's buffers must not come on
@@ -308,7 +310,7 @@ public static class SftRun
         : string.Empty;
 
     /// <summary>Mean over the main model's MoE layers of MaxVio = (max load − mean load) / mean load in the last forward (DeepSeek-V3's balance metric).</summary>
-    private static double MeanMaxViolation(TrainingModel trainer, DeepSeekV3Config config)
+    private static double MeanMaxViolation(IPolicyTrainer trainer, DeepSeekV3Config config)
     {
         double sum = 0;
         var layers = 0;

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using DeepSeekRL.Model.Engines;
+using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -36,14 +38,22 @@ public static class TrainSftCommand
         var threads = new Option<int>("--threads") { Description = "Threads (default 2).", DefaultValueFactory = _ => 2 };
         var maxSteps = new Option<int>("--max-steps") { Description = "Stop after this many steps in total and save (the run can be continued with --resume).", DefaultValueFactory = _ => 0 };
         var resume = new Option<bool>("--resume") { Description = "Continue the interrupted run saved in --model (its optimizer.safetensors holds the step and the run's settings); ends bit-for-bit equal to an uninterrupted run." };
+        var backend = BackendOptions.Backend();
+        var device = BackendOptions.Device();
         var command = new Command("train-sft", "Supervised fine-tuning on chat-format JSONL or Parquet (assistant tokens only), with progress, loss curve and throughput.");
-        foreach (var option in new Option[] { model, tokenizer, data, output, epochs, batchSize, lr, warmup, maxTokens, mtpWeight, gamma, alpha, seed, threads, maxSteps, resume })
+        foreach (var option in new Option[] { model, tokenizer, data, output, epochs, batchSize, lr, warmup, maxTokens, mtpWeight, gamma, alpha, seed, threads, maxSteps, resume, backend, device })
         {
             command.Options.Add(option);
         }
 
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
+            var (engine, on) = BackendOptions.Read(parseResult, backend, device);
+            if (engine == ModelBackends.Torch && TorchRuntime.TryLoad() is { } torchError)
+            {
+                throw new CliException("--backend torch: " + torchError);
+            }
+
             var modelDir = parseResult.GetValue(model)!.FullName;
             var (weights, error) = ModelWeights.LoadDirectory(modelDir);
             if (weights is null)
@@ -144,6 +154,8 @@ public static class TrainSftCommand
                 Seed = parseResult.GetValue(seed),
                 Threads = parseResult.GetValue(threads),
                 MaxSteps = parseResult.GetValue(maxSteps),
+                Backend = engine,
+                Device = on,
             };
             var resumed = parseResult.GetValue(resume) ? SftRun.LoadState(modelDir, config, options, examples.Count) : null;
             var outDir = parseResult.GetValue(output)!.FullName;
