@@ -22,7 +22,7 @@ public static partial class ModelBenchmark
     private const int PromptTokens = 64;
     private const int GeneratedTokens = 128;
 
-    /// <summary>Creates <c>bench model --json FILE [--config FILE] [--threads N] [--runs N] [--no-torch]</c>.</summary>
+    /// <summary>Creates <c>bench model --json FILE [--config FILE] [--threads N] [--runs N] [--backend native[,torch]] [--no-torch]</c>.</summary>
     /// <returns>The command.</returns>
     public static Command Create()
     {
@@ -30,9 +30,10 @@ public static partial class ModelBenchmark
         var config = new Option<FileInfo?>("--config") { Description = "An HF config.json (default: examples/models/tiny.json, the tiny config of reference §15.1)." };
         var threads = new Option<int>("--threads") { Description = "Threads for both engines (default 2).", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "Repetitions; medians are reported (default 3).", DefaultValueFactory = _ => 3 };
-        var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch baseline." };
-        var command = new Command("model", "Model engine: prefill and decode tokens/s (absorbed vs naive cache), KV bytes/token, peak RSS, and the PyTorch baseline.");
-        foreach (var option in new Option[] { json, config, threads, runs, noTorch })
+        var noTorch = new Option<bool>("--no-torch") { Description = "Skip the PyTorch (Python) baseline." };
+        var backends = new Option<string>("--backend") { Description = "Engines to measure, comma-separated: native (default), torch (the libtorch engine, in this process).", DefaultValueFactory = _ => "native" };
+        var command = new Command("model", "Model engines: prefill and decode tokens/s (absorbed vs naive cache), training tokens/s, KV bytes/token, peak RSS, the libtorch engine and the PyTorch baseline.");
+        foreach (var option in new Option[] { json, config, threads, runs, noTorch, backends })
         {
             command.Options.Add(option);
         }
@@ -46,8 +47,14 @@ public static partial class ModelBenchmark
                 throw new CliException($"--runs {n} / --threads {t}: expected positive numbers");
             }
 
+            var list = parseResult.GetValue(backends)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (list.Length == 0 || list.Any(b => b is not ("native" or "torch")) || list[0] != "native")
+            {
+                throw new CliException($"--backend: '{parseResult.GetValue(backends)}' is not native or native,torch (the native engine is always measured first)");
+            }
+
             var report = new BenchReport();
-            await RunAsync(parseResult.GetValue(config)?.FullName, t, n, !parseResult.GetValue(noTorch), report, cancellationToken);
+            await RunAsync(parseResult.GetValue(config)?.FullName, t, n, !parseResult.GetValue(noTorch), report, cancellationToken, libTorch: list.Contains("torch"));
             report.Write(parseResult.GetValue(json)?.FullName, $"bench model ({n} runs, medians; {t} threads; {Environment.ProcessorCount} cores)");
             return 0;
         });
@@ -61,8 +68,9 @@ public static partial class ModelBenchmark
     /// <param name="torch">Whether to run the PyTorch baseline.</param>
     /// <param name="report">The report.</param>
     /// <param name="cancellationToken">Cancels the run.</param>
+    /// <param name="libTorch">Whether to measure the libtorch engine too (in this process, after the native engine).</param>
     /// <returns>A task.</returns>
-    public static async Task RunAsync(string? configPath, int threads, int runs, bool torch, BenchReport report, CancellationToken cancellationToken)
+    public static async Task RunAsync(string? configPath, int threads, int runs, bool torch, BenchReport report, CancellationToken cancellationToken, bool libTorch = false)
     {
         ArgumentNullException.ThrowIfNull(report);
         var load = File.Exists("/proc/loadavg") ? (await File.ReadAllTextAsync("/proc/loadavg", cancellationToken)).Split(' ')[0] : "?";
@@ -147,6 +155,11 @@ public static partial class ModelBenchmark
         report.Add("load_average_1m", double.Parse(load == "?" ? "0" : load, CultureInfo.InvariantCulture), "1-minute load average at the start (2 cores shared with other work)");
 
         RunTraining(weights, threads, report, Add, cancellationToken);
+
+        if (libTorch)
+        {
+            RunLibTorch(weights, threads, runs, ours, report, cancellationToken);
+        }
 
         if (torch)
         {
