@@ -18,7 +18,20 @@ public static class BenchCommands
         bench.Subcommands.Add(ModelBenchmark.Create());
         bench.Subcommands.Add(Database("api", "Dashboard API over 10,000 steps of metrics and 1,000,000 completions: campaign page data and sample pages (ms).", 5, ApiBenchmark.RunAsync));
         bench.Subcommands.Add(Database("dashboard", "The dashboard in headless chromium over the api benchmark's data: campaign page interactive, sample pages (ms).", 5, DashboardBenchmark.RunAsync));
-        bench.Subcommands.Add(Database("campaign", "A small native campaign: time per step split into sampling, scoring, update and orchestration; steps per minute with 1, 2 and 3 rollout silos.", 3, CampaignBenchmark.RunAsync));
+        var backends = new Option<string>("--backend") { Description = "Engines whose per-step split to measure, comma-separated: native (default), torch, or native,torch (the scale-out and fault parts run on the first).", DefaultValueFactory = _ => "native" };
+        var campaign = Create("campaign", "A small campaign: time per step split into sampling, scoring, update and orchestration (per engine with --backend); steps per minute with 1, 2 and 3 rollout silos; fault recovery.", 3, async (parseResult, runs, report, cancellationToken) =>
+        {
+            var list = parseResult.GetValue(backends)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (list.Length == 0 || list.Any(b => b is not ("native" or "torch")) || list.Distinct().Count() != list.Length)
+            {
+                throw new CommandLine.CliException($"--backend: '{parseResult.GetValue(backends)}' is not a list of native and torch");
+            }
+
+            await using var db = await BenchDatabase.CreateAsync(parseResult, cancellationToken);
+            await CampaignBenchmark.RunAsync(db, runs, report, list, cancellationToken);
+        });
+        campaign.Options.Add(backends);
+        bench.Subcommands.Add(campaign);
         bench.Subcommands.Add(QueueWorkerProcess.Create());
         return bench;
     }

@@ -13,8 +13,8 @@ using Npgsql;
 namespace DeepSeekRL.Silo.Benchmarks;
 
 /// <summary>
-/// <c>bench campaign</c>: a small native campaign (the quick example's model and data, with a length reward so that
-/// every step updates). Part 1 runs every role in this process and splits each step's wall time into sampling,
+/// <c>bench campaign</c>: a small campaign (the quick example's model and data, with a length reward so that every
+/// step updates). Part 1 runs every role in this process, once per engine of <c>--backend</c>, and splits each step's wall time into sampling,
 /// scoring, update (incl. publishing the policy version) and orchestration (the rest: claims, waits, reads, policy
 /// reloads). Part 2 runs the reward and learner roles here and 1, 2, 3 rollout silos as child processes, and reports
 /// steps per minute. Part 3 (CampaignBenchmark.Faults.cs) kills each role's silo of a four-silo cluster and times the
@@ -24,50 +24,33 @@ internal static partial class CampaignBenchmark
 {
     private const int Steps = 8;
 
-    public static async Task RunAsync(BenchDatabase db, int runs, BenchReport report, CancellationToken cancellationToken)
+    public static async Task RunAsync(BenchDatabase db, int runs, BenchReport report, IReadOnlyList<string> backends, CancellationToken cancellationToken)
     {
         var examples = Path.Combine(SiloEnvironment.Home(), "examples");
         var directory = Directory.CreateTempSubdirectory("deepseekrl-bench-campaign-").FullName;
         try
         {
-            var spec = Path.Combine(directory, "bench.json");
-            await File.WriteAllTextAsync(spec, $$$"""
-                {"name": "bench", "policy": {"native": {"config": {{{Q(Path.Combine(examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Q(Path.Combine(examples, "models", "tiny-tokenizer.json"))}}}}},
-                 "dataset": {"path": {{{Q(Path.Combine(examples, "data", "arithmetic.jsonl"))}}}, "eval_fraction": 0.2},
-                 "rewards": {"rules": [{"rule": "accuracy"}, {"rule": "format_r1_zero", "weight": 0.5}, {"rule": "cosine"}]},
-                 "algorithm": {"group_size": 8, "prompts_per_step": 8, "learning_rate": 1e-3, "beta": 0, "max_new_tokens": 48, "steps": {{{Steps}}}},
-                 "evaluation": {"every_steps": 0}, "checkpoint_every_steps": 4, "seed": 3}
-                """, cancellationToken);
-            var split = new List<double[]>();
-            for (var run = 0; run < runs; run++)
+            string? spec = null;
+            foreach (var backend in backends)
             {
-                var id = await CreateAsync(db.DataSource, spec, cancellationToken);
-                using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { Engines = HostEngines.All, CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
-                {
-                    await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
-                    await silo.StopAsync(cancellationToken);
-                }
-
-                split.Add(await SplitAsync(db.DataSource, id, cancellationToken));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  run {run + 1}: step {split[^1][0]:0.000} s = sampling {split[^1][1]:0.000} + scoring {split[^1][2]:0.000} + update {split[^1][3]:0.000} + orchestration {split[^1][4]:0.000}"));
+                var path = Path.Combine(directory, $"bench-{backend}.json");
+                await File.WriteAllTextAsync(path, $$$"""
+                    {"name": "bench", "policy": {"native": {"config": {{{Q(Path.Combine(examples, "models", "quick.json"))}}}, "seed": 1, "tokenizer": {{{Q(Path.Combine(examples, "models", "tiny-tokenizer.json"))}}}, "backend": "{{{backend}}}"}},
+                     "dataset": {"path": {{{Q(Path.Combine(examples, "data", "arithmetic.jsonl"))}}}, "eval_fraction": 0.2},
+                     "rewards": {"rules": [{"rule": "accuracy"}, {"rule": "format_r1_zero", "weight": 0.5}, {"rule": "cosine"}]},
+                     "algorithm": {"group_size": 8, "prompts_per_step": 8, "learning_rate": 1e-3, "beta": 0, "max_new_tokens": 48, "steps": {{{Steps}}}},
+                     "evaluation": {"every_steps": 0}, "checkpoint_every_steps": 4, "seed": 3}
+                    """, cancellationToken);
+                spec ??= path;
+                await SplitPartAsync(db, path, backend, runs, report, cancellationToken);
             }
-
-            double Median(int i) => BenchReport.Median(split.Select(s => s[i]).ToList());
-            report.Add("campaign_step_seconds", Median(0), "wall time per step (steps 2..N, one process, all roles; median of per-run means)");
-            report.Add("campaign_sampling_seconds", Median(1), "per step: generation of 8 prompts x G=8 (up to 48 new tokens) by the rollout worker");
-            report.Add("campaign_scoring_seconds", Median(2), "per step: reward pipeline (accuracy, format_r1_zero, cosine)");
-            report.Add("campaign_update_seconds", Median(3), "per step: GRPO update + publishing the policy version");
-            report.Add("campaign_orchestration_seconds", Median(4), "per step: everything else (claims, waits, reads, policy reloads)");
-            report.Add("campaign_orchestration_fraction", Median(4) / Median(0), "orchestration / step (target < 0.05)");
-            report.Add("campaign_policy_load_seconds", Median(5), "per step: fetching + loading the new policy version (part of orchestration)");
 
             for (var silos = 1; silos <= 3; silos++)
             {
                 var rates = new List<double>();
                 for (var run = 0; run < runs; run++)
                 {
-                    rates.Add(await ScaleOutAsync(db, spec, silos, cancellationToken));
+                    rates.Add(await ScaleOutAsync(db, spec!, silos, cancellationToken));
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {silos} rollout silo(s), run {run + 1}: {rates[^1]:0.0} steps/min"));
                 }
 
@@ -75,12 +58,43 @@ internal static partial class CampaignBenchmark
                     $"{silos} rollout silo process(es) with 1 kernel thread each, reward + learner in the bench process");
             }
 
-            await ClusterFaultsAsync(db, spec, runs, report, cancellationToken);
+            await ClusterFaultsAsync(db, spec!, runs, report, cancellationToken);
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    // Part 1 on one engine: every role in this process, each step's wall time split (the native engine's keys are
+    // campaign_*, the libtorch engine's libtorch_campaign_*).
+    private static async Task SplitPartAsync(BenchDatabase db, string spec, string backend, int runs, BenchReport report, CancellationToken cancellationToken)
+    {
+        var split = new List<double[]>();
+        for (var run = 0; run < runs; run++)
+        {
+            var id = await CreateAsync(db.DataSource, spec, cancellationToken);
+            using (var silo = await SiloHost.StartAsync(db.DataSource, new SiloSettings { Engines = HostEngines.All, CampaignId = id, Name = $"bench-{id}", Private = true }, 2, null, cancellationToken))
+            {
+                await WaitAsync(new CampaignStore(db.DataSource), id, cancellationToken);
+                await silo.StopAsync(cancellationToken);
+            }
+
+            split.Add(await SplitAsync(db.DataSource, id, cancellationToken));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {backend} run {run + 1}: step {split[^1][0]:0.000} s = sampling {split[^1][1]:0.000} + scoring {split[^1][2]:0.000} + update {split[^1][3]:0.000} + orchestration {split[^1][4]:0.000}"));
+        }
+
+        var prefix = backend == "native" ? "campaign_" : "libtorch_campaign_";
+        var engine = backend == "native" ? "native engine" : "libtorch engine";
+        double Median(int i) => BenchReport.Median(split.Select(s => s[i]).ToList());
+        report.Add(prefix + "step_seconds", Median(0), $"{engine}: wall time per step (steps 2..N, one process, all roles; median of per-run means)");
+        report.Add(prefix + "sampling_seconds", Median(1), $"{engine}: per step, generation of 8 prompts x G=8 (up to 48 new tokens) by the rollout worker");
+        report.Add(prefix + "scoring_seconds", Median(2), $"{engine}: per step, reward pipeline (accuracy, format_r1_zero, cosine)");
+        report.Add(prefix + "update_seconds", Median(3), $"{engine}: per step, GRPO update + publishing the policy version");
+        report.Add(prefix + "orchestration_seconds", Median(4), $"{engine}: per step, everything else (claims, waits, reads, policy reloads)");
+        report.Add(prefix + "orchestration_fraction", Median(4) / Median(0), $"{engine}: orchestration / step (target < 0.05)");
+        report.Add(prefix + "policy_load_seconds", Median(5), $"{engine}: per step, fetching + loading the new policy version (part of orchestration)");
     }
 
     private static string Q(string s) => JsonSerializer.Serialize(s);

@@ -25,8 +25,10 @@ public static class DemoCommand
         var dir = new Option<DirectoryInfo?>("--dir") { Description = "The working directory (default $DEEPSEEKRL_HOME/.data/demo); a new run clears it." };
         var apiPort = new Option<int>("--api-port") { Description = "The dashboard's port (default 5080; 0 = no dashboard).", DefaultValueFactory = _ => 5080 };
         var threads = new Option<int>("--threads") { Description = "Model kernel threads (default 2).", DefaultValueFactory = _ => 2 };
+        var backend = Model.BackendOptions.Backend();
+        var device = Model.BackendOptions.Device();
         var demo = new Command("demo", "R1 on a potato: pretrain, cold-start SFT, GRPO, rejection sampling and distillation of a tiny DeepSeek-V3 model.");
-        foreach (var option in new Option[] { quick, report, resume, seed, dir, apiPort, threads })
+        foreach (var option in new Option[] { quick, report, resume, seed, dir, apiPort, threads, backend, device })
         {
             demo.Options.Add(option);
         }
@@ -34,6 +36,12 @@ public static class DemoCommand
         demo.SetHandler(async (parseResult, cancellationToken) =>
         {
             var preset = parseResult.GetValue(quick) ? DemoPreset.Quick : DemoPreset.Full;
+            var (engine, on) = Model.BackendOptions.Read(parseResult, backend, device);
+            if (engine == DeepSeekRL.Model.Engines.ModelBackends.Torch && DeepSeekRL.Model.TorchSharp.TorchRuntime.TryLoad() is { } torchError)
+            {
+                throw new CliException("--backend torch: " + torchError);
+            }
+
             var workDir = parseResult.GetValue(dir)?.FullName ?? Path.Combine(SiloEnvironment.Home(), ".data", "demo");
             var reportFile = parseResult.GetValue(report)?.FullName;
             if (reportFile is not null && !Directory.Exists(Path.GetDirectoryName(reportFile)))
@@ -43,8 +51,8 @@ public static class DemoCommand
 
             await using var db = await SiloCommandLine.ConnectAsync(parseResult, cancellationToken);
             await using var services = new SiloServices(db.DataSource, HostEngines.All, parseResult.GetValue(threads), null);
-            var run = DemoRun.Open(workDir, preset, parseResult.GetValue(seed), parseResult.GetValue(resume), db.DataSource, services);
-            Console.WriteLine($"demo ({preset.Name}, seed {parseResult.GetValue(seed)}) in {run.Directory}; database {db.Target.Endpoint}");
+            var run = DemoRun.Open(workDir, preset, parseResult.GetValue(seed), parseResult.GetValue(resume), db.DataSource, services, engine, on);
+            Console.WriteLine($"demo ({preset.Name}, seed {parseResult.GetValue(seed)}, {engine} engine) in {run.Directory}; database {db.Target.Endpoint}");
             await using var dashboard = await DemoDashboard.StartAsync(db.DataSource, parseResult.GetValue(apiPort), cancellationToken);
             DemoReport result;
             try

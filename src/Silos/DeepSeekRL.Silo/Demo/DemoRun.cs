@@ -9,6 +9,7 @@ using DeepSeekRL.Grains;
 using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Model.Checkpoints;
 using DeepSeekRL.Model.Config;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -57,10 +58,14 @@ internal sealed class DemoRun
     private readonly NpgsqlDataSource _dataSource;
     private readonly SiloServices _services;
     private readonly JsonObject _state;
+    private readonly string _backend;
+    private readonly string _device;
     private readonly bool _interactive = !Console.IsOutputRedirected;
 
     private DemoRun(string dir, DemoPreset preset, int seed, NpgsqlDataSource dataSource, SiloServices services, JsonObject state)
     {
+        _backend = state["backend"]?.GetValue<string>() ?? ModelBackends.Native;
+        _device = state["device"]?.GetValue<string>() ?? "cpu";
         _dir = dir;
         _preset = preset;
         _seed = seed;
@@ -79,8 +84,10 @@ internal sealed class DemoRun
     /// <param name="resume">Continue the saved run.</param>
     /// <param name="dataSource">The database.</param>
     /// <param name="services">The silo services the campaigns run on.</param>
+    /// <param name="backend">The model engine of every stage (<c>native</c> or <c>torch</c>; a resumed run keeps its own).</param>
+    /// <param name="device">The engine's device.</param>
     /// <returns>The run.</returns>
-    public static DemoRun Open(string dir, DemoPreset preset, int seed, bool resume, NpgsqlDataSource dataSource, SiloServices services)
+    public static DemoRun Open(string dir, DemoPreset preset, int seed, bool resume, NpgsqlDataSource dataSource, SiloServices services, string backend = ModelBackends.Native, string device = "cpu")
     {
         var statePath = Path.Combine(dir, StateFile);
         if (resume)
@@ -107,6 +114,12 @@ internal sealed class DemoRun
                 throw new CliException($"--resume: the run in {dir} is preset '{savedPreset}' seed {savedSeed}, not '{preset.Name}' seed {seed}; pass the same --quick/--seed");
             }
 
+            var savedBackend = state["backend"]?.GetValue<string>() ?? ModelBackends.Native;
+            if (savedBackend != backend)
+            {
+                throw new CliException($"--resume: the run in {dir} ran on backend '{savedBackend}', not '{backend}'; pass the same --backend");
+            }
+
             return new DemoRun(dir, preset, seed, dataSource, services, state);
         }
 
@@ -126,6 +139,8 @@ internal sealed class DemoRun
         {
             ["preset"] = preset.Name,
             ["seed"] = seed,
+            ["backend"] = backend,
+            ["device"] = device,
             ["started"] = TimeProvider.System.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
             ["stages"] = new JsonObject(),
             ["campaigns"] = new JsonObject(),
@@ -477,6 +492,7 @@ internal sealed class DemoRun
         }
 
         var bar = new ProgressBar(_interactive);
+        options = options with { Backend = _backend, Device = _device };
         var result = SftRun.Run(weights, examples, eos, options, outDir, state, (step, total, loss, rate) =>
             bar.Report(step, total, string.Create(CultureInfo.InvariantCulture, $"loss {loss:0.000}  {rate:0} tok/s")), cancellationToken);
         bar.Finish();
@@ -537,7 +553,7 @@ internal sealed class DemoRun
     {
         ["name"] = name,
         ["mode"] = mode,
-        ["policy"] = new JsonObject { ["native"] = new JsonObject { ["model"] = model } },
+        ["policy"] = new JsonObject { ["native"] = new JsonObject { ["model"] = model, ["backend"] = _backend, ["device"] = _device } },
         ["dataset"] = new JsonObject { ["path"] = dataset, ["template"] = "r1", ["eval_fraction"] = 0.0 },
         ["rewards"] = Rules(),
         ["algorithm"] = new JsonObject
