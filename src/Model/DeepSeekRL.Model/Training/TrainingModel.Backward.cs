@@ -80,23 +80,25 @@ public sealed unsafe partial class TrainingModel
         }
 
         var scale = (float)(weight / count);
-        for (var bi = 0; bi < _b; bi++)
+        var mask = _mask;
+        var tokens = _tokens;
+        ForRows(n, (first, end) =>
         {
-            for (var i = 0; i + ahead < t; i++)
+            for (var r = first; r < end; r++)
             {
-                var w = _mask[bi * t + i + ahead];
-                if (w == 0)
+                int bi = r / rowsPerSeq, i = r % rowsPerSeq;
+                if (i + ahead >= t || mask[bi * t + i + ahead] == 0)
                 {
                     continue;
                 }
 
-                var r = bi * rowsPerSeq + i;
+                var w = mask[bi * t + i + ahead];
                 var row = dl.AsSpan(r * _v, _v);
                 probs.AsSpan(r * _v, _v).CopyTo(row);
-                row[_tokens[bi * t + i + ahead]] -= 1f;
+                row[tokens[bi * t + i + ahead]] -= 1f;
                 TensorPrimitives.Multiply(row, scale * w, row);
             }
-        }
+        });
 
         return dl;
     }

@@ -182,18 +182,30 @@ public sealed unsafe partial class TrainingModel
         Linear(_logits, _z, _head, n, _d, _v);
         _probs = Alloc(n * _v);
 
-        double sum = 0, count = 0;
-        for (var bi = 0; bi < b; bi++)
+        // Row by row on every thread, summed in row order afterwards (the same sum for any thread count).
+        var ce = new double[n];
+        var logits = _logits;
+        var probs = _probs;
+        var ids = _tokens;
+        var targetMask = _mask;
+        ForRows(n, (first, end) =>
         {
-            for (var i = 0; i + 1 < t; i++)
+            for (var r = first; r < end; r++)
             {
-                var m = _mask[bi * t + i + 1];
-                if (m != 0)
+                if (r % t + 1 < t && targetMask[r + 1] != 0)
                 {
-                    var r = bi * t + i;
-                    sum += m * CrossEntropy(_logits.AsSpan(r * _v, _v), _tokens[r + 1], _probs.AsSpan(r * _v, _v));
-                    count += m;
+                    ce[r] = CrossEntropy(logits.AsSpan(r * _v, _v), ids[r + 1], probs.AsSpan(r * _v, _v));
                 }
+            }
+        });
+        double sum = 0, count = 0;
+        for (var r = 0; r < n; r++)
+        {
+            var m = r % t + 1 < t ? _mask[r + 1] : 0;
+            if (m != 0)
+            {
+                sum += m * ce[r];
+                count += m;
             }
         }
 
@@ -314,6 +326,22 @@ public sealed unsafe partial class TrainingModel
         Linear(m.Logits, m.Z, _head, n, _d, _v);
         m.Probs = Alloc(n * _v);
 
+        var ce = new double[n];
+        var logits = m.Logits;
+        var probs = m.Probs;
+        var ids = _tokens;
+        var targetMask = _mask;
+        ForRows(n, (first, end) =>
+        {
+            for (var r = first; r < end; r++)
+            {
+                int bi = r / tm, i = r % tm;
+                if (i + 2 < t && targetMask[bi * t + i + 2] != 0)
+                {
+                    ce[r] = CrossEntropy(logits.AsSpan(r * _v, _v), ids[bi * t + i + 2], probs.AsSpan(r * _v, _v));
+                }
+            }
+        });
         double sum = 0, count = 0;
         for (var bi = 0; bi < b; bi++)
         {
@@ -322,8 +350,7 @@ public sealed unsafe partial class TrainingModel
                 var w = _mask[bi * t + i + 2];
                 if (w != 0)
                 {
-                    var r = bi * tm + i;
-                    sum += w * CrossEntropy(m.Logits.AsSpan(r * _v, _v), _tokens[bi * t + i + 2], m.Probs.AsSpan(r * _v, _v));
+                    sum += w * ce[bi * tm + i];
                     count += w;
                 }
             }
@@ -455,6 +482,31 @@ public sealed unsafe partial class TrainingModel
         for (var x = 0; x < pairs; x++)
         {
             body(x / _h, x % _h);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(first, end) over [0, <paramref name="rows"/>) split into one contiguous range per
+    /// thread (OpenBLAS single-threaded meanwhile), so that row-wise work uses the cores the matrix products use. Each
+    /// row's arithmetic does not depend on the split: results are the same for any thread count.
+    /// </summary>
+    private void ForRows(int rows, Action<int, int> body)
+    {
+        var parts = Math.Min(_threads, rows / 64);
+        if (parts < 2)
+        {
+            body(0, rows);
+            return;
+        }
+
+        Blas.BeginManagedParallel();
+        try
+        {
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p => body((int)((long)rows * p / parts), (int)((long)rows * (p + 1) / parts)));
+        }
+        finally
+        {
+            Blas.EndManagedParallel();
         }
     }
 
@@ -617,11 +669,14 @@ public sealed unsafe partial class TrainingModel
     private void MlpForward(float[] x, int gateUp, int down, int width, int n, float[] gu, float[] hid, float[] y)
     {
         Linear(gu, x, gateUp, n, _d, 2 * width);
-        for (var r = 0; r < n; r++)
+        ForRows(n, (first, end) =>
         {
-            var row = gu.AsSpan(r * 2 * width, 2 * width);
-            Ops.SiluMul(row[..width], row[width..], hid.AsSpan(r * width, width));
-        }
+            for (var r = first; r < end; r++)
+            {
+                var row = gu.AsSpan(r * 2 * width, 2 * width);
+                Ops.SiluMul(row[..width], row[width..], hid.AsSpan(r * width, width));
+            }
+        });
 
         Linear(y, hid, down, n, width, _d);
     }
