@@ -284,27 +284,28 @@ public sealed unsafe partial class TrainingModel
         var dHid = Alloc(n * _k * _im);
         var dGu = Alloc(n * _k * 2 * _im);
         var dXg = Alloc(n * _k * _d);
-        fixed (float* pdy = dYe, pdh = dHid, pdg = dGu, pdx = dXg, hid = c.EHid, x = c.Xg)
+        var grads = (nint)g;
+        ForEachExpert(e =>
         {
-            for (var e = 0; e < _e; e++)
+            int s0 = c.Start[e], ne = c.Start[e + 1] - s0;
+            if (ne == 0)
             {
-                int s0 = c.Start[e], ne = c.Start[e + 1] - s0;
-                if (ne == 0)
-                {
-                    continue;
-                }
+                return;
+            }
 
-                var gu = lo.Experts + (long)e * 3 * _im * _d;
-                var down = gu + 2L * _im * _d;
-
-                // Y = Hid W_downᵀ; Hid = silu(G) ⊙ U; GU = X W_guᵀ.
-                Blas.GemmTN(_d, _im, ne, pdy + (long)s0 * _d, _d, hid + (long)s0 * _im, _im, g + down, _im, beta: 1);
+            var gw = (float*)grads;
+            var gu = lo.Experts + (long)e * 3 * _im * _d;
+            var down = gu + 2L * _im * _d;
+            fixed (float* pdy = dYe, pdh = dHid, pdg = dGu, pdx = dXg, hid = c.EHid, x = c.Xg)
+            {
+                // Y = Hid W_downᵀ; Hid = silu(G) ⊙ U; GU = X W_guᵀ. Each expert writes its own rows and its own weights' gradient.
+                Blas.GemmTN(_d, _im, ne, pdy + (long)s0 * _d, _d, hid + (long)s0 * _im, _im, gw + down, _im, beta: 1);
                 Blas.GemmNN(ne, _im, _d, pdy + (long)s0 * _d, _d, _w + down, _im, pdh + (long)s0 * _im, _im);
                 SwiGluBackward(c.EGu.AsSpan(s0 * 2 * _im, ne * 2 * _im), dHid.AsSpan(s0 * _im, ne * _im), dGu.AsSpan(s0 * 2 * _im, ne * 2 * _im), _im, ne);
-                Blas.GemmTN(2 * _im, _d, ne, pdg + (long)s0 * 2 * _im, 2 * _im, x + (long)s0 * _d, _d, g + gu, _d, beta: 1);
+                Blas.GemmTN(2 * _im, _d, ne, pdg + (long)s0 * 2 * _im, 2 * _im, x + (long)s0 * _d, _d, gw + gu, _d, beta: 1);
                 Blas.GemmNN(ne, _d, 2 * _im, pdg + (long)s0 * 2 * _im, 2 * _im, _w + gu, _d, pdx + (long)s0 * _d, _d);
             }
-        }
+        });
 
         for (var a = 0; a < n * _k; a++)
         {

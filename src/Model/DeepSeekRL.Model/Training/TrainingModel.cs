@@ -510,6 +510,34 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="body"/>(expert) for every routed expert, experts spread over the training's threads (each
+    /// expert's small matrix products single-threaded meanwhile: they are too small for OpenBLAS to split). An expert's
+    /// arithmetic does not depend on where it runs.
+    /// </summary>
+    private void ForEachExpert(Action<int> body)
+    {
+        if (_threads < 2)
+        {
+            for (var e = 0; e < _e; e++)
+            {
+                body(e);
+            }
+
+            return;
+        }
+
+        Blas.BeginManagedParallel();
+        try
+        {
+            Parallel.For(0, _e, new ParallelOptions { MaxDegreeOfParallelism = _threads }, body);
+        }
+        finally
+        {
+            Blas.EndManagedParallel();
+        }
+    }
+
     /// <summary>The address of a pinned (POH) buffer.</summary>
     private static float* Ptr(float[] a) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(a));
 
@@ -573,12 +601,12 @@ public sealed unsafe partial class TrainingModel
             c.Xf.AsSpan(c.Rows[a] / _k * _d, _d).CopyTo(c.Xg.AsSpan(a * _d, _d));
         }
 
-        for (var e = 0; e < _e; e++)
+        ForEachExpert(e =>
         {
             int s0 = c.Start[e], ne = c.Start[e + 1] - s0;
             if (ne == 0)
             {
-                continue;
+                return;
             }
 
             var gu = lo.Experts + (long)e * 3 * _im * _d;
@@ -593,7 +621,7 @@ public sealed unsafe partial class TrainingModel
 
                 Blas.GemmNT(ne, _d, _im, hid + (long)s0 * _im, _im, _w + gu + 2L * _im * _d, _im, ye + (long)s0 * _d, _d);
             }
-        }
+        });
 
         if (_shared > 0)
         {
