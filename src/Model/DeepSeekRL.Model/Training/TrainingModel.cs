@@ -551,21 +551,25 @@ public sealed unsafe partial class TrainingModel
         c.W = Alloc(n * _k);
         c.S = Alloc(n * _k);
         c.Sum = Alloc(n);
-        var bias = new ReadOnlySpan<float>(_w + lo.GateBias, _e);
-        for (var r = 0; r < n; r++)
+        var biasAt = (nint)(_w + lo.GateBias);
+        ForRows(n, (first, end) =>
         {
-            var logits = c.Logits.AsSpan(r * _e, _e);
-            MoeRouter.Route(logits, bias, _c.NGroup, _c.TopkGroup, (float)_c.RoutedScalingFactor, _c.NormTopkProb, c.Sel.AsSpan(r * _k, _k), c.W.AsSpan(r * _k, _k));
-            float sum = 0;
-            for (var j = 0; j < _k; j++)
+            var bias = new ReadOnlySpan<float>((float*)biasAt, _e);
+            for (var r = first; r < end; r++)
             {
-                var s = 1f / (1f + MathF.Exp(-logits[c.Sel[r * _k + j]]));
-                c.S[r * _k + j] = s;
-                sum += s;
-            }
+                var logits = c.Logits.AsSpan(r * _e, _e);
+                MoeRouter.Route(logits, bias, _c.NGroup, _c.TopkGroup, (float)_c.RoutedScalingFactor, _c.NormTopkProb, c.Sel.AsSpan(r * _k, _k), c.W.AsSpan(r * _k, _k));
+                float sum = 0;
+                for (var j = 0; j < _k; j++)
+                {
+                    var s = 1f / (1f + MathF.Exp(-logits[c.Sel[r * _k + j]]));
+                    c.S[r * _k + j] = s;
+                    sum += s;
+                }
 
-            c.Sum[r] = sum;
-        }
+                c.Sum[r] = sum;
+            }
+        });
 
         if (c.Balance)
         {
@@ -596,10 +600,13 @@ public sealed unsafe partial class TrainingModel
         c.EGu = Alloc(n * _k * 2 * _im);
         c.EHid = Alloc(n * _k * _im);
         c.EY = Alloc(n * _k * _d);
-        for (var a = 0; a < n * _k; a++)
+        ForRows(n * _k, (first, end) =>
         {
-            c.Xf.AsSpan(c.Rows[a] / _k * _d, _d).CopyTo(c.Xg.AsSpan(a * _d, _d));
-        }
+            for (var a = first; a < end; a++)
+            {
+                c.Xf.AsSpan(c.Rows[a] / _k * _d, _d).CopyTo(c.Xg.AsSpan(a * _d, _d));
+            }
+        });
 
         ForEachExpert(e =>
         {
@@ -721,15 +728,23 @@ public sealed unsafe partial class TrainingModel
     /// <summary>Row-wise RMSNorm (reference §3) of width <paramref name="width"/> with strides; keeps 1/rms per row.</summary>
     private void RmsForward(ReadOnlySpan<float> x, int ldx, int w, int width, Span<float> y, int ldy, Span<float> r, int rows)
     {
-        var weight = new ReadOnlySpan<float>(_w + w, width);
-        for (var i = 0; i < rows; i++)
+        fixed (float* px = x, py = y, pr = r)
         {
-            var xi = x.Slice(i * ldx, width);
-            var ri = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xi) / width + _eps);
-            r[i] = ri;
-            var yi = y.Slice(i * ldy, width);
-            TensorPrimitives.Multiply(xi, ri, yi);
-            TensorPrimitives.Multiply(yi, weight, yi);
+            // Row by row on the training's threads (each row's arithmetic the same wherever it runs).
+            nint xAt = (nint)px, yAt = (nint)py, rAt = (nint)pr, weightAt = (nint)(_w + w);
+            ForRows(rows, (first, end) =>
+            {
+                var weight = new ReadOnlySpan<float>((float*)weightAt, width);
+                for (var i = first; i < end; i++)
+                {
+                    var xi = new ReadOnlySpan<float>((float*)xAt + ((long)i * ldx), width);
+                    var ri = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xi) / width + _eps);
+                    ((float*)rAt)[i] = ri;
+                    var yi = new Span<float>((float*)yAt + ((long)i * ldy), width);
+                    TensorPrimitives.Multiply(xi, ri, yi);
+                    TensorPrimitives.Multiply(yi, weight, yi);
+                }
+            });
         }
     }
 
