@@ -15,16 +15,19 @@ public sealed class TorchGrpoEngine : IGrpoEngine, IDisposable
 {
     private readonly TorchDeepSeekV3 _model;
     private readonly TorchAdamW? _optimizer;
+    private readonly bool _ownsModel;
     private Tensor? _logProbs;
 
     /// <summary>Creates the engine.</summary>
     /// <param name="model">The model (its weights are updated in place).</param>
     /// <param name="optimizer">The optimizer, or null for a frozen reference.</param>
-    public TorchGrpoEngine(TorchDeepSeekV3 model, TorchAdamW? optimizer)
+    /// <param name="ownsModel">Whether <see cref="Dispose"/> also disposes the model (a reference made for the engine alone).</param>
+    public TorchGrpoEngine(TorchDeepSeekV3 model, TorchAdamW? optimizer, bool ownsModel = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         _model = model;
         _optimizer = optimizer;
+        _ownsModel = ownsModel;
         _model.RecordRouting = true;
     }
 
@@ -124,7 +127,14 @@ public sealed class TorchGrpoEngine : IGrpoEngine, IDisposable
         TorchTrainer.UpdateBias(_model, layer, load, speed);
 
     /// <inheritdoc/>
-    public void Dispose() => Release();
+    public void Dispose()
+    {
+        Release();
+        if (_ownsModel)
+        {
+            _model.Dispose();
+        }
+    }
 
     private void Release()
     {

@@ -27,7 +27,7 @@ namespace DeepSeekRL.Grains.Campaigns;
 /// step from what is stored in PostgreSQL alone, so a learner that restarts from its last checkpoint recomputes the
 /// steps after it bit for bit (and checks that against the versions it had published).
 /// </summary>
-public sealed partial class CampaignLearner
+public sealed partial class CampaignLearner : IDisposable
 {
     private readonly CampaignDefinition _definition;
     private readonly LearnerStore _store;
@@ -36,6 +36,7 @@ public sealed partial class CampaignLearner
     private readonly ModelEngines _engines;
     private readonly int _threads;
     private IPolicyTrainer? _policy;
+    private IGrpoEngine? _reference;
     private GrpoUpdater? _updater;
     private int _version;
     private Task _checkpoint = Task.CompletedTask;
@@ -109,10 +110,10 @@ public sealed partial class CampaignLearner
         var spec = (NativePolicySpec)_definition.Spec.Policy;
         var engine = _engines.Get(spec.Backend);
         var options = new ModelEngineOptions { Device = spec.Device, Threads = _threads };
-        _policy?.Dispose();
+        Dispose();
         _policy = engine.CreateTrainer(weights, OptimizerOptions(), state, options);
-        var reference = _definition.Spec.Algorithm.Beta > 0 ? engine.CreateReference(await LoadVersionAsync(0, cancellationToken), options) : null;
-        _updater = new GrpoUpdater(_policy.Grpo, reference, UpdaterOptions());
+        _reference = _definition.Spec.Algorithm.Beta > 0 ? engine.CreateReference(await LoadVersionAsync(0, cancellationToken), options) : null;
+        _updater = new GrpoUpdater(_policy.Grpo, _reference, UpdaterOptions());
         return checkpoint is null ? 0 : checkpoint.Step + 1;
     }
 
@@ -246,6 +247,16 @@ public sealed partial class CampaignLearner
         }
 
         return new LearnerStepResult(step, published, json, replayed);
+    }
+
+    /// <summary>Lets go of the policy's engine resources (weights, gradient, optimizer state; device memory with libtorch).</summary>
+    public void Dispose()
+    {
+        _updater = null;
+        (_reference as IDisposable)?.Dispose();
+        _reference = null;
+        _policy?.Dispose();
+        _policy = null;
     }
 
     /// <summary>Waits for the checkpoint being written, if any.</summary>

@@ -69,6 +69,9 @@ public sealed partial class LearnerGrain(SiloServices services, ILocalSiloDetail
     public async Task CompleteAsync()
     {
         await Learner.CompleteCampaignAsync(_stop.Token);
+
+        // The campaign is over and no step runs: the policy's engine memory goes now, not at some later collection.
+        Learner.Dispose();
         this.DeactivateOnIdle();
     }
 

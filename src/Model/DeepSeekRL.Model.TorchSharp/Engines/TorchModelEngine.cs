@@ -46,7 +46,7 @@ public sealed class TorchModelEngine : IModelEngine
     public IGrpoEngine CreateReference(ModelWeights weights, ModelEngineOptions options)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        return new TorchGrpoEngine(new TorchDeepSeekV3(weights, Prepare(options)), null);
+        return new TorchGrpoEngine(new TorchDeepSeekV3(weights, Prepare(options)), null, ownsModel: true);
     }
 
     private static Device Prepare(ModelEngineOptions options)
