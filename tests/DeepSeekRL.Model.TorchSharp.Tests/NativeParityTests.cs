@@ -93,7 +93,7 @@ public sealed class NativeParityTests
     public void Routing_MtpBlockAndEveryLayer_ChooseTheNativeEnginesExperts()
     {
         var config = TorchTestModels.Tiny();
-        var weights = TorchTestModels.Weights(config, seed: 9, std: 0.05, biasStd: 0.5);
+        var weights = TorchTestModels.Weights(config, seed: 9, std: 0.05);
         const int b = 2, t = 40;
         var tokens = TorchTestModels.Tokens(b * t, config.VocabSize, 3);
         var native = new TrainingModel(weights, threads: 1);
