@@ -55,6 +55,30 @@ public interface IPolicySampler : IDisposable
     /// <param name="cancellationToken">Cancels between steps.</param>
     /// <returns>The completions with per-token log-probs.</returns>
     GenerationResult Generate(IReadOnlyList<int[]> prompts, IReadOnlyList<(ulong Seed, int Index)> streams, SamplingOptions options, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Generates with a chosen KV cache (an engine may offer only the absorbed latent cache) and, when the options ask
+    /// for it, MTP speculative decoding (an engine may not offer it).
+    /// </summary>
+    /// <param name="prompts">Prompts.</param>
+    /// <param name="streams">Each prompt's random stream.</param>
+    /// <param name="options">Sampling and stopping.</param>
+    /// <param name="cache">The KV cache.</param>
+    /// <param name="cancellationToken">Cancels between steps.</param>
+    /// <returns>The completions.</returns>
+    /// <exception cref="NotSupportedException">The engine does not offer the cache or speculative decoding (one line).</exception>
+    GenerationResult Generate(IReadOnlyList<int[]> prompts, IReadOnlyList<(ulong Seed, int Index)> streams, SamplingOptions options, KvCacheKind cache, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The logits of every position of one sequence, [T, V] (row i predicts token i+1), by one prefill or token by token
+    /// through the KV cache; and, when the model has an MTP module, its logits [T−1, V] (row i predicts token i+2), else empty.
+    /// </summary>
+    /// <param name="tokens">The sequence (at most the model's positions).</param>
+    /// <param name="decode">Token by token instead of one prefill.</param>
+    /// <param name="cache">The KV cache of the decode.</param>
+    /// <returns>The logits and the MTP logits.</returns>
+    /// <exception cref="NotSupportedException">The engine does not offer the cache (one line).</exception>
+    (float[] Logits, float[] MtpLogits) SequenceLogits(int[] tokens, bool decode, KvCacheKind cache);
 }
 
 /// <summary>A policy loaded for training: its weights, gradient and AdamW state live in the engine. Not thread-safe.</summary>
@@ -89,6 +113,17 @@ public interface IPolicyTrainer : IDisposable
     /// <param name="biasSpeed">γ.</param>
     /// <returns>The losses and the optimizer step.</returns>
     SftStepResult SftStep(ReadOnlySpan<int> tokens, int batch, ReadOnlySpan<float> mask, float mtpWeight, float balanceAlpha, float biasSpeed);
+
+    /// <summary>
+    /// The training loss over (B, T) tokens (mean next-token cross-entropy + W × MTP) and the gradient of every parameter
+    /// (layout order), without stepping: diagnostics and cross-engine checks.
+    /// </summary>
+    /// <param name="tokens">(B, T) token ids.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="mtpWeight">W.</param>
+    /// <param name="gradients">The destination, the layout's size.</param>
+    /// <returns>The loss, the main loss and the MTP loss.</returns>
+    (double Loss, double MainLoss, double MtpLoss) Gradients(ReadOnlySpan<int> tokens, int batch, float mtpWeight, Span<float> gradients);
 
     /// <summary>Tokens routed to each expert of a layer by the last SFT step's forward (empty for a dense layer).</summary>
     /// <param name="layer">The layer (num_hidden_layers = the MTP block).</param>

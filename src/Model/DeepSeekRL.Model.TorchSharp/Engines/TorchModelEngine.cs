@@ -84,6 +84,59 @@ public sealed class TorchPolicySampler(TorchDeepSeekV3 model) : IPolicySampler
         _generator.Generate(prompts, streams, options, KvCacheKind.Absorbed, cancellationToken);
 
     /// <inheritdoc/>
+    public GenerationResult Generate(IReadOnlyList<int[]> prompts, IReadOnlyList<(ulong Seed, int Index)> streams, SamplingOptions options, KvCacheKind cache, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.SpeculativeMtp)
+        {
+            throw new NotSupportedException("speculative MTP decoding runs on the native engine only");
+        }
+
+        Supported(cache);
+        return _generator.Generate(prompts, streams, options, cache, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public (float[] Logits, float[] MtpLogits) SequenceLogits(int[] tokens, bool decode, KvCacheKind cache)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        Supported(cache);
+        var v = model.Config.VocabSize;
+        var logits = new float[tokens.Length * v];
+        if (decode)
+        {
+            using var latent = (TorchLatentCache)model.CreateDecodingCache(KvCacheKind.Absorbed, 1, tokens.Length);
+            for (var p = 0; p < tokens.Length; p++)
+            {
+                model.Decode([tokens[p]], [p], [0], latent, [0], logits.AsSpan(p * v, v));
+            }
+
+            return (logits, []);
+        }
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var ids = tensor(tokens.Select(x => (long)x).ToArray(), [1, tokens.Length], ScalarType.Int64, model.Device);
+        var (all, mtp) = model.Forward(ids, mtp: true);
+        TorchDeepSeekV3.Copy(all, logits);
+        var mtpLogits = mtp is null ? [] : new float[(tokens.Length - 1) * v];
+        if (mtp is not null)
+        {
+            TorchDeepSeekV3.Copy(mtp, mtpLogits);
+        }
+
+        return (logits, mtpLogits);
+    }
+
+    private static void Supported(KvCacheKind cache)
+    {
+        if (cache != KvCacheKind.Absorbed)
+        {
+            throw new NotSupportedException("the torch engine decodes with the absorbed latent cache only");
+        }
+    }
+
+    /// <inheritdoc/>
     public void Dispose() => model.Dispose();
 }
 
@@ -131,6 +184,28 @@ public sealed class TorchPolicyTrainer : IPolicyTrainer
     /// <inheritdoc/>
     public SftStepResult SftStep(ReadOnlySpan<int> tokens, int batch, ReadOnlySpan<float> mask, float mtpWeight, float balanceAlpha, float biasSpeed) =>
         _trainer.Step(tokens, batch, mask, mtpWeight, balanceAlpha, biasSpeed);
+
+    /// <inheritdoc/>
+    public (double Loss, double MainLoss, double MtpLoss) Gradients(ReadOnlySpan<int> tokens, int batch, float mtpWeight, Span<float> gradients)
+    {
+        var t = tokens.Length / batch;
+        using var scope = NewDisposeScope();
+        var ids = new long[tokens.Length];
+        for (var i = 0; i < ids.Length; i++)
+        {
+            ids[i] = tokens[i];
+        }
+
+        using (no_grad())
+        {
+            _model.Flat.grad?.zero_();
+        }
+
+        var (loss, main, mtp, _) = _model.TrainingLoss(tensor(ids, [batch, t], ScalarType.Int64, _model.Device), null, mtpWeight);
+        loss.backward();
+        TorchDeepSeekV3.Copy(_model.Flat.grad!, gradients);
+        return (loss.item<float>(), main, mtp);
+    }
 
     /// <inheritdoc/>
     public int[] ExpertLoad(int layer) =>

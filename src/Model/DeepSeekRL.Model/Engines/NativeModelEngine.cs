@@ -98,6 +98,19 @@ public sealed class NativePolicySampler(ModelWeights weights, int threads) : IPo
         _generator.Generate(prompts, streams, options, KvCacheKind.Absorbed, cancellationToken);
 
     /// <inheritdoc/>
+    public GenerationResult Generate(IReadOnlyList<int[]> prompts, IReadOnlyList<(ulong Seed, int Index)> streams, SamplingOptions options, KvCacheKind cache, CancellationToken cancellationToken = default) =>
+        _generator.Generate(prompts, streams, options, cache, cancellationToken);
+
+    /// <inheritdoc/>
+    public (float[] Logits, float[] MtpLogits) SequenceLogits(int[] tokens, bool decode, KvCacheKind cache)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var model = _generator.Model!;
+        var logits = decode ? model.DecodeSequence(tokens, cache) : model.ForwardSequence(tokens, cache);
+        return (logits, weights.Config.NumNextnPredictLayers > 0 && tokens.Length > 1 ? model.MtpSequence(tokens) : []);
+    }
+
+    /// <inheritdoc/>
     public void Dispose()
     {
     }
@@ -170,6 +183,18 @@ public sealed class NativePolicyTrainer : IPolicyTrainer
         }
 
         return new SftStepResult(loss, model.MainLoss, model.MtpLoss, model.BalanceLoss, step);
+    }
+
+    /// <inheritdoc/>
+    public (double Loss, double MainLoss, double MtpLoss) Gradients(ReadOnlySpan<int> tokens, int batch, float mtpWeight, Span<float> gradients)
+    {
+        var model = Sft();
+        var loss = model.Forward(tokens, batch, default, mtpWeight);
+        _grads ??= new Gradients(Config);
+        _grads.Clear();
+        model.Backward(_grads);
+        _grads.Data.CopyTo(gradients);
+        return (loss, model.MainLoss, model.MtpLoss);
     }
 
     /// <inheritdoc/>

@@ -1,13 +1,11 @@
 using System.CommandLine;
 using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.TorchSharp;
-using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
-using static TorchSharp.torch;
 
 namespace DeepSeekRL.Silo.Model;
 
-/// <summary>The <c>--backend</c> and <c>--device</c> options of the model commands, and loading a model on the libtorch engine.</summary>
+/// <summary>The <c>--backend</c> and <c>--device</c> options of the model commands, and the engine they choose.</summary>
 internal static class BackendOptions
 {
     public static Option<string> Backend() => new("--backend") { Description = "The engine: native (the C# engine, default) or torch (libtorch through TorchSharp).", DefaultValueFactory = _ => ModelBackends.Native };
@@ -37,25 +35,30 @@ internal static class BackendOptions
         return (b, d);
     }
 
-    /// <summary>Loads libtorch and the model on <paramref name="device"/>; a libtorch that cannot load or a bad device is one line.</summary>
-    public static TorchDeepSeekV3 LoadTorch(ModelWeights weights, string device, int threads)
+    /// <summary>
+    /// The chosen engine and its options; for the libtorch engine, libtorch is loaded and the device checked first, so a
+    /// failure is one line naming the option.
+    /// </summary>
+    public static (IModelEngine Engine, ModelEngineOptions Options) Engine(string backend, string device, int threads)
     {
-        if (TorchRuntime.TryLoad() is { } error)
+        if (threads < 1)
         {
-            throw new CliException("--backend torch: " + error);
+            throw new CliException($"--threads: {threads} is not a positive number");
         }
 
-        var (parsed, deviceError) = TorchRuntime.ParseDevice(device);
-        if (parsed is null)
+        if (backend == ModelBackends.Torch)
         {
-            throw new CliException("--device: " + deviceError);
+            if (TorchRuntime.TryLoad() is { } error)
+            {
+                throw new CliException("--backend torch: " + error);
+            }
+
+            if (TorchRuntime.ParseDevice(device).Error is { } deviceError)
+            {
+                throw new CliException("--device: " + deviceError);
+            }
         }
 
-        TorchRuntime.SetThreads(threads);
-        return new TorchDeepSeekV3(weights, parsed, weights.Config.MaxPositionEmbeddings);
+        return (HostEngines.All.Get(backend), new ModelEngineOptions { Device = device, Threads = threads });
     }
-
-    /// <summary>A [1, T] int64 tensor of token ids on the model's device.</summary>
-    public static Tensor Row(TorchDeepSeekV3 model, int[] ids) =>
-        tensor(ids.Select(x => (long)x).ToArray(), [1, ids.Length], ScalarType.Int64, model.Device);
 }

@@ -2,10 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using DeepSeekRL.Model.Checkpoints;
-using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
-using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
 
@@ -62,26 +60,22 @@ public static class ModelEngineCommands
             }
 
             var kind = ParseCache(parseResult.GetValue(cache)!);
-            var tensors = new List<(string, long[], ReadOnlyMemory<float>)>();
-            if (engine == ModelBackends.Torch)
+            var (model, options) = BackendOptions.Engine(engine, on, parseResult.GetValue(threads));
+            using var sampler = model.CreateSampler(weights, options);
+            float[] logits, mtp;
+            try
             {
-                if (kind != KvCacheKind.Absorbed)
-                {
-                    throw new CliException("--cache: the torch engine decodes with the absorbed latent cache only");
-                }
-
-                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
-                tensors.AddRange(TorchForward(model, ids, parseResult.GetValue(decode)));
+                (logits, mtp) = sampler.SequenceLogits(ids, parseResult.GetValue(decode), kind);
             }
-            else
+            catch (NotSupportedException e)
             {
-                var transformer = new Transformer(weights, new TransformerOptions { Threads = parseResult.GetValue(threads), MaxPositions = weights.Config.MaxPositionEmbeddings });
-                var logits = parseResult.GetValue(decode) ? transformer.DecodeSequence(ids, kind) : transformer.ForwardSequence(ids, kind);
-                tensors.Add(("logits", [ids.Length, v], logits));
-                if (weights.Config.NumNextnPredictLayers > 0 && ids.Length > 1)
-                {
-                    tensors.Add(("mtp_logits", [ids.Length - 1, v], transformer.MtpSequence(ids)));
-                }
+                throw new CliException("--cache: " + e.Message);
+            }
+
+            var tensors = new List<(string, long[], ReadOnlyMemory<float>)> { ("logits", [ids.Length, v], logits) };
+            if (mtp.Length > 0)
+            {
+                tensors.Add(("mtp_logits", [ids.Length - 1, v], mtp));
             }
 
             var file = parseResult.GetValue(output)!.FullName;
@@ -152,26 +146,16 @@ public static class ModelEngineCommands
             }
 
             var kind = ParseCache(parseResult.GetValue(cache)!);
+            var (model, engineOptions) = BackendOptions.Engine(engine, on, parseResult.GetValue(threads));
+            using var sampler = model.CreateSampler(weights, engineOptions);
             GenerationResult result;
-            if (engine == ModelBackends.Torch)
+            try
             {
-                if (options.SpeculativeMtp)
-                {
-                    throw new CliException("--mtp: speculative MTP decoding runs on the native engine only");
-                }
-
-                if (kind != KvCacheKind.Absorbed)
-                {
-                    throw new CliException("--cache: the torch engine decodes with the absorbed latent cache only");
-                }
-
-                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
-                result = new Generator(model).Generate(prompts, options, kind, cancellationToken);
+                result = sampler.Generate(prompts, Enumerable.Range(0, prompts.Count).Select(i => (options.Seed, i)).ToArray(), options, kind, cancellationToken);
             }
-            else
+            catch (NotSupportedException e)
             {
-                var transformer = new Transformer(weights, new TransformerOptions { Threads = parseResult.GetValue(threads), MaxPositions = weights.Config.MaxPositionEmbeddings });
-                result = new Generator(transformer).Generate(prompts, options, kind, cancellationToken);
+                throw new CliException((options.SpeculativeMtp ? "--mtp: " : "--cache: ") + e.Message);
             }
 
             for (var i = 0; i < result.Sequences.Count; i++)
@@ -202,39 +186,6 @@ public static class ModelEngineCommands
 
         var (loaded, error) = ModelWeights.LoadDirectory(directory.FullName);
         return loaded ?? throw new CliException("--model: " + error);
-    }
-
-    // Prefill: one forward (logits and MTP logits); decode: token by token through the absorbed latent cache.
-    private static List<(string, long[], ReadOnlyMemory<float>)> TorchForward(TorchDeepSeekV3 model, int[] ids, bool decode)
-    {
-        var v = model.Config.VocabSize;
-        var result = new List<(string, long[], ReadOnlyMemory<float>)>();
-        var logits = new float[ids.Length * v];
-        if (decode)
-        {
-            using var cache = (TorchLatentCache)model.CreateDecodingCache(KvCacheKind.Absorbed, 1, ids.Length);
-            for (var p = 0; p < ids.Length; p++)
-            {
-                model.Decode([ids[p]], [p], [0], cache, [0], logits.AsSpan(p * v, v));
-            }
-
-            result.Add(("logits", [ids.Length, v], logits));
-            return result;
-        }
-
-        using var scope = TorchSharp.torch.NewDisposeScope();
-        using var noGrad = TorchSharp.torch.no_grad();
-        var (all, mtp) = model.Forward(BackendOptions.Row(model, ids), mtp: true);
-        TorchDeepSeekV3.Copy(all, logits);
-        result.Add(("logits", [ids.Length, v], logits));
-        if (mtp is not null)
-        {
-            var m = new float[(ids.Length - 1) * v];
-            TorchDeepSeekV3.Copy(mtp, m);
-            result.Add(("mtp_logits", [ids.Length - 1, v], m));
-        }
-
-        return result;
     }
 
     private static KvCacheKind ParseCache(string value) => value switch

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using DeepSeekRL.Model.Engines;
-using DeepSeekRL.Model.Kernels;
-using DeepSeekRL.Model.TorchSharp;
+using DeepSeekRL.Model.Optimization;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -50,7 +48,6 @@ public static class ModelTrainingCommands
                 throw new CliException("--model: " + error);
             }
 
-            Blas.SetThreads(Math.Max(1, parseResult.GetValue(threads)));
             var c = weights.Config;
             var sequences = parseResult.GetValue(tokens)!.Select(s => ParseTokens(s, c.VocabSize)).ToList();
             var t = sequences[0].Length;
@@ -71,24 +68,9 @@ public static class ModelTrainingCommands
             }
 
             var grads = new Gradients(c);
-            double loss, main, mtp;
-            if (engine == ModelBackends.Torch)
-            {
-                using var model = BackendOptions.LoadTorch(weights, on, parseResult.GetValue(threads));
-                using var scope = TorchSharp.torch.NewDisposeScope();
-                var ids = TorchSharp.torch.tensor(sequences.SelectMany(s => s).Select(x => (long)x).ToArray(), [sequences.Count, t], TorchSharp.torch.ScalarType.Int64, model.Device);
-                var (total, mainLoss, mtpLoss, _) = model.TrainingLoss(ids, null, w);
-                total.backward();
-                TorchDeepSeekV3.Copy(model.Flat.grad!, grads.Data);
-                (loss, main, mtp) = (total.item<float>(), mainLoss, mtpLoss);
-            }
-            else
-            {
-                var model = new TrainingModel(weights);
-                loss = model.Forward(sequences.SelectMany(s => s).ToArray(), sequences.Count, default, w);
-                model.Backward(grads);
-                (main, mtp) = (model.MainLoss, model.MtpLoss);
-            }
+            var (model, options) = BackendOptions.Engine(engine, on, parseResult.GetValue(threads));
+            using var trainer = model.CreateTrainer(weights, new AdamWOptions(), null, options);
+            var (loss, main, mtp) = trainer.Gradients(sequences.SelectMany(s => s).ToArray(), sequences.Count, w, grads.Data);
 
             var file = parseResult.GetValue(output)!.FullName;
             grads.Save(file, new Dictionary<string, float> { ["loss"] = (float)loss, ["main_loss"] = (float)main, ["mtp_loss"] = (float)mtp });
