@@ -63,7 +63,7 @@ public static class DemoCommand
             {
                 var current = run.CurrentStage ?? "report";
                 Console.WriteLine();
-                await Console.Error.WriteLineAsync($"deepseekrl: demo stopped during '{current}'; its progress is saved in {run.Directory}. Continue with: ./deepseekrl demo{(preset == DemoPreset.Quick ? " --quick" : string.Empty)}{(parseResult.GetValue(seed) != 1 ? $" --seed {parseResult.GetValue(seed)}" : string.Empty)} --resume");
+                await Console.Error.WriteLineAsync($"deepseekrl: demo stopped during '{current}'; its progress is saved in {run.Directory}. Continue with: ./deepseekrl demo{(preset == DemoPreset.Quick ? " --quick" : string.Empty)}{(parseResult.GetValue(seed) != 1 ? $" --seed {parseResult.GetValue(seed)}" : string.Empty)}{(engine != DeepSeekRL.Model.Engines.ModelBackends.Native ? $" --backend {engine}" : string.Empty)} --resume");
                 return 130;
             }
 
