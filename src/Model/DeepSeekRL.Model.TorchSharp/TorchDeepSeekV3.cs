@@ -234,9 +234,11 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
         var wv = wkvb.narrow(1, _dn, _dv);
         var kNope = einsum("hnr,btr->bhtn", u, cHat);
         var v = einsum("hvr,btr->bhtv", wv, cHat);
-        var scores = (qNope.matmul(kNope.transpose(2, 3)) + qPe.matmul(kPe.unsqueeze(1).transpose(2, 3))) * _tau;
-        using var causal = ones(t, t, ScalarType.Bool, Device).triu(1);
-        var o = scores.masked_fill(causal, float.NegativeInfinity).softmax(-1).matmul(v);
+        // libtorch's fused causal attention (its CPU flash kernel keeps no T x T probabilities for the backward). It
+        // scales by 1/sqrt(d_qk); the query carries the rest of τ (YaRN's mscale included).
+        var q = cat([qNope, qPe], -1) * (float)(_tau * Math.Sqrt(_dqk));
+        var k = cat([kNope, kPe.unsqueeze(1).expand(b, _h, t, _dr)], -1);
+        var o = functional.scaled_dot_product_attention(q, k, v, is_casual: true);
         h = h + functional.linear(o.transpose(1, 2).reshape(b, t, _h * _dv), P(p + "self_attn.o_proj.weight"));
         var y = RmsNorm(h, P(p + "post_attention_layernorm.weight"));
         return h + Ffn(layer, y.view(b * t, _d), balance is not null && layer < _c.NumHiddenLayers ? balance : null, b).view(b, t, _d);
