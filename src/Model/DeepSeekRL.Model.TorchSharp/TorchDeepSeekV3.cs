@@ -366,7 +366,7 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
     {
         var n = x.shape[0];
         var flat = selected.flatten();
-        var (sortedExperts, order) = flat.sort(stable: true);
+        var (_, order) = flat.sort(stable: true);
         var rows = order.div(_k, rounding_mode: RoundingMode.floor);
         long[] counts;
         using (var bins = flat.bincount(null, _e).cpu())
@@ -400,7 +400,6 @@ public sealed partial class TorchDeepSeekV3 : IDecoder, IDisposable
             start += counts[e];
         }
 
-        _ = sortedExperts;
         var y = zeros(n, _d, ScalarType.Float32, Device);
         return outputs.Count == 0 ? y : y.index_add(0, rows, cat(outputs, 0) * ws, 1);
     }

@@ -146,12 +146,7 @@ public static class TorchRuntime
     public static bool IsDeviceName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name is "cpu" or "cuda")
-        {
-            return true;
-        }
-
-        return name.StartsWith("cuda:", StringComparison.Ordinal) && name.Length is > 5 and < 9 && name[5..].All(char.IsAsciiDigit);
+        return DeepSeekRL.Model.Engines.ModelBackends.IsDeviceName(name);
     }
 
     private static string? LocateShim(string directory)
