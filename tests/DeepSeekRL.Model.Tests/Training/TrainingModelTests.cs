@@ -271,6 +271,36 @@ public sealed class TrainingModelTests(ITestOutputHelper output)
 
     // One step of B sequences of T tokens on a model whose pool holds other steps' stale buffers: the loss and every
     // gradient equal a fresh model's, bit for bit.
+    [Theory]
+    [InlineData(true, 1)]
+    [InlineData(false, 1)]
+    [InlineData(true, 0)]
+    public void Step_AfterEveryHeldBufferIsNaN_GivesTheFreshModelsLossAndGradients(bool qLora, int shared)
+    {
+        // The step buffers are not zeroed when their producer writes them in full (products with beta 0, copies,
+        // softmax rows): a buffer read before it is written would carry the NaN into the loss or a gradient.
+        var config = TestModels.Micro(qLora: qLora, shared: shared);
+        var weights = new ModelWeights(config, ModelInit.Create(config, 7, new ModelInitOptions { Std = 0.3, BiasStd = 0.3 }).Data);
+        var model = new TrainingModel(weights);
+        model.Forward(TestModels.Tokens(4 * 24, config.VocabSize, 1), 4, default, 0.3f, 0.01f);
+        model.Backward(new Gradients(config));
+        model.FillHeldBuffers(float.NaN);
+
+        // Masked targets (rows without a target write no softmax) and the balance loss, at a smaller shape.
+        var (b, t) = (3, 17);
+        var tokens = TestModels.Tokens(b * t, config.VocabSize, 2);
+        var mask = Enumerable.Range(0, b * t).Select(i => i % t < 5 || i % 7 == 3 ? 0f : 1f).ToArray();
+        var loss = model.Forward(tokens, b, mask, 0.3f, 0.01f);
+        var grads = new Gradients(config);
+        model.Backward(grads);
+        var fresh = new TrainingModel(weights);
+        Assert.Equal(fresh.Forward(tokens, b, mask, 0.3f, 0.01f), loss);
+        var expected = new Gradients(config);
+        fresh.Backward(expected);
+        Assert.False(double.IsNaN(loss));
+        Assert.True(expected.Data.AsSpan().SequenceEqual(grads.Data), $"q_lora {qLora}, shared {shared}");
+    }
+
     private static void StepMatchesAFreshModel(TrainingModel model, ModelWeights weights, int b, int t)
     {
         var tokens = TestModels.Tokens(b * t, weights.Config.VocabSize, t);

@@ -122,7 +122,9 @@ public static unsafe partial class Blas
         UseThreads((long)m * n * k);
         if (m == 1)
         {
-            // y = B x: one row is a matrix-vector product (sgemv avoids sgemm's packing).
+            // y = B x: one row is a matrix-vector product (sgemv avoids sgemm's packing). Some OpenBLAS versions scale
+            // y by beta even when it is 0 (NaN · 0 stays NaN), and a caller's y may hold stale values: overwrite means clear.
+            ClearIfOverwriting(c, n, beta);
             cblas_sgemv(RowMajor, NoTrans, n, k, alpha, b, ldb, a, 1, beta, c, 1);
             return;
         }
@@ -153,11 +155,20 @@ public static unsafe partial class Blas
         if (m == 1)
         {
             // y = Bᵀ x.
+            ClearIfOverwriting(c, n, beta);
             cblas_sgemv(RowMajor, Trans, k, n, alpha, b, ldb, a, 1, beta, c, 1);
             return;
         }
 
         cblas_sgemm(RowMajor, NoTrans, NoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+
+    private static void ClearIfOverwriting(float* y, int n, float beta)
+    {
+        if (beta == 0)
+        {
+            new Span<float>(y, n).Clear();
+        }
     }
 
     private static void UseThreads(long work)

@@ -39,7 +39,7 @@ public sealed unsafe partial class TrainingModel
             throw new ArgumentException($"dLogits must be (B·T, V) = {_b * _t * _v} values of the last Forward", nameof(dLogits));
         }
 
-        var copy = Alloc(dLogits.Length);
+        var copy = AllocUncleared(dLogits.Length);
         dLogits.CopyTo(copy);
         BackwardFrom(grads, copy, includeMtp);
     }
@@ -50,8 +50,8 @@ public sealed unsafe partial class TrainingModel
         fixed (float* g = grads.Data)
         {
             // dz (N, D) from the head; the MTP module adds its share through hnorm.
-            var dz = Alloc(n * _d);
-            LinearBackward(dz, dlogits, _z, _head, g, n, _d, _v);
+            var dz = AllocUncleared(n * _d);
+            LinearBackward(dz, dlogits, _z, _head, g, n, _d, _v, overwrite: true);
 
             if (includeMtp && _mtp is { } m && _mtpWeight != 0)
             {
@@ -73,9 +73,10 @@ public sealed unsafe partial class TrainingModel
     private float[] CrossEntropyBackward(float[] probs, int n, int t, int ahead, double count, float weight)
     {
         var rowsPerSeq = n / _b;
-        var dl = Alloc(n * _v);
+        var dl = AllocUncleared(n * _v); // every row written below: a gradient, or zeros where there is no target
         if (count <= 0)
         {
+            dl.AsSpan(0, n * _v).Clear();
             return dl;
         }
 
@@ -87,13 +88,14 @@ public sealed unsafe partial class TrainingModel
             for (var r = first; r < end; r++)
             {
                 int bi = r / rowsPerSeq, i = r % rowsPerSeq;
+                var row = dl.AsSpan(r * _v, _v);
                 if (i + ahead >= t || mask[bi * t + i + ahead] == 0)
                 {
+                    row.Clear();
                     continue;
                 }
 
                 var w = mask[bi * t + i + ahead];
-                var row = dl.AsSpan(r * _v, _v);
                 probs.AsSpan(r * _v, _v).CopyTo(row);
                 row[tokens[bi * t + i + ahead]] -= 1f;
                 TensorPrimitives.Multiply(row, scale * w, row);
@@ -109,13 +111,13 @@ public sealed unsafe partial class TrainingModel
         int t = _t, tm = t - 1, n = _b * tm;
         var lo = _layers[_c.NumHiddenLayers];
         var dlogits = CrossEntropyBackward(m.Probs, n, t, 2, m.Count, _mtpWeight);
-        var dZ = Alloc(n * _d);
-        LinearBackward(dZ, dlogits, m.Z, _head, g, n, _d, _v);
+        var dZ = AllocUncleared(n * _d);
+        LinearBackward(dZ, dlogits, m.Z, _head, g, n, _d, _v, overwrite: true);
         var dOut = Alloc(n * _d);
         RmsBackward(m.Out, _d, lo.SharedHeadNorm, _d, m.ROut, dZ, _d, dOut, _d, g, n);
         var dX = BlockBackward(lo, m.Block, dOut, g);
-        var dCat = Alloc(n * 2 * _d);
-        LinearBackward(dCat, dX, m.Cat, lo.EhProj, g, n, 2 * _d, _d);
+        var dCat = AllocUncleared(n * 2 * _d);
+        LinearBackward(dCat, dX, m.Cat, lo.EhProj, g, n, 2 * _d, _d, overwrite: true);
         var dEmb = Alloc(n * _d);
         var dHid = Alloc(n * _d);
         RmsBackward(m.Emb, _d, lo.ENorm, _d, m.REmb, dCat, 2 * _d, dEmb, _d, g, n);
@@ -160,7 +162,7 @@ public sealed unsafe partial class TrainingModel
             MlpBackward(c.Xf, lo.DenseGateUp, lo.DenseDown, _inter, n, c.Gu, c.Hid, dOut, dxf, g);
         }
 
-        var dh1 = Alloc(n * _d);
+        var dh1 = AllocUncleared(n * _d);
         dOut.AsSpan(0, n * _d).CopyTo(dh1);
         RmsBackward(c.H1, _d, lo.FfnNorm, _d, c.RF, dxf, _d, dh1, _d, g, n);
 
@@ -185,13 +187,14 @@ public sealed unsafe partial class TrainingModel
         var tau = _rope.SoftmaxScale;
 
         // u = o W_oᵀ.
-        var dO = Alloc(n * hv);
-        LinearBackward(dO, du, c.O, lo.Wo, g, n, hv, _d);
+        var dO = AllocUncleared(n * hv);
+        LinearBackward(dO, du, c.O, lo.Wo, g, n, hv, _d, overwrite: true);
 
-        var dQ = Alloc(n * hq);
-        var dK = Alloc(n * hq);
-        var dV = Alloc(n * hv);
-        var dS = Alloc(c.B * _h * t * t); // (B, H, T, T): one scratch per (sequence, head), so pairs run in parallel
+        // Every (sequence, head) pair writes its own block of dQ, dK and dV once: together they cover them.
+        var dQ = AllocUncleared(n * hq);
+        var dK = AllocUncleared(n * hq);
+        var dV = AllocUncleared(n * hv);
+        var dS = AllocUncleared(c.B * _h * t * t); // (B, H, T, T): one scratch per (sequence, head), so pairs run in parallel; every row written
         ForEachSequenceHead(c.B, (bi, h) =>
         {
             float* q = Ptr(c.Q), k = Ptr(c.K), v = Ptr(c.V), pdo = Ptr(dO), pdq = Ptr(dQ), pdk = Ptr(dK), pdv = Ptr(dV);
@@ -200,7 +203,7 @@ public sealed unsafe partial class TrainingModel
             long qo = (long)bi * t * hq + h * _dqk, vo = (long)bi * t * hv + h * _dv;
 
             // dV_h = Pᵀ dO_h; dP = dO_h V_hᵀ; dS = P ⊙ (dP − rowsum(dP ⊙ P)); dQ_h = τ dS K_h; dK_h = τ dSᵀ Q_h.
-            Blas.GemmTN(t, _dv, t, p, t, pdo + vo, hv, pdv + vo, hv, beta: 1);
+            Blas.GemmTN(t, _dv, t, p, t, pdo + vo, hv, pdv + vo, hv);
             Blas.GemmNT(t, t, _dv, pdo + vo, hv, v + vo, hv, ds, t);
             for (var i = 0; i < t; i++)
             {
@@ -215,13 +218,13 @@ public sealed unsafe partial class TrainingModel
                 dr[(i + 1)..].Clear();
             }
 
-            Blas.GemmNN(t, _dqk, t, ds, t, k + qo, hq, pdq + qo, hq, alpha: tau, beta: 1);
-            Blas.GemmTN(t, _dqk, t, ds, t, q + qo, hq, pdk + qo, hq, alpha: tau, beta: 1);
+            Blas.GemmNN(t, _dqk, t, ds, t, k + qo, hq, pdq + qo, hq, alpha: tau);
+            Blas.GemmTN(t, _dqk, t, ds, t, q + qo, hq, pdk + qo, hq, alpha: tau);
         });
 
         // K_h = [k_nope_h | k_pe], V_h from kvb: gather dkvb (N, H·(d_n+d_v)) and dk_pe summed over heads (shared by
         // all heads); RoPE backward on dk_pe and dq_pe.
-        var dKvb = Alloc(n * _h * dnv);
+        var dKvb = AllocUncleared(n * _h * dnv); // every head's nope and value part copied below
         var dKva = Alloc(n * wa);
         for (var r = 0; r < n; r++)
         {
@@ -239,15 +242,15 @@ public sealed unsafe partial class TrainingModel
         }
 
         // kvb = ĉ W_kvbᵀ; ĉ = RMSNorm_kv(c_kv); a = x W_kvaᵀ.
-        var dChat = Alloc(n * _rkv);
-        LinearBackward(dChat, dKvb, c.Chat, lo.Wkvb, g, n, _rkv, _h * dnv);
+        var dChat = AllocUncleared(n * _rkv);
+        LinearBackward(dChat, dKvb, c.Chat, lo.Wkvb, g, n, _rkv, _h * dnv, overwrite: true);
         RmsBackward(c.Kva, wa, lo.KvNorm, _rkv, c.RKv, dChat, _rkv, dKva, wa, g, n);
         LinearBackward(dxn, dKva, c.Xn, lo.Wkva, g, n, _d, wa);
 
         if (_rq > 0)
         {
-            var dCq = Alloc(n * _rq);
-            LinearBackward(dCq, dQ, c.Cq, lo.Wqb, g, n, _rq, hq);
+            var dCq = AllocUncleared(n * _rq);
+            LinearBackward(dCq, dQ, c.Cq, lo.Wqb, g, n, _rq, hq, overwrite: true);
             var dQa = Alloc(n * _rq);
             RmsBackward(c.Qa, _rq, lo.QNorm, _rq, c.RQ, dCq, _rq, dQa, _rq, g, n);
             LinearBackward(dxn, dQa, c.Xn, lo.Wqa, g, n, _d, _rq);
@@ -271,8 +274,8 @@ public sealed unsafe partial class TrainingModel
         }
 
         // dw_a = dy_row · Y_a; dY_a = w_a dy_row (by assignment).
-        var dw = Alloc(n * _k);
-        var dYe = Alloc(n * _k * _d);
+        var dw = AllocUncleared(n * _k); // Rows is a permutation of the N·K assignments: every entry written
+        var dYe = AllocUncleared(n * _k * _d);
         for (var a = 0; a < n * _k; a++)
         {
             var src = c.Rows[a];
@@ -281,9 +284,9 @@ public sealed unsafe partial class TrainingModel
             TensorPrimitives.Multiply(dyRow, c.W[src], dYe.AsSpan(a * _d, _d));
         }
 
-        var dHid = Alloc(n * _k * _im);
-        var dGu = Alloc(n * _k * 2 * _im);
-        var dXg = Alloc(n * _k * _d);
+        var dHid = AllocUncleared(n * _k * _im); // the experts' rows cover all N·K assignments
+        var dGu = AllocUncleared(n * _k * 2 * _im);
+        var dXg = AllocUncleared(n * _k * _d);
         var grads = (nint)g;
         ForEachExpert(e =>
         {
@@ -379,9 +382,9 @@ public sealed unsafe partial class TrainingModel
     /// <summary>SwiGLU backward: y = (silu(G) ⊙ U) W_dᵀ with GU = x W_guᵀ. dy (n, D) → dx (n, D) +=.</summary>
     private void MlpBackward(float[] x, int gateUp, int down, int width, int n, float[] gu, float[] hid, float[] dy, float[] dx, float* g)
     {
-        var dHid = Alloc(n * width);
-        LinearBackward(dHid, dy, hid, down, g, n, width, _d);
-        var dGu = Alloc(n * 2 * width);
+        var dHid = AllocUncleared(n * width);
+        LinearBackward(dHid, dy, hid, down, g, n, width, _d, overwrite: true);
+        var dGu = AllocUncleared(n * 2 * width);
         SwiGluBackward(gu, dHid, dGu, width, n);
         LinearBackward(dx, dGu, x, gateUp, g, n, _d, 2 * width);
     }
@@ -424,13 +427,13 @@ public sealed unsafe partial class TrainingModel
         }
     }
 
-    /// <summary>y = x Wᵀ backward: dW (out, in) += dyᵀ x; dx (n, in) += dy W.</summary>
-    private void LinearBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int w, float* g, int n, int inputs, int outputs)
+    /// <summary>y = x Wᵀ backward: dW (out, in) += dyᵀ x; dx (n, in) += dy W, or = dy W when <paramref name="overwrite"/>.</summary>
+    private void LinearBackward(Span<float> dx, ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int w, float* g, int n, int inputs, int outputs, bool overwrite = false)
     {
         fixed (float* pdx = dx, pdy = dy, px = x)
         {
             Blas.GemmTN(outputs, inputs, n, pdy, outputs, px, inputs, g + w, inputs, beta: 1);
-            Blas.GemmNN(n, inputs, outputs, pdy, outputs, _w + w, inputs, pdx, inputs, beta: 1);
+            Blas.GemmNN(n, inputs, outputs, pdy, outputs, _w + w, inputs, pdx, inputs, beta: overwrite ? 0 : 1);
         }
     }
 

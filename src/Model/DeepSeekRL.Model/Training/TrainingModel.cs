@@ -154,7 +154,7 @@ public sealed unsafe partial class TrainingModel
         int n = _b * _t, b = _b, t = _t;
 
         // h⁰ = E[token] (reference §2).
-        _h0 = Alloc(n * _d);
+        _h0 = AllocUncleared(n * _d);
         for (var i = 0; i < n; i++)
         {
             if ((uint)_tokens[i] >= (uint)_v)
@@ -175,12 +175,12 @@ public sealed unsafe partial class TrainingModel
 
         // z = RMSNorm_final(h); logits = z W_headᵀ (N, V).
         _hL = h;
-        _rFinal = Alloc(n);
-        _z = Alloc(n * _d);
+        _rFinal = AllocUncleared(n);
+        _z = AllocUncleared(n * _d);
         RmsForward(_hL, _d, _finalNorm, _d, _z, _d, _rFinal, n);
-        _logits = Alloc(n * _v);
+        _logits = AllocUncleared(n * _v);
         Linear(_logits, _z, _head, n, _d, _v);
-        _probs = Alloc(n * _v);
+        _probs = AllocUncleared(n * _v); // only rows with a target are written and read
 
         // Row by row on every thread, summed in row order afterwards (the same sum for any thread count).
         var ce = new double[n];
@@ -296,8 +296,8 @@ public sealed unsafe partial class TrainingModel
         var lo = _layers[_c.NumHiddenLayers];
         var m = new MtpCache(b, tm);
         _mtp = m;
-        m.Emb = Alloc(n * _d);
-        m.Hid = Alloc(n * _d);
+        m.Emb = AllocUncleared(n * _d);
+        m.Hid = AllocUncleared(n * _d);
         for (var bi = 0; bi < b; bi++)
         {
             for (var i = 0; i < tm; i++)
@@ -310,21 +310,21 @@ public sealed unsafe partial class TrainingModel
         }
 
         // h' = M [enorm(Emb); hnorm(h⁰)] — embedding first (reference §10.3). cat (N', 2D).
-        m.REmb = Alloc(n);
-        m.RHid = Alloc(n);
-        m.Cat = Alloc(n * 2 * _d);
+        m.REmb = AllocUncleared(n);
+        m.RHid = AllocUncleared(n);
+        m.Cat = AllocUncleared(n * 2 * _d);
         RmsForward(m.Emb, _d, lo.ENorm, _d, m.Cat, 2 * _d, m.REmb, n);
         RmsForward(m.Hid, _d, lo.HNorm, _d, m.Cat.AsSpan(_d), 2 * _d, m.RHid, n);
-        m.X = Alloc(n * _d);
+        m.X = AllocUncleared(n * _d);
         Linear(m.X, m.Cat, lo.EhProj, n, 2 * _d, _d);
 
         m.Out = BlockForward(lo, m.Block, m.X);
-        m.ROut = Alloc(n);
-        m.Z = Alloc(n * _d);
+        m.ROut = AllocUncleared(n);
+        m.Z = AllocUncleared(n * _d);
         RmsForward(m.Out, _d, lo.SharedHeadNorm, _d, m.Z, _d, m.ROut, n);
-        m.Logits = Alloc(n * _v);
+        m.Logits = AllocUncleared(n * _v);
         Linear(m.Logits, m.Z, _head, n, _d, _v);
-        m.Probs = Alloc(n * _v);
+        m.Probs = AllocUncleared(n * _v); // only rows with a target are written and read
 
         var ce = new double[n];
         var logits = m.Logits;
@@ -365,29 +365,30 @@ public sealed unsafe partial class TrainingModel
     {
         var n = c.N;
         c.HIn = hIn;
-        c.RA = Alloc(n);
-        c.Xn = Alloc(n * _d);
+        c.RA = AllocUncleared(n);
+        c.Xn = AllocUncleared(n * _d);
         RmsForward(hIn, _d, lo.AttnNorm, _d, c.Xn, _d, c.RA, n);
-        var u = Alloc(n * _d);
+        var u = AllocUncleared(n * _d);
         AttentionForward(lo, c, u);
-        c.H1 = Alloc(n * _d);
+        c.H1 = AllocUncleared(n * _d);
         TensorPrimitives.Add(hIn.AsSpan(0, n * _d), u.AsSpan(0, n * _d), c.H1);
-        c.RF = Alloc(n);
-        c.Xf = Alloc(n * _d);
+        c.RF = AllocUncleared(n);
+        c.Xf = AllocUncleared(n * _d);
         RmsForward(c.H1, _d, lo.FfnNorm, _d, c.Xf, _d, c.RF, n);
-        var y = Alloc(n * _d);
+        // The FFN's output: the dense or shared SwiGLU writes it, routed experts add to it (zeros without a shared expert).
+        var y = lo.IsMoe && _shared == 0 ? Alloc(n * _d) : AllocUncleared(n * _d);
         if (lo.IsMoe)
         {
             MoeForward(lo, c, y);
         }
         else
         {
-            c.Gu = Alloc(n * 2 * _inter);
-            c.Hid = Alloc(n * _inter);
+            c.Gu = AllocUncleared(n * 2 * _inter);
+            c.Hid = AllocUncleared(n * _inter);
             MlpForward(c.Xf, lo.DenseGateUp, lo.DenseDown, _inter, n, c.Gu, c.Hid, y);
         }
 
-        var hOut = Alloc(n * _d);
+        var hOut = AllocUncleared(n * _d);
         TensorPrimitives.Add(c.H1.AsSpan(0, n * _d), y.AsSpan(0, n * _d), hOut);
         return hOut;
     }
@@ -396,13 +397,13 @@ public sealed unsafe partial class TrainingModel
     private void AttentionForward(LayerOffsets lo, BlockCache c, float[] u)
     {
         int n = c.N, t = c.T, hq = _h * _dqk, hv = _h * _dv, wa = _rkv + _dr, dnv = _dn + _dv;
-        c.Q = Alloc(n * hq);
+        c.Q = AllocUncleared(n * hq);
         if (_rq > 0)
         {
             // c_q = RMSNorm_q(x W_qaᵀ) (N, r_q); q = c_q W_qbᵀ (N, H·d_qk).
-            c.Qa = Alloc(n * _rq);
-            c.RQ = Alloc(n);
-            c.Cq = Alloc(n * _rq);
+            c.Qa = AllocUncleared(n * _rq);
+            c.RQ = AllocUncleared(n);
+            c.Cq = AllocUncleared(n * _rq);
             Linear(c.Qa, c.Xn, lo.Wqa, n, _d, _rq);
             RmsForward(c.Qa, _rq, lo.QNorm, _rq, c.Cq, _rq, c.RQ, n);
             Linear(c.Q, c.Cq, lo.Wqb, n, _rq, hq);
@@ -413,16 +414,16 @@ public sealed unsafe partial class TrainingModel
         }
 
         // a = x W_kvaᵀ (N, r_kv + d_r) = [c_kv | k_pe raw]; ĉ = RMSNorm_kv(c_kv) (N, r_kv).
-        c.Kva = Alloc(n * wa);
+        c.Kva = AllocUncleared(n * wa);
         Linear(c.Kva, c.Xn, lo.Wkva, n, _d, wa);
-        c.RKv = Alloc(n);
-        c.Chat = Alloc(n * _rkv);
+        c.RKv = AllocUncleared(n);
+        c.Chat = AllocUncleared(n * _rkv);
         RmsForward(c.Kva, wa, lo.KvNorm, _rkv, c.Chat, _rkv, c.RKv, n);
-        c.Kvb = Alloc(n * _h * dnv);
+        c.Kvb = AllocUncleared(n * _h * dnv);
         Linear(c.Kvb, c.Chat, lo.Wkvb, n, _rkv, _h * dnv);
 
-        c.K = Alloc(n * hq);
-        c.V = Alloc(n * hv);
+        c.K = AllocUncleared(n * hq);
+        c.V = AllocUncleared(n * hv);
         Span<float> kpe = stackalloc float[_dr];
         for (var r = 0; r < n; r++)
         {
@@ -439,8 +440,8 @@ public sealed unsafe partial class TrainingModel
         }
 
         // Per sequence and head: S = τ Q_h K_hᵀ (T, T), causal softmax → P (cached, (B, H, T, T)), O_h = P V_h.
-        c.P = Alloc(c.B * _h * t * t);
-        c.O = Alloc(n * hv);
+        c.P = AllocUncleared(c.B * _h * t * t); // every row written: the product, then the masked softmax
+        c.O = AllocUncleared(n * hv);
         ForEachSequenceHead(c.B, (bi, h) =>
         {
             float* q = Ptr(c.Q), k = Ptr(c.K), v = Ptr(c.V), o = Ptr(c.O);
@@ -464,12 +465,12 @@ public sealed unsafe partial class TrainingModel
     private void MoeForward(LayerOffsets lo, BlockCache c, float[] y)
     {
         var n = c.N;
-        c.Logits = Alloc(n * _e);
+        c.Logits = AllocUncleared(n * _e);
         Linear(c.Logits, c.Xf, lo.Gate, n, _d, _e);
         c.Sel = new int[n * _k];
-        c.W = Alloc(n * _k);
-        c.S = Alloc(n * _k);
-        c.Sum = Alloc(n);
+        c.W = AllocUncleared(n * _k);
+        c.S = AllocUncleared(n * _k);
+        c.Sum = AllocUncleared(n);
         var biasAt = (nint)(_w + lo.GateBias);
         ForRows(n, (first, end) =>
         {
@@ -515,10 +516,10 @@ public sealed unsafe partial class TrainingModel
         }
 
         // Per expert: X_e (n_e, D) gathered, GU = X_e W_guᵀ (n_e, 2I_m), Hid (n_e, I_m), Y_e = Hid W_downᵀ (n_e, D).
-        c.Xg = Alloc(n * _k * _d);
-        c.EGu = Alloc(n * _k * 2 * _im);
-        c.EHid = Alloc(n * _k * _im);
-        c.EY = Alloc(n * _k * _d);
+        c.Xg = AllocUncleared(n * _k * _d);
+        c.EGu = AllocUncleared(n * _k * 2 * _im);
+        c.EHid = AllocUncleared(n * _k * _im);
+        c.EY = AllocUncleared(n * _k * _d);
         ForRows(n * _k, (first, end) =>
         {
             for (var a = first; a < end; a++)
@@ -551,8 +552,8 @@ public sealed unsafe partial class TrainingModel
 
         if (_shared > 0)
         {
-            c.Gu = Alloc(n * 2 * _shared);
-            c.Hid = Alloc(n * _shared);
+            c.Gu = AllocUncleared(n * 2 * _shared);
+            c.Hid = AllocUncleared(n * _shared);
             MlpForward(c.Xf, lo.SharedGateUp, lo.SharedDown, _shared, n, c.Gu, c.Hid, y);
         }
 
