@@ -296,4 +296,40 @@ public sealed class ServingEngineTests(ServeFixture fixture) : IClassFixture<Ser
             ServeProcess.ParseOrFail(await response.Content.ReadAsStringAsync(Ct), response.StatusCode).RootElement.GetProperty("error");
         }
     }
+
+    [Fact]
+    public async Task Serve_TorchBackend_SamplesTheNativeEnginesTokensWithTheirLogProbs()
+    {
+        // The same request on both engines: the same per-sequence streams, so the same tokens (temperature 1, n = 2)
+        // and log-probs within 1e-4 (the engines' arithmetic differs in summation order only).
+        var native = await fixture.SharedAsync();
+        await using var torch = await fixture.StartAsync("--backend", "torch");
+        var request = Chat("""
+            "max_tokens": 12, "temperature": 1, "seed": 9, "n": 2, "logprobs": true, "top_logprobs": 2
+            """);
+        var (nativeStatus, nativeBody, _) = await native.PostAsync("/v1/chat/completions", request);
+        var (torchStatus, torchBody, _) = await torch.PostAsync("/v1/chat/completions", request);
+        Assert.True(nativeStatus == HttpStatusCode.OK, nativeBody.RootElement.ToString());
+        Assert.True(torchStatus == HttpStatusCode.OK, torchBody.RootElement.ToString());
+        var expected = nativeBody.RootElement.GetProperty("choices");
+        var actual = torchBody.RootElement.GetProperty("choices");
+        Assert.Equal(2, actual.GetArrayLength());
+        for (var c = 0; c < 2; c++)
+        {
+            Assert.Equal(expected[c].GetProperty("message").GetProperty("content").GetString(), actual[c].GetProperty("message").GetProperty("content").GetString());
+            Assert.Equal(expected[c].GetProperty("finish_reason").GetString(), actual[c].GetProperty("finish_reason").GetString());
+            var e = expected[c].GetProperty("logprobs").GetProperty("content");
+            var a = actual[c].GetProperty("logprobs").GetProperty("content");
+            Assert.Equal(e.GetArrayLength(), a.GetArrayLength());
+            Assert.True(a.GetArrayLength() > 0);
+            for (var i = 0; i < a.GetArrayLength(); i++)
+            {
+                Assert.Equal(e[i].GetProperty("token").GetString(), a[i].GetProperty("token").GetString());
+                Assert.Equal(e[i].GetProperty("logprob").GetDouble(), a[i].GetProperty("logprob").GetDouble(), 1e-4);
+            }
+        }
+
+        var models = JsonDocument.Parse(await torch.Http.GetStringAsync(new Uri("/v1/models", UriKind.Relative), Ct));
+        Assert.Equal("tiny", models.RootElement.GetProperty("data")[0].GetProperty("id").GetString());
+    }
 }

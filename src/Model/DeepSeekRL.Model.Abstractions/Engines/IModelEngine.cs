@@ -17,6 +17,14 @@ public interface IModelEngine
     /// <summary>The backend's name (<see cref="ModelBackends"/>).</summary>
     string Name { get; }
 
+    /// <summary>
+    /// Why this engine cannot run with <paramref name="options"/> here, in one line (its runtime does not load, or the
+    /// device is not one it has), or null when it can. Loads the engine's runtime.
+    /// </summary>
+    /// <param name="options">Device and threads.</param>
+    /// <returns>The problem, or null.</returns>
+    EngineProblem? Check(ModelEngineOptions options);
+
     /// <summary>Loads a policy for generation.</summary>
     /// <param name="weights">The weights (copied by engines that keep their own).</param>
     /// <param name="options">Device and threads.</param>
@@ -38,11 +46,19 @@ public interface IModelEngine
     IGrpoEngine CreateReference(ModelWeights weights, ModelEngineOptions options);
 }
 
+/// <summary>Why an engine cannot run: the setting at fault (<c>backend</c> or <c>device</c>) and a one-line message.</summary>
+/// <param name="Field">The setting: <c>backend</c> (the runtime) or <c>device</c>.</param>
+/// <param name="Message">What is wrong, in one line.</param>
+public sealed record EngineProblem(string Field, string Message);
+
 /// <summary>A policy loaded for generation. Not thread-safe.</summary>
 public interface IPolicySampler : IDisposable
 {
     /// <summary>The config.</summary>
     DeepSeekV3Config Config { get; }
+
+    /// <summary>The longest sequence (prompt and completion) it can generate (<see cref="ModelEngineOptions.MaxPositions"/>).</summary>
+    int MaxPositions { get; }
 
     /// <summary>Replaces the weights (same layout; a new policy version).</summary>
     /// <param name="data">The weights in layout order.</param>

@@ -42,6 +42,9 @@ public sealed record ModelEngineOptions
 
     /// <summary>Threads for the engine's kernels (OpenBLAS or libtorch intra-op).</summary>
     public int Threads { get; init; } = 2;
+
+    /// <summary>Positions a sampler's RoPE tables and KV caches cover (0: min(max_position_embeddings, 8192)).</summary>
+    public int MaxPositions { get; init; }
 }
 
 /// <summary>The engines a host offers, by backend name.</summary>

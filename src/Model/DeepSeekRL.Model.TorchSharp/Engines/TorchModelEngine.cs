@@ -20,10 +20,22 @@ public sealed class TorchModelEngine : IModelEngine
     public string Name => ModelBackends.Torch;
 
     /// <inheritdoc/>
+    public EngineProblem? Check(ModelEngineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (TorchRuntime.TryLoad() is { } error)
+        {
+            return new EngineProblem("backend", error);
+        }
+
+        return TorchRuntime.ParseDevice(options.Device).Error is { } deviceError ? new EngineProblem("device", deviceError) : null;
+    }
+
+    /// <inheritdoc/>
     public IPolicySampler CreateSampler(ModelWeights weights, ModelEngineOptions options)
     {
         ArgumentNullException.ThrowIfNull(weights);
-        var model = new TorchDeepSeekV3(weights, Prepare(options));
+        var model = new TorchDeepSeekV3(weights, Prepare(options), options.MaxPositions);
         return new TorchPolicySampler(model);
     }
 
@@ -72,6 +84,9 @@ public sealed class TorchPolicySampler(TorchDeepSeekV3 model) : IPolicySampler
 
     /// <inheritdoc/>
     public DeepSeekV3Config Config => model.Config;
+
+    /// <inheritdoc/>
+    public int MaxPositions => model.MaxPositions;
 
     /// <summary>The model.</summary>
     public TorchDeepSeekV3 Model => model;

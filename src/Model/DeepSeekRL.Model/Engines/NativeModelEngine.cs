@@ -20,7 +20,7 @@ public sealed class NativeModelEngine : IModelEngine
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentNullException.ThrowIfNull(options);
         CheckDevice(options);
-        return new NativePolicySampler(new ModelWeights(weights.Config, weights.Data.ToArray()), options.Threads);
+        return new NativePolicySampler(new ModelWeights(weights.Config, weights.Data.ToArray()), options.Threads, options.MaxPositions);
     }
 
     /// <inheritdoc/>
@@ -60,11 +60,18 @@ public sealed class NativeModelEngine : IModelEngine
         return new NativeGrpoEngine(new ModelWeights(weights.Config, weights.Data.ToArray()), null, options.Threads);
     }
 
-    private static void CheckDevice(ModelEngineOptions options)
+    /// <inheritdoc/>
+    public EngineProblem? Check(ModelEngineOptions options)
     {
-        if (options.Device != "cpu")
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Device == "cpu" ? null : new EngineProblem("device", $"device = \"{options.Device}\": the native engine runs on \"cpu\" only (use backend \"torch\" for CUDA)");
+    }
+
+    private void CheckDevice(ModelEngineOptions options)
+    {
+        if (Check(options) is { } problem)
         {
-            throw new ArgumentException($"device = \"{options.Device}\": the native engine runs on \"cpu\" only (use backend \"torch\" for CUDA)");
+            throw new ArgumentException(problem.Message);
         }
     }
 }
@@ -72,12 +79,16 @@ public sealed class NativeModelEngine : IModelEngine
 /// <summary>A native policy for generation: <see cref="Transformer"/> and <see cref="Generator"/> over its own weights.</summary>
 /// <param name="weights">The weights (held; <see cref="SetWeights"/> overwrites them).</param>
 /// <param name="threads">OpenBLAS threads.</param>
-public sealed class NativePolicySampler(ModelWeights weights, int threads) : IPolicySampler
+/// <param name="maxPositions">Positions covered (0: min(max_position_embeddings, 8192)).</param>
+public sealed class NativePolicySampler(ModelWeights weights, int threads, int maxPositions = 0) : IPolicySampler
 {
-    private readonly Generator _generator = new(new Transformer(weights, new TransformerOptions { Threads = threads }));
+    private readonly Generator _generator = new(new Transformer(weights, new TransformerOptions { Threads = threads, MaxPositions = maxPositions > 0 ? maxPositions : null }));
 
     /// <inheritdoc/>
     public DeepSeekV3Config Config => weights.Config;
+
+    /// <inheritdoc/>
+    public int MaxPositions => _generator.Model!.MaxPositions;
 
     /// <summary>The generator (speculative MTP decoding and the naive cache are native-only).</summary>
     public Generator Generator => _generator;

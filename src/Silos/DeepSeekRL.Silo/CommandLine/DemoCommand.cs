@@ -37,10 +37,7 @@ public static class DemoCommand
         {
             var preset = parseResult.GetValue(quick) ? DemoPreset.Quick : DemoPreset.Full;
             var (engine, on) = Model.BackendOptions.Read(parseResult, backend, device);
-            if (engine == DeepSeekRL.Model.Engines.ModelBackends.Torch && DeepSeekRL.Model.TorchSharp.TorchRuntime.TryLoad() is { } torchError)
-            {
-                throw new CliException("--backend torch: " + torchError);
-            }
+            _ = Model.BackendOptions.Engine(engine, on, parseResult.GetValue(threads)); // libtorch loads and the device exists, before any work
 
             var workDir = parseResult.GetValue(dir)?.FullName ?? Path.Combine(SiloEnvironment.Home(), ".data", "demo");
             var reportFile = parseResult.GetValue(report)?.FullName;

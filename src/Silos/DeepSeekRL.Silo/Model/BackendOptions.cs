@@ -1,6 +1,5 @@
 using System.CommandLine;
 using DeepSeekRL.Model.Engines;
-using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Silo.CommandLine;
 
 namespace DeepSeekRL.Silo.Model;
@@ -46,19 +45,13 @@ internal static class BackendOptions
             throw new CliException($"--threads: {threads} is not a positive number");
         }
 
-        if (backend == ModelBackends.Torch)
+        var engine = HostEngines.All.Get(backend);
+        var options = new ModelEngineOptions { Device = device, Threads = threads };
+        if (engine.Check(options) is { } problem)
         {
-            if (TorchRuntime.TryLoad() is { } error)
-            {
-                throw new CliException("--backend torch: " + error);
-            }
-
-            if (TorchRuntime.ParseDevice(device).Error is { } deviceError)
-            {
-                throw new CliException("--device: " + deviceError);
-            }
+            throw new CliException(problem.Field == "device" ? $"--device: {problem.Message}" : $"--backend {backend}: {problem.Message}");
         }
 
-        return (HostEngines.All.Get(backend), new ModelEngineOptions { Device = device, Threads = threads });
+        return (engine, options);
     }
 }

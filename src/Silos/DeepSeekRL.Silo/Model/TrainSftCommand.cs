@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using DeepSeekRL.Model.Engines;
-using DeepSeekRL.Model.TorchSharp;
 using DeepSeekRL.Model.Training;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
@@ -49,10 +47,7 @@ public static class TrainSftCommand
         command.SetHandler(async (parseResult, cancellationToken) =>
         {
             var (engine, on) = BackendOptions.Read(parseResult, backend, device);
-            if (engine == ModelBackends.Torch && TorchRuntime.TryLoad() is { } torchError)
-            {
-                throw new CliException("--backend torch: " + torchError);
-            }
+            _ = BackendOptions.Engine(engine, on, parseResult.GetValue(threads)); // libtorch loads and the device exists, before any work
 
             var modelDir = parseResult.GetValue(model)!.FullName;
             var (weights, error) = ModelWeights.LoadDirectory(modelDir);

@@ -1,3 +1,4 @@
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
 
@@ -11,7 +12,7 @@ namespace DeepSeekRL.Silo.Serving;
 /// <summary>Runs generation requests on one model, fairly between requests, with a bounded queue. Thread-safe.</summary>
 internal sealed class GenerationScheduler : IDisposable
 {
-    private readonly Generator _generator;
+    private readonly IPolicySampler _sampler;
     private readonly int _maxQueue;
     private readonly int _maxBatch;
     private readonly LinkedList<Job> _jobs = [];
@@ -21,9 +22,9 @@ internal sealed class GenerationScheduler : IDisposable
     private int _admitted;
     private int _running;
 
-    public GenerationScheduler(Transformer model, int maxQueue, int maxBatch)
+    public GenerationScheduler(IPolicySampler sampler, int maxQueue, int maxBatch)
     {
-        _generator = new Generator(model);
+        _sampler = sampler;
         _maxQueue = maxQueue;
         _maxBatch = maxBatch;
         _worker = new Thread(Run) { IsBackground = true, Name = "serve-generation" };
@@ -135,7 +136,7 @@ internal sealed class GenerationScheduler : IDisposable
 
         try
         {
-            var result = _generator.Generate(prompts, streams, job.Options, KvCacheKind.Absorbed, job.CancellationToken);
+            var result = _sampler.Generate(prompts, streams, job.Options, job.CancellationToken);
             for (var j = 0; j < count; j++)
             {
                 job.Results[first + j] = result.Sequences[j];

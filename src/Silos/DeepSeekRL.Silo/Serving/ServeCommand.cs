@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Net;
-using DeepSeekRL.Model.Inference;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Weights;
 using DeepSeekRL.Silo.CommandLine;
+using DeepSeekRL.Silo.Model;
 using DeepSeekRL.Tokenizers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -17,9 +18,9 @@ using Microsoft.Extensions.Logging.Console;
 namespace DeepSeekRL.Silo.Serving;
 
 /// <summary>
-/// <c>deepseekrl serve --model DIR [--tokenizer FILE] [--port N] [--host ADDR] [--threads N]</c>: an OpenAI-compatible
-/// HTTP server (<c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>, streaming and log-probs) for a
-/// native checkpoint. One thread runs the model (a transformer is not thread-safe); admitted requests (at most
+/// <c>deepseekrl serve --model DIR [--tokenizer FILE] [--port N] [--host ADDR] [--threads N] [--backend native|torch]
+/// [--device D]</c>: an OpenAI-compatible HTTP server (<c>/v1/models</c>, <c>/v1/completions</c>, <c>/v1/chat/completions</c>,
+/// streaming and log-probs) for a checkpoint, on either engine (<see cref="IPolicySampler"/>). One thread runs the model (a transformer is not thread-safe); admitted requests (at most
 /// <c>--max-queue</c>) take turns in slices of <c>--max-batch</c> sequences; <c>n</c> (1..64) samples of a prompt draw
 /// from independent per-sequence streams of the request's seed (random when none is given; streaming takes n = 1 only).
 /// </summary>
@@ -33,15 +34,17 @@ public static class ServeCommand
         var tokenizer = new Option<FileInfo?>("--tokenizer") { Description = "tokenizer.json (default: the one in the model directory)." };
         var port = new Option<int>("--port") { Description = "The TCP port (default 8000; 0 = any free port, printed).", DefaultValueFactory = _ => 8000 };
         var host = new Option<string>("--host") { Description = "The address to listen on (default 127.0.0.1, loopback only).", DefaultValueFactory = _ => "127.0.0.1" };
-        var threads = new Option<int>("--threads") { Description = "OpenBLAS threads (default 2).", DefaultValueFactory = _ => 2 };
+        var threads = new Option<int>("--threads") { Description = "The engine's threads (OpenBLAS, or libtorch's intra-op; default 2).", DefaultValueFactory = _ => 2 };
+        var backend = BackendOptions.Backend();
+        var device = BackendOptions.Device();
         var name = new Option<string?>("--served-model-name") { Description = "The model id reported and accepted (default: the model directory's name)." };
         var defaults = new ServeLimits();
         var maxBody = new Option<long>("--max-body-bytes") { Description = $"The largest request body in bytes; larger ones get 413 (default {defaults.MaxBodyBytes}).", DefaultValueFactory = _ => defaults.MaxBodyBytes };
         var maxQueue = new Option<int>("--max-queue") { Description = $"Requests admitted at once, generating or waiting; more get 429 with Retry-After (default {defaults.MaxQueue}).", DefaultValueFactory = _ => defaults.MaxQueue };
         var maxSequences = new Option<int>("--max-sequences") { Description = $"Prompts x n of one request, at most (default {defaults.MaxSequences}).", DefaultValueFactory = _ => defaults.MaxSequences };
         var maxBatch = new Option<int>("--max-batch") { Description = $"Sequences generated together; requests take turns batch by batch (default {defaults.MaxBatch}).", DefaultValueFactory = _ => defaults.MaxBatch };
-        var command = new Command("serve", "Serve a native checkpoint over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions).");
-        foreach (var option in new Option[] { model, tokenizer, port, host, threads, name, maxBody, maxQueue, maxSequences, maxBatch })
+        var command = new Command("serve", "Serve a checkpoint over an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions).");
+        foreach (var option in new Option[] { model, tokenizer, port, host, threads, name, maxBody, maxQueue, maxSequences, maxBatch, backend, device })
         {
             command.Options.Add(option);
         }
@@ -59,6 +62,8 @@ public static class ServeCommand
             {
                 throw new CliException($"--threads: {threadCount} is not a positive number");
             }
+
+            var (backendName, deviceName) = BackendOptions.Read(parseResult, backend, device);
 
             var limits = new ServeLimits
             {
@@ -102,7 +107,9 @@ public static class ServeCommand
                 throw new CliException("--model: " + error);
             }
 
-            var transformer = new Transformer(weights, new TransformerOptions { Threads = threadCount, MaxPositions = weights.Config.MaxPositionEmbeddings });
+            var (engineChoice, engineOptions) = BackendOptions.Engine(backendName, deviceName, threadCount);
+            using var sampler = engineChoice.CreateSampler(weights, engineOptions with { MaxPositions = weights.Config.MaxPositionEmbeddings });
+            weights = null; // the sampler holds its own copy
             var id = parseResult.GetValue(name) ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(modelDir));
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
@@ -123,7 +130,7 @@ public static class ServeCommand
             });
             await using var app = builder.Build();
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("DeepSeekRL.Serve");
-            using var engine = new ServingEngine(id, transformer, bpe, weights.Config.EosTokenId, limits, logger, TimeProvider.System);
+            using var engine = new ServingEngine(id, sampler, bpe, sampler.Config.EosTokenId, limits, logger, TimeProvider.System);
             engine.Map(app);
             try
             {

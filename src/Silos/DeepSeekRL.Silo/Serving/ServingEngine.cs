@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Encodings.Web;
 using System.Text.Json.Nodes;
+using DeepSeekRL.Model.Engines;
 using DeepSeekRL.Model.Inference;
 using DeepSeekRL.Model.Sampling;
 using DeepSeekRL.Text;
@@ -22,7 +23,7 @@ internal sealed class ServingEngine : IDisposable
     private const int MaxStops = 4;
     private const int MaxN = 64;
     private readonly string _id;
-    private readonly Transformer _model;
+    private readonly IPolicySampler _model;
     private readonly BpeTokenizer _tokenizer;
     private readonly ServeLimits _limits;
     private readonly ILogger _logger;
@@ -34,7 +35,7 @@ internal sealed class ServingEngine : IDisposable
     private readonly GenerationScheduler _scheduler;
     private static readonly JsonSerializerOptions Wire = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public ServingEngine(string id, Transformer model, BpeTokenizer tokenizer, int? eosTokenId, ServeLimits limits, ILogger logger, TimeProvider time)
+    public ServingEngine(string id, IPolicySampler model, BpeTokenizer tokenizer, int? eosTokenId, ServeLimits limits, ILogger logger, TimeProvider time)
     {
         _id = id;
         _model = model;
@@ -67,7 +68,7 @@ internal sealed class ServingEngine : IDisposable
 
         // A text of L characters has at least L UTF-8 bytes and a token covers at most maxTokenBytes of them, so a
         // prompt longer than context x maxTokenBytes characters cannot fit: it is refused without tokenizing it.
-        MaxPromptChars = (long)model.Rope.MaxPositions * maxTokenBytes;
+        MaxPromptChars = (long)model.MaxPositions * maxTokenBytes;
         _scheduler = new GenerationScheduler(model, limits.MaxQueue, limits.MaxBatch);
     }
 
@@ -499,7 +500,7 @@ internal sealed class ServingEngine : IDisposable
             }
         }
 
-        var limit = _model.Rope.MaxPositions;
+        var limit = _model.MaxPositions;
         foreach (var p in prompts)
         {
             if (p.Length == 0)
@@ -603,7 +604,7 @@ internal sealed class ServingEngine : IDisposable
         if (chars > MaxPromptChars)
         {
             throw new BadRequestException(
-                $"The prompt has {chars} characters; this model's context of {_model.Rope.MaxPositions} tokens holds at most {MaxPromptChars} characters",
+                $"The prompt has {chars} characters; this model's context of {_model.MaxPositions} tokens holds at most {MaxPromptChars} characters",
                 param, code: "context_length_exceeded");
         }
     }
