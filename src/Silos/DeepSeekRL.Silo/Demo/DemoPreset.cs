@@ -101,9 +101,7 @@ public sealed record DemoPreset
         EvalPrompts = 100,
         PretrainDocuments = 1500,
         PretrainEpochs = 1,
-        // 18,000: 12,000 cold-start traces taught the format to no model (checks 0.06 → 0.00, accuracy 0 → 0 after GRPO
-        // on seed 1), 18,000 did (checks 0.24 → 0.88, accuracy 0.06 → 0.11; docs/demo.md).
-        SftExamples = 18000,
+        SftExamples = 12000,
         ColdStartMix = new(0.45, 0.3, 0.25),
 
         // 2-3 digits: a cold start of 15,000 traces (half of them worked) of 3-4 digit additions wrote steps that were
