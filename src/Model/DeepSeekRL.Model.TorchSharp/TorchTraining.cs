@@ -108,6 +108,7 @@ public sealed class TorchGrpoEngine : IGrpoEngine, IDisposable
     /// <inheritdoc/>
     public void ZeroGradients()
     {
+        using var scope = NewDisposeScope(); // .grad hands out a new handle each time
         using var noGrad = no_grad();
         _model.Flat.grad?.zero_();
     }
@@ -218,6 +219,7 @@ public sealed class TorchTrainer(TorchDeepSeekV3 model, TorchAdamW optimizer)
     internal static void UpdateBias(TorchDeepSeekV3 model, int layer, ReadOnlySpan<float> load, float speed)
     {
         var name = $"model.layers.{layer}.mlp.gate.e_score_correction_bias";
+        using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         using var view = model.P(name);
         var bias = new float[view.shape[0]];

@@ -35,5 +35,9 @@ public interface IDecoder
     void Decode(ReadOnlySpan<int> tokens, ReadOnlySpan<int> positions, ReadOnlySpan<int> slots, IDecodingCache cache, ReadOnlySpan<int> logitRows, Span<float> logits);
 }
 
-/// <summary>An engine's decoding cache (opaque to the generator).</summary>
-public interface IDecodingCache;
+/// <summary>
+/// An engine's decoding cache (opaque to the generator). Disposing it frees what it holds at once: a libtorch cache's
+/// tensors are native memory the garbage collector does not see, and left to finalizers they piled up by the gigabyte
+/// (one cache per generation call).
+/// </summary>
+public interface IDecodingCache : IDisposable;

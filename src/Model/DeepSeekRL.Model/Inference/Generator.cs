@@ -119,7 +119,7 @@ public sealed class Generator
             throw new ArgumentException($"a prompt of {maxPrompt} tokens leaves no room in {_decoder.MaxPositions} positions", nameof(prompts));
         }
 
-        var cache = _decoder.CreateDecodingCache(cacheKind, b, maxLen);
+        using var cache = _decoder.CreateDecodingCache(cacheKind, b, maxLen);
         var v = _decoder.Config.VocabSize;
         var d = _decoder.Config.HiddenSize;
 

@@ -49,6 +49,11 @@ public sealed class KvCache : IDecodingCache
     /// <summary>Per layer: (slots, maxLength, entryWidth), pinned.</summary>
     public float[][] LayerData { get; }
 
+    /// <summary>Nothing to free: the layers are managed arrays.</summary>
+    public void Dispose()
+    {
+    }
+
     /// <summary>Bytes of fp32 cache per token over all layers.</summary>
     public long BytesPerToken => (long)EntryWidth * Layers * sizeof(float);
 
