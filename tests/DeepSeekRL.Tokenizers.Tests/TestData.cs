@@ -52,9 +52,10 @@ internal static class TestData
             return (ids, rust);
         })];
 
+    /// <summary>Writes a file named <paramref name="name"/> in a directory of its own (tests of several classes run at once and use the same names).</summary>
     public static string WriteTemp(string name, string content)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "deepseekrl-tok-tests-" + Environment.ProcessId);
+        var dir = Path.Combine(Path.GetTempPath(), "deepseekrl-tok-tests-" + Environment.ProcessId, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, name);
         File.WriteAllText(path, content);
