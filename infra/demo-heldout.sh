@@ -22,7 +22,7 @@ $cli tokenizer encode --tokenizer "$dir/tokenizer.json" --input "$tmp/text.jsonl
 mapfile -t prompts < <($py -c 'import json,sys; [print(",".join(map(str, json.loads(l)["ids"]))) for l in open(sys.argv[1])]' "$tmp/ids.jsonl")
 args=()
 for p in "${prompts[@]}"; do args+=(--prompt "$p"); done
-OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} $cli model generate --model "$dir/$model" "${args[@]}" --max-tokens 160 --temperature 0 > "$tmp/generated.txt"
+$cli model generate --model "$dir/$model" "${args[@]}" --max-tokens 160 --temperature 0 > "$tmp/generated.txt"
 $py - "$tmp/generated.txt" "$tmp/out-ids.jsonl" <<'PY'
 import json, sys
 with open(sys.argv[2], "w") as out:

@@ -12,7 +12,9 @@ seeds=("${@:-1 2 3}")
 mkdir -p "$out"
 flag=""
 [[ "$preset" == quick ]] && flag="--quick"
-export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}"
+# shellcheck source=infra/prerequisites.sh
+source "$here/infra/prerequisites.sh"
+openblas_coretype
 for s in "${seeds[@]}"; do
   start=$(date +%s.%N)
   /usr/bin/time -v -o "$out/time-$s.txt" "$here/deepseekrl" demo $flag --seed "$s" --dir "$out/run-$s" --api-port 0 \

@@ -15,6 +15,20 @@
 
 prereq_all=(postgresql openblas sandbox chromium)
 
+# openblas_coretype [CPUINFO]: exports OPENBLAS_CORETYPE=SkylakeX when it is unset and the CPU has the AVX-512 subset those
+# kernels use (F, CD, BW, DQ, VL). OpenBLAS 0.3.21 can take a Zen 4/5 for an older core and pick slow kernels, so an
+# AVX-512 machine gets them by name; on any other CPU (a Zen 3 reads "Zen" here) its own detection stays, since
+# SkylakeX kernels on a CPU without AVX-512 die of SIGILL. The engine (Blas.cs) makes the same choice.
+openblas_coretype() {
+  [[ -n "${OPENBLAS_CORETYPE:-}" ]] && return 0
+  local flags f
+  flags=" $(grep -m1 '^flags' "${1:-/proc/cpuinfo}" 2>/dev/null) "
+  for f in avx512f avx512cd avx512bw avx512dq avx512vl; do
+    [[ "$flags" == *" $f "* ]] || return 0
+  done
+  export OPENBLAS_CORETYPE=SkylakeX
+}
+
 # prereq_packages CAPABILITY: its Debian packages, space-separated.
 prereq_packages() {
   case "$1" in

@@ -5,8 +5,10 @@
 set -uo pipefail
 home="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$home"
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" \
-  OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+# shellcheck source=infra/prerequisites.sh
+source "$home/infra/prerequisites.sh"
+openblas_coretype
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 
 started=$(date +%s)
 bash infra/setup.sh || { echo "0 passed, 1 failed (set-up failed)"; exit 1; }

@@ -98,6 +98,38 @@ public sealed class LauncherTests : IDisposable
         Assert.Equal(0, present.ExitCode);
     }
 
+    [Theory]
+    [InlineData("fpu sse4_2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512_bf16", "SkylakeX")]
+    [InlineData("fpu sse4_2 avx avx2 fma", "")] // a Zen 3: SkylakeX kernels would die of SIGILL
+    [InlineData("fpu sse4_2 avx avx2 fma avx512f avx512cd", "")] // no BW/DQ/VL (Knights Landing)
+    public async Task LauncherCoreType_ForcesSkylakeXOnlyWithAvx512(string flags, string expected)
+    {
+        var cpuinfo = Path.Combine(_dir, "cpuinfo");
+        await File.WriteAllTextAsync(cpuinfo, $"processor\t: 0\nflags\t\t: {flags}\n", Ct);
+
+        var run = await RunBashAsync($"unset OPENBLAS_CORETYPE; source infra/prerequisites.sh; openblas_coretype '{cpuinfo}'; echo \"${{OPENBLAS_CORETYPE:-}}\"");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(expected, run.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task LauncherCoreType_OnThisCpu_IsTheEnginesChoice()
+    {
+        var run = await RunBashAsync("unset OPENBLAS_CORETYPE; source infra/prerequisites.sh; openblas_coretype; echo \"${OPENBLAS_CORETYPE:-}\"");
+
+        Assert.Equal(0, run.ExitCode);
+        Assert.Equal(DeepSeekRL.Model.Kernels.Blas.DefaultCoreType ?? string.Empty, run.StandardOutput.Trim());
+    }
+
+    [Fact]
+    public async Task LauncherCoreType_AlreadySet_IsKept()
+    {
+        var run = await RunBashAsync("export OPENBLAS_CORETYPE=Haswell; source infra/prerequisites.sh; openblas_coretype; echo \"$OPENBLAS_CORETYPE\"");
+
+        Assert.Equal("Haswell", run.StandardOutput.Trim());
+    }
+
     private static async Task<CliResult> RunAsync(string[] arguments, Dictionary<string, string?> environment)
     {
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

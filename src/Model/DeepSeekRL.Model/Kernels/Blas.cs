@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace DeepSeekRL.Model.Kernels;
 
@@ -8,8 +9,9 @@ namespace DeepSeekRL.Model.Kernels;
 /// <summary>Row-major single-precision matrix products through OpenBLAS.</summary>
 /// <remarks>
 /// OpenBLAS reads <c>OPENBLAS_CORETYPE</c> when the library loads. On Zen 4/5 its auto-detection can fall back to a
-/// slow kernel, so the first use sets it to <c>SkylakeX</c> (AVX-512) in the native environment when absent (the
-/// launcher exports it too). The thread count is process-wide (<see cref="SetThreads"/>); it is not thread-safe to
+/// slow kernel, so on a CPU with the AVX-512 subset of those kernels the first use sets it to <c>SkylakeX</c> in the
+/// native environment when absent (the launcher exports it too); on any other CPU OpenBLAS's own detection stays
+/// (SkylakeX kernels die of SIGILL there). The thread count is process-wide (<see cref="SetThreads"/>); it is not thread-safe to
 /// change it while products run.
 /// </remarks>
 public static unsafe partial class Blas
@@ -37,8 +39,14 @@ public static unsafe partial class Blas
 
     static Blas() => NativeLibrary.SetDllImportResolver(typeof(Blas).Assembly, Resolve);
 
-    /// <summary>The core type forced when <c>OPENBLAS_CORETYPE</c> is not set.</summary>
-    public const string DefaultCoreType = "SkylakeX";
+    /// <summary>
+    /// The core type forced when <c>OPENBLAS_CORETYPE</c> is not set: <c>SkylakeX</c> on a CPU with AVX-512 F, CD, BW,
+    /// DQ and VL, else <see langword="null"/> (OpenBLAS detects the core itself).
+    /// </summary>
+    public static string? DefaultCoreType { get; } =
+        Avx512F.IsSupported && Avx512CD.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported && Avx512F.VL.IsSupported
+            ? "SkylakeX"
+            : null;
 
     /// <summary>Sets the core type (if absent) before the library loads, and the OpenBLAS thread count.</summary>
     /// <param name="threads">OpenBLAS threads (at least 1).</param>
@@ -93,7 +101,7 @@ public static unsafe partial class Blas
         }
 
         // Environment.SetEnvironmentVariable does not reach the native environ on Linux; setenv does.
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE")))
+        if (DefaultCoreType is not null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE")))
         {
             _ = setenv("OPENBLAS_CORETYPE", DefaultCoreType, 0);
             Environment.SetEnvironmentVariable("OPENBLAS_CORETYPE", DefaultCoreType);
