@@ -9,6 +9,7 @@ using DeepSeekRL.Grains.Hosting;
 using DeepSeekRL.Storage.Policies;
 using DeepSeekRL.Storage.Stores;
 using DeepSeekRL.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace DeepSeekRL.Grains.Tests.Campaigns;
@@ -54,7 +55,8 @@ public sealed class CampaignRunTests : IDisposable
         return created.Value.Id;
     }
 
-    private static async Task<CampaignStatus> RunAsync(NpgsqlDataSource dataSource, long id, TimeSpan timeout, int rolloutBatch = 1)
+    private static async Task<CampaignStatus> RunAsync(
+        NpgsqlDataSource dataSource, long id, TimeSpan timeout, int rolloutBatch = 1, Func<SiloServices, Task>? beforeStop = null)
     {
         var settings = new SiloSettings { Engines = TestEngines.All, CampaignId = id, Name = $"test-{id}-{Guid.NewGuid():N}", RolloutBatch = rolloutBatch, Private = true };
         using var silo = await SiloHost.StartAsync(dataSource, settings, 1, null, Ct);
@@ -65,6 +67,11 @@ public sealed class CampaignRunTests : IDisposable
             var status = await repository.GetStatusAsync(id, Ct);
             if (status!.State is CampaignState.Completed or CampaignState.Failed or CampaignState.Cancelled)
             {
+                if (beforeStop is not null)
+                {
+                    await beforeStop(silo.Services.GetRequiredService<SiloServices>());
+                }
+
                 await silo.StopAsync(Ct);
                 return status;
             }
@@ -82,9 +89,22 @@ public sealed class CampaignRunTests : IDisposable
         await using var db = await EngineDatabase.CreateAsync(Ct);
         var spec = WriteSpec("train-" + backend, """{"rules": [{"rule": "accuracy"}, {"rule": "cosine"}]}""", steps: 3, backend: backend);
         var id = await CreateAsync(db.DataSource, spec);
-        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3));
+        int loads = 0;
+        var released = false;
+        var status = await RunAsync(db.DataSource, id, TimeSpan.FromMinutes(3), beforeStop: async services =>
+        {
+            // The silo held the campaign's policy to sample with; once the campaign is over it lets go of it.
+            loads = services.Policies.Loads;
+            var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(60);
+            while (!(released = !services.Policies.HeldCampaigns.Contains(id)) && TimeProvider.System.GetUtcNow() < deadline)
+            {
+                await Task.Delay(100, Ct);
+            }
+        });
 
         Assert.Equal(CampaignState.Completed, status.State);
+        Assert.True(loads > 0, "the silo never loaded the campaign's policy");
+        Assert.True(released, "the completed campaign's policy is still held after 60 s");
         Assert.Equal(3, status.StepsCompleted);
         Assert.Equal(3, status.PolicyVersion);
         Assert.Equal(3L, await db.DataSource.ScalarAsync<long>("SELECT count(*) FROM step_metrics WHERE campaign_id = $1", Ct, id));

@@ -118,16 +118,25 @@ public sealed class NativePolicyCache(PolicyRegistry registry, CampaignCatalog c
     /// <param name="data">The weights (copied).</param>
     public void Offer(long campaignId, int version, ReadOnlySpan<float> data) => _offered[campaignId] = (version, data.ToArray());
 
-    /// <summary>Drops a campaign's policy (it finished).</summary>
+    /// <summary>The campaigns whose policy or offered weights this process holds.</summary>
+    public IReadOnlyList<long> HeldCampaigns => [.. _held.Keys.Union(_offered.Keys)];
+
+    /// <summary>
+    /// Drops a campaign's policy and offered weights (it finished) and disposes its sampler. Not while the sampler
+    /// generates: <see cref="RolloutSampler.ReleaseAsync"/> calls it between turns.
+    /// </summary>
     /// <param name="campaignId">The campaign.</param>
-    public void Forget(long campaignId)
+    /// <returns>Whether anything was held.</returns>
+    public bool Forget(long campaignId)
     {
+        var found = _offered.TryRemove(campaignId, out _);
         if (_held.TryRemove(campaignId, out var held))
         {
             held.Sampler.Dispose();
+            found = true;
         }
 
-        _offered.TryRemove(campaignId, out _);
+        return found;
     }
 
     private static bool SameLayout(IPolicySampler sampler, ModelWeights weights) =>

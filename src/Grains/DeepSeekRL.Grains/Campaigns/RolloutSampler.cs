@@ -122,6 +122,27 @@ public sealed class RolloutSampler(CampaignCatalog catalog, NativePolicyCache po
         return results;
     }
 
+    /// <summary>
+    /// Drops the held policies of campaigns that finished, between turns (so never under a running generation): a
+    /// sampler holds a copy of the model, and the engine's native memory for a libtorch one.
+    /// </summary>
+    /// <param name="campaignIds">The finished campaigns.</param>
+    /// <param name="cancellationToken">Cancels the wait for the current turn.</param>
+    /// <returns>How many campaigns' policies were dropped.</returns>
+    public async Task<int> ReleaseAsync(IEnumerable<long> campaignIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(campaignIds);
+        await _turn.WaitAsync(cancellationToken);
+        try
+        {
+            return campaignIds.Count(policies.Forget);
+        }
+        finally
+        {
+            _turn.Release();
+        }
+    }
+
     /// <inheritdoc/>
     public async Task<EvaluationChunkResult> EvaluateAsync(EvaluationWork work, CancellationToken cancellationToken)
     {

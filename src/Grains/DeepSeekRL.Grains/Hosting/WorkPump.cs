@@ -41,6 +41,7 @@ internal sealed partial class WorkPump(
         {
             var worker = grains.GetGrain<IRolloutWorkerGrain>(0);
             loops.Add(PumpAsync([CampaignWork.Rollout, CampaignWork.Evaluation], Math.Max(1, settings.RolloutBatch), worker.ProcessAsync, stoppingToken));
+            loops.Add(EveryAsync("policy release", PolicyReleaseInterval, ReleaseFinishedPoliciesAsync, stoppingToken));
         }
 
         if (settings.Roles.Contains(SiloRoles.Reward))
@@ -50,6 +51,25 @@ internal sealed partial class WorkPump(
         }
 
         await Task.WhenAll(loops);
+    }
+
+    // How often the rollout role drops the policies of campaigns that are no longer created, running or paused.
+    private static readonly TimeSpan PolicyReleaseInterval = TimeSpan.FromSeconds(5);
+
+    private async Task ReleaseFinishedPoliciesAsync(CancellationToken token)
+    {
+        var held = services.Policies.HeldCampaigns;
+        if (held.Count == 0)
+        {
+            return;
+        }
+
+        var active = (await services.Campaigns.ActiveAsync(token)).ToHashSet();
+        var finished = held.Where(id => !active.Contains(id)).ToList();
+        if (finished.Count > 0 && await services.Sampler.ReleaseAsync(finished, token) is var released and > 0)
+        {
+            LogReleased(logger, released, string.Join(", ", finished));
+        }
     }
 
     private async Task PumpAsync(string[] kinds, int batch, Func<ClaimedWork[], Task<WorkOutcome[]>> process, CancellationToken token)
@@ -122,6 +142,9 @@ internal sealed partial class WorkPump(
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "released the held policies of {Count} finished campaigns ({Campaigns})")]
+    private static partial void LogReleased(ILogger logger, int count, string campaigns);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{What}: {Type}: {Error}; retrying")]
     private static partial void LogRetrying(ILogger logger, string what, string type, string error);
