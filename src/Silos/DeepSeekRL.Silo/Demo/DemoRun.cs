@@ -246,6 +246,10 @@ internal sealed class DemoRun
         File.Move(temp, path, overwrite: true);
     }
 
+    private string AdditionsColdStart() => _preset.WorkedColdStart is { } worked
+        ? $"worked columns, {Percent(worked.Full)} full, {Percent(worked.EmptyThink)} empty think, {Percent(worked.OneDigitWrong)} one digit wrong"
+        : $"guess and check, {Percent(_preset.ColdStartMix.Direct)} unchecked, {Percent(_preset.ColdStartMix.Checked)} checked, {Percent(_preset.ColdStartMix.Repaired)} repaired";
+
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0.#}%");
 
     private string Describe(string stage) => stage switch
@@ -253,7 +257,7 @@ internal sealed class DemoRun
         "data" => $"seeded tasks (seed {_seed}): addition with carries of {_preset.Additions.MinOperandDigits}-{_preset.Additions.MaxOperandDigits} digit operands ({_preset.EvalPrompts} held out, {_preset.SftExamples} cold-start traces, {_preset.RlPrompts} RL prompts) and small Countdown puzzles ({_preset.CountdownEvalPrompts} held out, {_preset.CountdownSftExamples} guess-and-check traces, {_preset.CountdownRlPrompts} RL prompts); {_preset.PretrainDocuments} corpus documents",
         "tokenizer" => "train the BPE tokenizer on the corpus (character vocabulary, R1 special tokens)",
         "pretrain" => $"initialise a tiny DeepSeek-V3 (MoE + MLA + MTP) and pretrain it from scratch on the corpus ({_preset.PretrainEpochs} epoch)",
-        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: guess and check, {Percent(_preset.ColdStartMix.Direct)} unchecked, {Percent(_preset.ColdStartMix.Checked)} checked, {Percent(_preset.ColdStartMix.Repaired)} repaired; Countdown: guess and check, {Percent(_preset.CountdownColdStart.Direct)} unchecked, {Percent(_preset.CountdownColdStart.Checked)} checked, {Percent(_preset.CountdownColdStart.Repaired)} repaired)",
+        "sft" => $"cold-start SFT on {_preset.SftExamples + _preset.CountdownSftExamples} R1-format traces (addition: {AdditionsColdStart()}; Countdown: guess and check, {Percent(_preset.CountdownColdStart.Direct)} unchecked, {Percent(_preset.CountdownColdStart.Checked)} checked, {Percent(_preset.CountdownColdStart.Repaired)} repaired)",
         "eval_base" => $"greedy evaluation of the pretrained base on the {_preset.EvalPrompts} held-out additions and {_preset.CountdownEvalPrompts} held-out Countdown puzzles",
         "eval_sft" => "greedy evaluation of the SFT model on the same prompts",
         "rl" => $"GRPO campaign: {_preset.RlSteps} steps x {_preset.RlPromptsPerStep} prompts x G = {_preset.GroupSize}, accuracy (addition) / countdown (Countdown) + format_r1 + language_consistency + check_consistency, advantages normalised over the batch, held-out additions evaluated every {_preset.EvalEvery} steps, Countdown after the last",
@@ -326,7 +330,10 @@ internal sealed class DemoRun
         new Random(_seed + 17).Shuffle(rlRows);
         DemoDataset.WriteJsonl(PathOf("rl.jsonl"), rlRows);
 
-        var mix = DemoTraces.ArithmeticMix(sftTasks, _seed, _preset.ColdStartMix).Concat(DemoTraces.CountdownMix(countdownSft, _seed + 1, _preset.CountdownColdStart)).ToArray();
+        var additions = _preset.WorkedColdStart is { } worked
+            ? DemoTraces.SftMix(sftTasks, _seed, worked)
+            : DemoTraces.ArithmeticMix(sftTasks, _seed, _preset.ColdStartMix);
+        var mix = additions.Concat(DemoTraces.CountdownMix(countdownSft, _seed + 1, _preset.CountdownColdStart)).ToArray();
         new Random(_seed + 29).Shuffle(mix);
         using (var writer = new StreamWriter(PathOf("sft.jsonl"), false, new UTF8Encoding(false)))
         {
